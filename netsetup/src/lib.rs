@@ -1,1 +1,167 @@
-pub fn x(){}
+//! netsetup: berth's network library.
+//!
+//! It knows networks, not processes: the bridge and its gateway address, berth's nftables
+//! table, IP leases, veth pairs, the container side of an interface, and the resolv.conf and
+//! hosts files. It is handed a network namespace (a pid or an fd) and a spec, and gives back
+//! what it made; it never forks, never reads a container's state and never prints, so the
+//! same functions serve `berth run` and a CNI plugin.
+
+mod dns;
+mod error;
+pub mod firewall;
+mod ipam;
+pub mod netlink;
+mod veth;
+
+use std::fs;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+pub use ipnet::Ipv4Net;
+
+pub use dns::{container_resolv_conf, hosts_file};
+pub use error::{Error, Result};
+pub use ipam::{write_atomically, LeaseFile, LeaseOwner};
+pub use netlink::{Link, Netlink};
+pub use veth::{mac_for, Namespace};
+
+/// A bridge network: its name, the bridge interface, the subnet and the gateway on the bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkSpec {
+    /// The network's name (`bridge` for the default one).
+    pub name: String,
+    /// The bridge interface, at most 15 bytes.
+    pub bridge: String,
+    /// The containers' subnet.
+    pub subnet: Ipv4Net,
+    /// The bridge's own address in the subnet; the containers' default route.
+    pub gateway: Ipv4Addr,
+}
+
+impl NetworkSpec {
+    /// The default network: bridge `berth0`, 10.201.0.0/16, gateway 10.201.0.1.
+    pub fn default_bridge() -> Self {
+        NetworkSpec {
+            name: "bridge".into(),
+            bridge: "berth0".into(),
+            subnet: Ipv4Net::new(Ipv4Addr::new(10, 201, 0, 0), 16).expect("a valid prefix"),
+            gateway: Ipv4Addr::new(10, 201, 0, 1),
+        }
+    }
+
+    /// `addr` with the subnet's prefix length.
+    pub fn with_prefix(&self, addr: Ipv4Addr) -> Ipv4Net {
+        Ipv4Net::new(addr, self.subnet.prefix_len()).expect("the subnet's prefix is valid")
+    }
+
+    /// The lease file of this network, kept in `state_dir`.
+    pub fn lease_file(&self, state_dir: &Path) -> LeaseFile {
+        LeaseFile::new(state_dir, self.subnet, self.gateway)
+    }
+}
+
+/// Makes sure `network` is ready for containers: the bridge exists, carries the gateway
+/// address and is up; IPv4 forwarding is on; berth's nftables table exists. Cheap when all
+/// is in place (two netlink round trips and a read of one sysctl), idempotent, and safe when
+/// many callers race. Returns the bridge's interface index.
+pub fn ensure_network(
+    netlink: &mut Netlink,
+    network: &NetworkSpec,
+    state_dir: &Path,
+) -> Result<u32> {
+    let bridge = match netlink.link_by_name(&network.bridge)? {
+        Some(link) => link,
+        None => {
+            netlink.create_bridge(&network.bridge)?;
+            netlink
+                .link_by_name(&network.bridge)?
+                .ok_or_else(|| Error::Netlink {
+                    op: "look up interface",
+                    object: network.bridge.clone(),
+                    source: std::io::Error::from_raw_os_error(libc::ENODEV),
+                })?
+        }
+    };
+    if bridge.kind != "bridge" {
+        return Err(Error::NotABridge {
+            name: network.bridge.clone(),
+            kind: bridge.kind,
+        });
+    }
+    netlink.add_address(
+        bridge.index,
+        &network.bridge,
+        network.with_prefix(network.gateway),
+    )?;
+    if !bridge.up {
+        netlink.set_up(bridge.index, &network.bridge)?;
+    }
+    enable_forwarding()?;
+    if !firewall::table_exists()? {
+        let _lock = ipam::lock(&state_dir.join("firewall.lock"))?;
+        if !firewall::table_exists()? {
+            firewall::create_table(network)?;
+        }
+    }
+    Ok(bridge.index)
+}
+
+fn enable_forwarding() -> Result<()> {
+    const PATH: &str = "/proc/sys/net/ipv4/ip_forward";
+    let current = fs::read(PATH).map_err(|e| Error::file(PATH, e))?;
+    if current.first() != Some(&b'1') {
+        fs::write(PATH, b"1").map_err(|e| Error::file(PATH, e))?;
+    }
+    Ok(())
+}
+
+/// The host-side name of a container's veth: `bth` and the first 12 characters of its id.
+pub fn host_interface_name(container_id: &str) -> String {
+    let short: String = container_id.chars().take(12).collect();
+    format!("bth{short}")
+}
+
+/// Wires a container into the network: a veth pair whose host end `host_name` is on the bridge
+/// and up, and whose peer is born in `namespace` as `container_interface`, with the MAC derived
+/// from `addr`. The peer is configured from inside by [`configure_container_interface`].
+pub fn attach(
+    netlink: &mut Netlink,
+    bridge_index: u32,
+    host_name: &str,
+    container_interface: &str,
+    addr: Ipv4Addr,
+    namespace: Namespace<'_>,
+) -> Result<()> {
+    veth::create_pair(
+        netlink,
+        host_name,
+        bridge_index,
+        container_interface,
+        mac_for(addr),
+        namespace,
+    )
+}
+
+/// Brings `lo` up; `netlink` must have been opened inside the namespace.
+pub fn loopback_up(netlink: &mut Netlink) -> Result<()> {
+    // `lo` is always interface 1 of a network namespace.
+    netlink.set_up(1, "lo")
+}
+
+/// Configures a container's interface from inside its namespace (`netlink` opened there): up,
+/// its address, and the default route through `gateway`.
+pub fn configure_container_interface(
+    netlink: &mut Netlink,
+    interface: &str,
+    addr: Ipv4Net,
+    gateway: Ipv4Addr,
+) -> Result<()> {
+    let index = nix::net::if_::if_nametoindex(interface).map_err(|errno| Error::Netlink {
+        op: "look up interface",
+        object: interface.into(),
+        source: errno.into(),
+    })?;
+    netlink.set_up(index, interface)?;
+    netlink.add_address(index, interface, addr)?;
+    netlink.add_default_route(index, interface, gateway)
+}

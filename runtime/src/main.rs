@@ -1,1 +1,39 @@
-fn main(){}
+//! berth: parse the command line, dispatch, and turn errors into docker's exit codes.
+
+mod cli;
+mod commands;
+mod container;
+mod error;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.render().to_string();
+            let text = text.strip_prefix("error: ").unwrap_or(&text);
+            eprint!("berth: {text}");
+            return ExitCode::from(125);
+        }
+    };
+    let outcome = match cli.command {
+        Command::Run(args) => commands::run::run(&cli.root, args),
+    };
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("berth: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

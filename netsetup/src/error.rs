@@ -1,0 +1,79 @@
+//! The one error type of netsetup.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+/// Everything that can go wrong while setting up or tearing down a network.
+///
+/// Each variant names the object it failed on, so a caller can print it as is.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A netlink request failed.
+    #[error("{op} {object}: {source}")]
+    Netlink {
+        op: &'static str,
+        object: String,
+        #[source]
+        source: io::Error,
+    },
+    /// An interface with the bridge's name exists but is something else.
+    #[error("{name} exists but is a {kind} interface, not a bridge; remove it (ip link del {name}) or choose another bridge name")]
+    NotABridge { name: String, kind: String },
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The lease file does not parse; it is left untouched.
+    #[error("{}:{line}: {reason}; the file was left as it is: fix or remove that line (a lease on a line that is removed may be handed out again)", path.display())]
+    LeaseFileCorrupt {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    /// The requested address is not a host address of the subnet.
+    #[error("address {addr} is not in the network's subnet {subnet}")]
+    OutsideSubnet {
+        addr: Ipv4Addr,
+        subnet: ipnet::Ipv4Net,
+    },
+    /// The requested address is the subnet's network, gateway or broadcast address.
+    #[error("address {addr} is reserved in {subnet} (it is the {what} address)")]
+    ReservedAddress {
+        addr: Ipv4Addr,
+        subnet: ipnet::Ipv4Net,
+        what: &'static str,
+    },
+    /// The requested address is leased to a live container.
+    #[error("address {addr} is already in use by container {container}")]
+    AddressInUse { addr: Ipv4Addr, container: String },
+    /// Every host address of the subnet is leased to a live container.
+    #[error(
+        "no free address left in {subnet}: all {count} addresses are leased to running containers"
+    )]
+    SubnetExhausted {
+        subnet: ipnet::Ipv4Net,
+        count: usize,
+    },
+    /// The `nft` program could not be run or refused the ruleset.
+    #[error("nftables: {0}")]
+    Nftables(String),
+    /// A process-information lookup in /proc failed.
+    #[error("reading /proc: {0}")]
+    Proc(String),
+}
+
+/// netsetup's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn file(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::File {
+            path: path.into(),
+            source,
+        }
+    }
+}

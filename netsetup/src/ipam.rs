@@ -1,0 +1,335 @@
+//! IP address management: a human-readable lease file per network, changed only under an
+//! exclusive lock and replaced by an atomic rename, so a crash never leaves it torn.
+//!
+//! Each lease records its owner: the container id, the launcher's pid, that process's start
+//! time (from procfs) and the boot id. A lease whose owner is gone is reclaimed by the next
+//! allocation, so a launcher killed with SIGKILL never leaks an address for good.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write as _;
+use std::net::Ipv4Addr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ipnet::Ipv4Net;
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::{Error, Result};
+
+/// The process that holds a lease, identified so that a reused pid is not mistaken for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseOwner {
+    /// The container the address belongs to.
+    pub container: String,
+    /// The pid of the process that keeps the lease (berth's launcher).
+    pub pid: u32,
+    /// That process's start time in clock ticks after boot (field 22 of /proc/PID/stat).
+    pub start: u64,
+    /// The boot id of the machine when the lease was taken.
+    pub boot: String,
+}
+
+impl LeaseOwner {
+    /// The calling process as the owner of `container`'s lease.
+    pub fn this_process(container: &str) -> Result<Self> {
+        let me = procfs::process::Process::myself().map_err(|e| Error::Proc(e.to_string()))?;
+        let start = me.stat().map_err(|e| Error::Proc(e.to_string()))?.starttime;
+        Ok(LeaseOwner {
+            container: container.into(),
+            pid: me.pid as u32,
+            start,
+            boot: boot_id()?.into(),
+        })
+    }
+
+    /// Whether the owning process still runs: same boot, same pid, same start time.
+    pub fn is_alive(&self) -> bool {
+        if boot_id().map(|b| b != self.boot).unwrap_or(true) {
+            return false;
+        }
+        let Ok(pid) = i32::try_from(self.pid) else {
+            return false;
+        };
+        procfs::process::Process::new(pid)
+            .and_then(|process| process.stat())
+            .map(|stat| stat.starttime == self.start)
+            .unwrap_or(false)
+    }
+}
+
+fn boot_id() -> Result<&'static str> {
+    static BOOT_ID: OnceLock<String> = OnceLock::new();
+    if let Some(id) = BOOT_ID.get() {
+        return Ok(id);
+    }
+    let id = procfs::sys::kernel::random::boot_id().map_err(|e| Error::Proc(e.to_string()))?;
+    Ok(BOOT_ID.get_or_init(|| id.trim().to_owned()))
+}
+
+/// The lease file of one network, with its lock beside it.
+#[derive(Debug, Clone)]
+pub struct LeaseFile {
+    path: PathBuf,
+    lock_path: PathBuf,
+    subnet: Ipv4Net,
+    gateway: Ipv4Addr,
+}
+
+impl LeaseFile {
+    /// The lease file `leases` in `dir` for a network with `subnet` and `gateway`.
+    pub fn new(dir: &Path, subnet: Ipv4Net, gateway: Ipv4Addr) -> Self {
+        LeaseFile {
+            path: dir.join("leases"),
+            lock_path: dir.join("leases.lock"),
+            subnet,
+            gateway,
+        }
+    }
+
+    /// The path of the lease file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Checks that `addr` may be leased at all: a host address of the subnet that is not the
+    /// gateway. Needs no lock; call it before anything is created.
+    pub fn check_address(&self, addr: Ipv4Addr) -> Result<()> {
+        let subnet = self.subnet;
+        let reserved = |what| Err(Error::ReservedAddress { addr, subnet, what });
+        if !subnet.contains(&addr) {
+            Err(Error::OutsideSubnet { addr, subnet })
+        } else if addr == subnet.network() && subnet.prefix_len() < 31 {
+            reserved("network")
+        } else if addr == subnet.broadcast() && subnet.prefix_len() < 31 {
+            reserved("broadcast")
+        } else if addr == self.gateway {
+            reserved("gateway")
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Leases an address to `owner`: `requested` if given and free, else the lowest free one.
+    /// Leases of dead owners are dropped on the way.
+    pub fn allocate(&self, owner: &LeaseOwner, requested: Option<Ipv4Addr>) -> Result<Ipv4Addr> {
+        if let Some(addr) = requested {
+            self.check_address(addr)?;
+        }
+        let _lock = self.lock()?;
+        let mut leases = self.read()?;
+        leases.retain(|_, holder| holder.is_alive());
+        let addr = match requested {
+            Some(addr) => match leases.get(&addr) {
+                Some(holder) => {
+                    return Err(Error::AddressInUse {
+                        addr,
+                        container: holder.container.clone(),
+                    })
+                }
+                None => addr,
+            },
+            None => self.lowest_free(&leases)?,
+        };
+        leases.insert(addr, owner.clone());
+        self.write(&leases)?;
+        Ok(addr)
+    }
+
+    /// Releases every lease of `container`; returns whether there was one.
+    pub fn release(&self, container: &str) -> Result<bool> {
+        let _lock = self.lock()?;
+        let mut leases = self.read()?;
+        let before = leases.len();
+        leases.retain(|_, holder| holder.container != container);
+        if leases.len() == before {
+            return Ok(false);
+        }
+        self.write(&leases)?;
+        Ok(true)
+    }
+
+    /// The current leases, as the file holds them (including dead owners').
+    pub fn leases(&self) -> Result<BTreeMap<Ipv4Addr, LeaseOwner>> {
+        let _lock = self.lock()?;
+        self.read()
+    }
+
+    fn lowest_free(&self, leases: &BTreeMap<Ipv4Addr, LeaseOwner>) -> Result<Ipv4Addr> {
+        self.subnet
+            .hosts()
+            .find(|addr| *addr != self.gateway && !leases.contains_key(addr))
+            .ok_or(Error::SubnetExhausted {
+                subnet: self.subnet,
+                count: leases.len(),
+            })
+    }
+
+    fn lock(&self) -> Result<Flock<File>> {
+        lock(&self.lock_path)
+    }
+
+    fn read(&self) -> Result<BTreeMap<Ipv4Addr, LeaseOwner>> {
+        match fs::read_to_string(&self.path) {
+            Ok(text) => self.parse(&text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(Error::file(&self.path, e)),
+        }
+    }
+
+    /// Parses the text of a lease file; any line that is not a valid lease is an error.
+    pub fn parse(&self, text: &str) -> Result<BTreeMap<Ipv4Addr, LeaseOwner>> {
+        let mut leases = BTreeMap::new();
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let corrupt = |reason: String| Error::LeaseFileCorrupt {
+                path: self.path.clone(),
+                line: number + 1,
+                reason,
+            };
+            let (addr, owner) = parse_lease(line).map_err(corrupt)?;
+            self.check_address(addr)
+                .map_err(|e| corrupt(format!("invalid lease: {e}")))?;
+            if leases.insert(addr, owner).is_some() {
+                return Err(corrupt(format!("address {addr} is leased twice")));
+            }
+        }
+        Ok(leases)
+    }
+
+    fn write(&self, leases: &BTreeMap<Ipv4Addr, LeaseOwner>) -> Result<()> {
+        let mut text = format!(
+            "# berth leases for {} (gateway {}), one per line:\n\
+             # ADDRESS container=ID pid=PID start=TICKS boot=BOOT_ID\n",
+            self.subnet, self.gateway
+        );
+        for (addr, owner) in leases {
+            let _ = writeln!(
+                text,
+                "{addr} container={} pid={} start={} boot={}",
+                owner.container, owner.pid, owner.start, owner.boot
+            );
+        }
+        write_atomically(&self.path, text.as_bytes())
+    }
+}
+
+fn parse_lease(line: &str) -> std::result::Result<(Ipv4Addr, LeaseOwner), String> {
+    let mut fields = line.split_whitespace();
+    let addr_text = fields.next().unwrap_or_default();
+    let addr: Ipv4Addr = addr_text
+        .parse()
+        .map_err(|_| format!("{addr_text:?} is not an IPv4 address"))?;
+    let (mut container, mut pid, mut start, mut boot) = (None, None, None, None);
+    for field in fields {
+        let (key, value) = field
+            .split_once('=')
+            .ok_or_else(|| format!("{field:?} is not KEY=VALUE"))?;
+        let number = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{key}={v:?} is not a number"))
+        };
+        match key {
+            "container" if !value.is_empty() => container = Some(value.to_owned()),
+            "pid" => pid = Some(u32::try_from(number(value)?).map_err(|e| e.to_string())?),
+            "start" => start = Some(number(value)?),
+            "boot" if !value.is_empty() => boot = Some(value.to_owned()),
+            _ => return Err(format!("unexpected field {field:?}")),
+        }
+    }
+    match (container, pid, start, boot) {
+        (Some(container), Some(pid), Some(start), Some(boot)) => Ok((
+            addr,
+            LeaseOwner {
+                container,
+                pid,
+                start,
+                boot,
+            },
+        )),
+        _ => Err("a lease needs container=, pid=, start= and boot=".into()),
+    }
+}
+
+/// Takes an exclusive lock on the file at `path`, creating it (0600) if needed; the lock lasts
+/// as long as the returned guard.
+pub(crate) fn lock(path: &Path) -> Result<Flock<File>> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| Error::file(path, e))?;
+    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| Error::file(path, errno.into()))
+}
+
+/// Replaces `path` with `contents` by writing a temporary file beside it and renaming it over,
+/// so readers and crashes see the old file or the new one, never a part.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".tmp{}", std::process::id()));
+    let temporary = PathBuf::from(temporary);
+    let written = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&temporary)
+        .and_then(|mut file| file.write_all(contents))
+        .and_then(|()| fs::rename(&temporary, path));
+    written.map_err(|e| {
+        let _ = fs::remove_file(&temporary);
+        Error::file(path, e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file() -> LeaseFile {
+        LeaseFile::new(
+            Path::new("/nonexistent"),
+            "10.201.0.0/16".parse().unwrap(),
+            Ipv4Addr::new(10, 201, 0, 1),
+        )
+    }
+
+    #[test]
+    fn reserved_addresses_are_refused() {
+        let leases = file();
+        for addr in ["10.201.0.0", "10.201.0.1", "10.201.255.255", "10.202.0.2"] {
+            assert!(
+                leases.check_address(addr.parse().unwrap()).is_err(),
+                "{addr}"
+            );
+        }
+        assert!(leases.check_address("10.201.0.2".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn parse_round_trips_and_rejects_duplicates() {
+        let leases = file();
+        let line = "10.201.0.2 container=abc pid=12 start=34 boot=b-1";
+        let parsed = leases.parse(line).unwrap();
+        assert_eq!(parsed[&Ipv4Addr::new(10, 201, 0, 2)].pid, 12);
+        let twice = format!("{line}\n{line}\n");
+        let error = leases.parse(&twice).unwrap_err().to_string();
+        assert!(
+            error.contains(":2: address 10.201.0.2 is leased twice"),
+            "{error}"
+        );
+        assert!(leases.parse("10.201.0.2 container=abc").is_err());
+        assert!(leases
+            .parse("10.201.0.1 container=a pid=1 start=1 boot=b")
+            .is_err());
+    }
+}

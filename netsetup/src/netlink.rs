@@ -1,0 +1,258 @@
+//! The one netlink wrapper: a synchronous rtnetlink socket and the few requests berth makes.
+//!
+//! A socket is bound to the network namespace of the thread that opened it, so the container's
+//! side is configured through a `Netlink` opened inside the container's namespace.
+
+use std::io;
+use std::net::Ipv4Addr;
+
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL,
+    NLM_F_REQUEST,
+};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+use crate::{Error, Result};
+
+/// What berth needs to know of an existing interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The interface index.
+    pub index: u32,
+    /// The `IFLA_INFO_KIND` ("bridge", "veth", ...), or "device" for a physical one.
+    pub kind: String,
+    /// Whether the interface is administratively up.
+    pub up: bool,
+}
+
+/// A synchronous rtnetlink socket in the namespace it was opened in.
+pub struct Netlink {
+    socket: Socket,
+    sequence: u32,
+    send_buffer: Vec<u8>,
+}
+
+impl Netlink {
+    /// Opens a route netlink socket in the calling thread's network namespace.
+    pub fn open() -> Result<Self> {
+        let fail = |source| Error::Netlink {
+            op: "open",
+            object: "a netlink socket".into(),
+            source,
+        };
+        let mut socket = Socket::new(NETLINK_ROUTE).map_err(fail)?;
+        socket.bind_auto().map_err(fail)?;
+        socket.connect(&SocketAddr::new(0, 0)).map_err(fail)?;
+        Ok(Netlink {
+            socket,
+            sequence: 0,
+            send_buffer: Vec::with_capacity(256),
+        })
+    }
+
+    fn send(&mut self, message: RouteNetlinkMessage, flags: u16) -> io::Result<u32> {
+        self.sequence = self.sequence.wrapping_add(1);
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | flags;
+        header.sequence_number = self.sequence;
+        let mut packet = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(message));
+        packet.finalize();
+        self.send_buffer.resize(packet.buffer_len(), 0);
+        packet.serialize(&mut self.send_buffer);
+        self.socket.send(&self.send_buffer, 0)?;
+        Ok(self.sequence)
+    }
+
+    /// Receives the answers to request `sequence` until its acknowledgement, its end of dump,
+    /// or (for a plain get) its one reply.
+    fn receive(&mut self, sequence: u32, single: bool) -> io::Result<Vec<RouteNetlinkMessage>> {
+        let mut replies = Vec::new();
+        loop {
+            let (datagram, _) = self.socket.recv_from_full()?;
+            let mut offset = 0;
+            while offset < datagram.len() {
+                let packet =
+                    NetlinkMessage::<RouteNetlinkMessage>::deserialize(&datagram[offset..])
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                let length = packet.header.length as usize;
+                if length == 0 {
+                    break;
+                }
+                offset += length.next_multiple_of(4);
+                if packet.header.sequence_number != sequence {
+                    continue;
+                }
+                match packet.payload {
+                    NetlinkPayload::Error(error) if error.code.is_some() => {
+                        return Err(error.to_io())
+                    }
+                    NetlinkPayload::Error(_) | NetlinkPayload::Done(_) => return Ok(replies),
+                    NetlinkPayload::InnerMessage(message) => {
+                        replies.push(message);
+                        if single {
+                            return Ok(replies);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Sends a request that changes something and waits for the kernel's acknowledgement.
+    pub fn execute(&mut self, message: RouteNetlinkMessage, flags: u16) -> io::Result<()> {
+        let sequence = self.send(message, flags | NLM_F_ACK)?;
+        self.receive(sequence, false).map(drop)
+    }
+
+    /// Looks an interface up by name; `None` when there is none.
+    pub fn link_by_name(&mut self, name: &str) -> Result<Option<Link>> {
+        let mut request = LinkMessage::default();
+        request
+            .attributes
+            .push(LinkAttribute::IfName(name.to_owned()));
+        let answer = self
+            .send(RouteNetlinkMessage::GetLink(request), 0)
+            .and_then(|sequence| self.receive(sequence, true));
+        let replies = match answer {
+            Ok(replies) => replies,
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(None),
+            Err(source) => {
+                return Err(Error::Netlink {
+                    op: "look up interface",
+                    object: name.into(),
+                    source,
+                })
+            }
+        };
+        Ok(replies.into_iter().find_map(|reply| match reply {
+            RouteNetlinkMessage::NewLink(link) => Some(link_summary(&link)),
+            _ => None,
+        }))
+    }
+
+    /// Creates a bridge; `Ok(false)` when an interface of that name already exists.
+    pub fn create_bridge(&mut self, name: &str) -> Result<bool> {
+        let mut request = LinkMessage::default();
+        request.attributes.push(LinkAttribute::IfName(name.into()));
+        request
+            .attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                InfoKind::Bridge,
+            )]));
+        match self.execute(
+            RouteNetlinkMessage::NewLink(request),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
+            Err(source) => Err(Error::Netlink {
+                op: "create bridge",
+                object: name.into(),
+                source,
+            }),
+        }
+    }
+
+    /// Brings an interface up.
+    pub fn set_up(&mut self, index: u32, name: &str) -> Result<()> {
+        let mut request = LinkMessage::default();
+        request.header.index = index;
+        request.header.flags = LinkFlags::Up;
+        request.header.change_mask = LinkFlags::Up;
+        self.execute(RouteNetlinkMessage::SetLink(request), 0)
+            .map_err(|source| Error::Netlink {
+                op: "bring up",
+                object: name.into(),
+                source,
+            })
+    }
+
+    /// Adds an IPv4 address with its prefix route; an address already there is left alone.
+    pub fn add_address(&mut self, index: u32, name: &str, addr: ipnet::Ipv4Net) -> Result<()> {
+        let mut request = AddressMessage::default();
+        request.header.family = AddressFamily::Inet;
+        request.header.prefix_len = addr.prefix_len();
+        request.header.index = index;
+        let ip = addr.addr().into();
+        request.attributes.push(AddressAttribute::Local(ip));
+        request.attributes.push(AddressAttribute::Address(ip));
+        if addr.prefix_len() < 31 {
+            request
+                .attributes
+                .push(AddressAttribute::Broadcast(addr.broadcast()));
+        }
+        match self.execute(
+            RouteNetlinkMessage::NewAddress(request),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ) {
+            Err(e) if e.raw_os_error() != Some(libc::EEXIST) => Err(Error::Netlink {
+                op: "add address",
+                object: format!("{addr} on {name}"),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Adds the default IPv4 route through `gateway` on interface `index`.
+    pub fn add_default_route(&mut self, index: u32, name: &str, gateway: Ipv4Addr) -> Result<()> {
+        let mut request = RouteMessage::default();
+        request.header.address_family = AddressFamily::Inet;
+        request.header.table = libc::RT_TABLE_MAIN;
+        request.header.protocol = RouteProtocol::Boot;
+        request.header.scope = RouteScope::Universe;
+        request.header.kind = RouteType::Unicast;
+        request
+            .attributes
+            .push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
+        request.attributes.push(RouteAttribute::Oif(index));
+        self.execute(
+            RouteNetlinkMessage::NewRoute(request),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .map_err(|source| Error::Netlink {
+            op: "add default route",
+            object: format!("via {gateway} on {name}"),
+            source,
+        })
+    }
+
+    /// Sends a prepared link creation request (used for the veth pair).
+    pub(crate) fn create_link(&mut self, request: LinkMessage, what: &str) -> Result<()> {
+        self.execute(
+            RouteNetlinkMessage::NewLink(request),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .map_err(|source| Error::Netlink {
+            op: "create",
+            object: what.into(),
+            source,
+        })
+    }
+}
+
+fn link_summary(link: &LinkMessage) -> Link {
+    let kind = link
+        .attributes
+        .iter()
+        .find_map(|attribute| match attribute {
+            LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|info| match info {
+                LinkInfo::Kind(kind) => Some(kind.to_string()),
+                _ => None,
+            }),
+            _ => None,
+        })
+        .unwrap_or_else(|| "device".into());
+    Link {
+        index: link.header.index,
+        kind,
+        up: link.header.flags.contains(LinkFlags::Up),
+    }
+}

@@ -1,0 +1,67 @@
+//! The command line: clap structures only (they also feed the man pages).
+
+use std::ffi::OsString;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// berth: docker's networking for a process, without a daemon.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about, long_about = None)]
+pub struct Cli {
+    /// Directory for all of berth's state: leases, container state, generated files.
+    #[arg(long, env = "BERTH_ROOT", default_value = "/run/berth", global = true)]
+    pub root: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// berth's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command in new network, UTS and mount namespaces.
+    #[command(after_help = "Examples:\n  \
+        berth run --net bridge nginx -g 'daemon off;'\n  \
+        berth run --net none --name sandbox sh\n  \
+        berth run --ip 10.201.0.50 --dns 198.51.100.2 -e MODE=test ./server")]
+    Run(RunArgs),
+}
+
+/// Options of `berth run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Network to join: bridge (berth0, NAT to the outside), none (loopback only) or host.
+    #[arg(
+        long = "net",
+        visible_alias = "network",
+        value_name = "NETWORK",
+        default_value = "bridge"
+    )]
+    pub net: String,
+
+    /// Container name (letters, digits, '_', '.', '-'); generated when not given.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Hostname inside the container; defaults to the container's name.
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+
+    /// Ask for this IPv4 address on the bridge network instead of the lowest free one.
+    #[arg(long, value_name = "ADDR")]
+    pub ip: Option<Ipv4Addr>,
+
+    /// DNS server for the container's resolv.conf (repeatable); default: the host's.
+    #[arg(long, value_name = "ADDR")]
+    pub dns: Vec<IpAddr>,
+
+    /// Set an environment variable in the container (KEY=VALUE, or KEY to copy berth's).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+
+    /// The command to run and its arguments (options after it are the command's own).
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}

@@ -1,0 +1,220 @@
+//! `berth run`: the way of one run, top to bottom. Each step calls out to the module that
+//! does it; everything made is recorded in `Made`, which undoes it on any failure and at the end.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use caps::{CapSet, Capability};
+use netsetup::{LeaseFile, LeaseOwner, Namespace, Netlink};
+use nix::unistd::{getpid, Pid};
+
+use crate::cli::RunArgs;
+use crate::container::child::{self, ChildNetwork, ChildPlan};
+use crate::container::process::clone_into_namespaces;
+use crate::container::spec::{Network, RunSpec};
+use crate::container::state::{make_private_dir, ContainerDir, State};
+use crate::container::supervise::{self, BlockedSignals};
+use crate::error::{Error, Result};
+
+/// The container's interface name on a bridge network.
+const CONTAINER_INTERFACE: &str = "eth0";
+
+/// Runs a container in the foreground; returns the workload's exit code.
+pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
+    // 1. One validated spec, and the privileges and tools it needs, before anything is made.
+    let spec = RunSpec::from_args(args)?;
+    check_privileges()?;
+    if matches!(spec.network, Network::Bridge { .. }) {
+        check_nft_installed()?;
+    }
+
+    let mut made = Made::default();
+    let container_dir = ContainerDir::create(root, &spec.id)?;
+    let container_dir = &*made.container_dir.insert(container_dir);
+
+    // 2-3. The network and the lease (bridge only): the lease first, so that a bad lease file
+    // or a taken address stops the run before any interface is touched.
+    let mut host_netlink = None;
+    let bridge = match &spec.network {
+        Network::Bridge {
+            network, requested, ..
+        } => {
+            let state_dir = root.join("networks").join(&network.name);
+            make_private_dir(&state_dir)?;
+            let leases = network.lease_file(&state_dir);
+            let owner = LeaseOwner::this_process(&spec.id)?;
+            let addr = leases.allocate(&owner, *requested)?;
+            made.lease = Some((leases, spec.id.clone()));
+            let mut netlink = Netlink::open()?;
+            let bridge_index = netsetup::ensure_network(&mut netlink, network, &state_dir)?;
+            host_netlink = Some(netlink);
+            Some((network, addr, bridge_index))
+        }
+        _ => None,
+    };
+
+    // The files bound over /etc in the container.
+    let addr = bridge.map(|(_, addr, _)| addr);
+    let mut binds = Vec::with_capacity(3);
+    let hostname_file =
+        container_dir.write("hostname", format!("{}\n", spec.hostname).as_bytes())?;
+    binds.push((hostname_file, "/etc/hostname"));
+    if !matches!(spec.network, Network::Host) {
+        let hosts = netsetup::hosts_file(&spec.hostname, &spec.name, addr);
+        binds.push((
+            container_dir.write("hosts", hosts.as_bytes())?,
+            "/etc/hosts",
+        ));
+    }
+    if let Network::Bridge { dns, .. } = &spec.network {
+        let host_resolv_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let resolv_conf = netsetup::container_resolv_conf(&host_resolv_conf, dns);
+        binds.push((
+            container_dir.write("resolv.conf", resolv_conf.as_bytes())?,
+            "/etc/resolv.conf",
+        ));
+    }
+
+    // 4. The clone: the child waits for the go-ahead while berth wires its network.
+    let signals = BlockedSignals::block()?;
+    supervise::become_subreaper()?;
+    let plan = ChildPlan {
+        parent: getpid(),
+        network: match bridge {
+            Some((network, addr, _)) => ChildNetwork::Bridge {
+                interface: CONTAINER_INTERFACE,
+                address: network.with_prefix(addr),
+                gateway: network.gateway,
+            },
+            None if matches!(spec.network, Network::Host) => ChildNetwork::Host,
+            None => ChildNetwork::Loopback,
+        },
+        hostname: spec.hostname.clone(),
+        binds,
+        argv: spec.argv.clone(),
+        env: spec.env.clone(),
+        path: spec.path().to_vec(),
+        signal_mask: signals.original,
+    };
+    let mut flags = libc::CLONE_NEWUTS | libc::CLONE_NEWNS;
+    if !matches!(spec.network, Network::Host) {
+        flags |= libc::CLONE_NEWNET;
+    }
+    let container = made
+        .child
+        .insert(clone_into_namespaces(flags, bridge.is_some(), |ends| {
+            child::run(&plan, ends)
+        })?);
+
+    // 5. The veth: one netlink message, the peer born in the child's namespace as eth0.
+    let host_interface = bridge.map(|_| netsetup::host_interface_name(&spec.id));
+    if let (Some((_, addr, bridge_index)), Some(netlink), Some(host_name)) =
+        (bridge, host_netlink.as_mut(), &host_interface)
+    {
+        netsetup::attach(
+            netlink,
+            bridge_index,
+            host_name,
+            CONTAINER_INTERFACE,
+            addr,
+            Namespace::Pid(container.pid.as_raw() as u32),
+        )?;
+        container.go()?;
+    }
+    container_dir.write_state(&State {
+        id: &spec.id,
+        name: &spec.name,
+        hostname: &spec.hostname,
+        network: spec.network.name(),
+        address: addr.map(|a| a.to_string()),
+        host_interface,
+        pid: container.pid.as_raw(),
+        launcher_pid: std::process::id(),
+        command: spec.command_line(),
+        created: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    })?;
+
+    // 6. The child has set its hostname and mounts and execs; wait for the exec to succeed.
+    let first_arg = spec.argv[0].to_string_lossy().into_owned();
+    container.wait_for_exec(&first_arg)?;
+
+    // 7. Supervise, then tear down (`made` is dropped on return).
+    let code = supervise::supervise(container.pid, &signals)?;
+    made.child = None;
+    supervise::kill_leftovers();
+    Ok(code as u8)
+}
+
+/// What a run has made so far, undone in reverse when the run ends or fails. The host's veth
+/// end is not here: it goes with the container's network namespace when its last process ends.
+#[derive(Default)]
+struct Made {
+    container_dir: Option<ContainerDir>,
+    lease: Option<(LeaseFile, String)>,
+    child: Option<crate::container::process::Child>,
+}
+
+impl Drop for Made {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            kill_and_reap(child.pid);
+        }
+        if let Some((leases, container)) = self.lease.take() {
+            if let Err(e) = leases.release(&container) {
+                eprintln!("berth: releasing the lease of {container}: {e}");
+            }
+        }
+        if let Some(dir) = self.container_dir.take() {
+            if let Err(e) = dir.remove() {
+                eprintln!("berth: {e}");
+            }
+        }
+    }
+}
+
+fn kill_and_reap(pid: Pid) {
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(pid, None);
+}
+
+/// berth needs CAP_SYS_ADMIN (namespaces, mounts) and CAP_NET_ADMIN (interfaces).
+fn check_privileges() -> Result<()> {
+    let has = |cap| caps::has_cap(None, CapSet::Effective, cap).unwrap_or(false);
+    let missing: Vec<&str> = [
+        (Capability::CAP_SYS_ADMIN, "CAP_SYS_ADMIN"),
+        (Capability::CAP_NET_ADMIN, "CAP_NET_ADMIN"),
+    ]
+    .into_iter()
+    .filter(|(cap, _)| !has(*cap))
+    .map(|(_, name)| name)
+    .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Privileges(format!(
+        "run needs root (missing {}): run berth as root, e.g. with sudo",
+        missing.join(" and ")
+    )))
+}
+
+/// The bridge network needs the `nft` program (the first run creates berth's table with it).
+fn check_nft_installed() -> Result<()> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path).any(|dir| is_executable(&dir.join("nft")));
+    if found {
+        Ok(())
+    } else {
+        Err(Error::Invalid(
+            "nft not found in PATH: the bridge network needs nftables; install it \
+             (apt-get install nftables), or use --net none or --net host"
+                .into(),
+        ))
+    }
+}
+
+fn is_executable(path: &PathBuf) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}

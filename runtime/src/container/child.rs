@@ -1,0 +1,190 @@
+//! The child's side of a run, from the clone to the exec, in the order it happens.
+
+use std::ffi::CString;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use netsetup::{Ipv4Net, Netlink};
+use nix::errno::Errno;
+use nix::mount::{mount, MsFlags};
+use nix::sys::signal::{signal, SigHandler, SigSet, Signal};
+use nix::unistd::{execve, getppid, sethostname, Pid};
+
+use crate::container::process::{exit_now, ChildEnds, Failure};
+
+/// How the child configures its network namespace.
+#[derive(Debug)]
+pub enum ChildNetwork {
+    /// The host's namespace: nothing to do.
+    Host,
+    /// A new namespace: bring up `lo`.
+    Loopback,
+    /// A new namespace that berth wires to a bridge: bring up `lo`, wait for the veth peer,
+    /// then give it its address and default route.
+    Bridge {
+        /// The peer's name inside the container.
+        interface: &'static str,
+        /// The container's address with the subnet's prefix.
+        address: Ipv4Net,
+        /// The default route's gateway.
+        gateway: Ipv4Addr,
+    },
+}
+
+/// Everything the child needs, prepared by berth before the clone.
+#[derive(Debug)]
+pub struct ChildPlan {
+    /// berth's pid: the child dies with it.
+    pub parent: Pid,
+    /// The network side.
+    pub network: ChildNetwork,
+    /// The hostname to set.
+    pub hostname: String,
+    /// Generated files to bind read-only over their targets in /etc.
+    pub binds: Vec<(PathBuf, &'static str)>,
+    /// The workload's argv.
+    pub argv: Vec<CString>,
+    /// The workload's environment.
+    pub env: Vec<CString>,
+    /// Where the command is looked up when it has no '/'.
+    pub path: Vec<u8>,
+    /// The signal mask to restore before the exec.
+    pub signal_mask: SigSet,
+}
+
+/// Runs the child: prepares the container, then execs the workload; never returns.
+pub fn run(plan: &ChildPlan, mut ends: ChildEnds) -> ! {
+    match prepare(plan, &mut ends) {
+        Ok(true) => exec(plan, &mut ends),
+        // berth gave up before the network was ready; it reports why itself.
+        Ok(false) => exit_now(125),
+        Err(message) => {
+            ends.report(Failure::Setup, 0, &message);
+            exit_now(125)
+        }
+    }
+}
+
+fn prepare(plan: &ChildPlan, ends: &mut ChildEnds) -> Result<bool, String> {
+    // Die with berth: a workload must never run on unsupervised. If berth is already gone,
+    // the death signal was missed, so stop here.
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
+        return Err(format!("set the parent-death signal: {}", Errno::last()));
+    }
+    if getppid() != plan.parent {
+        return Ok(false);
+    }
+
+    // The network. `lo` comes up while berth creates the veth; then the peer is configured
+    // from in here, through a netlink socket opened in the new namespace.
+    if !matches!(plan.network, ChildNetwork::Host) {
+        let mut netlink = Netlink::open().map_err(|e| e.to_string())?;
+        netsetup::loopback_up(&mut netlink).map_err(|e| e.to_string())?;
+        if let ChildNetwork::Bridge {
+            interface,
+            address,
+            gateway,
+        } = plan.network
+        {
+            if !ends.wait_for_go() {
+                return Ok(false);
+            }
+            netsetup::configure_container_interface(&mut netlink, interface, address, gateway)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+
+    sethostname(&plan.hostname).map_err(|e| format!("set hostname {:?}: {e}", plan.hostname))?;
+
+    // Mounts: first make every mount private (systemd mounts / shared), so nothing below
+    // propagates back to the host; then bind the generated files read-only.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("make the container's mounts private: {e}"))?;
+    for (source, target) in &plan.binds {
+        bind_read_only(source, target)?;
+    }
+
+    // Restore what berth changed for itself: the signal mask, and SIGPIPE (ignored by Rust's
+    // runtime; an ignored signal would stay ignored across the exec).
+    plan.signal_mask
+        .thread_set_mask()
+        .map_err(|e| format!("restore the signal mask: {e}"))?;
+    // SAFETY: restoring the default disposition installs no handler.
+    unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }
+        .map_err(|e| format!("reset SIGPIPE: {e}"))?;
+    Ok(true)
+}
+
+fn bind_read_only(source: &std::path::Path, target: &str) -> Result<(), String> {
+    let fail = |e: Errno| format!("bind {} over {target}: {e}", source.display());
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(fail)?;
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .map_err(fail)
+}
+
+/// Execs the workload, searching PATH like execvp(3); reports and exits 126 or 127 on failure.
+fn exec(plan: &ChildPlan, ends: &mut ChildEnds) -> ! {
+    let command = &plan.argv[0];
+    let failure = if command.as_bytes().contains(&b'/') {
+        let errno = execve(command, &plan.argv, &plan.env).unwrap_err();
+        classify(errno)
+    } else {
+        let mut denied = None;
+        let mut other = None;
+        for dir in plan.path.split(|&b| b == b':') {
+            let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
+            let mut candidate = dir.to_vec();
+            candidate.push(b'/');
+            candidate.extend_from_slice(command.as_bytes());
+            let Ok(candidate) = CString::new(candidate) else {
+                continue;
+            };
+            match execve(&candidate, &plan.argv, &plan.env).unwrap_err() {
+                Errno::ENOENT | Errno::ENOTDIR => {}
+                Errno::EACCES => denied = Some(Errno::EACCES),
+                errno => {
+                    other = Some(errno);
+                    break;
+                }
+            }
+        }
+        match other.or(denied) {
+            Some(errno) => (Failure::NotExecutable, errno),
+            None => (Failure::NotFound, Errno::ENOENT),
+        }
+    };
+    let (failure, errno) = failure;
+    ends.report(failure, errno as i32, "");
+    exit_now(if failure == Failure::NotFound {
+        127
+    } else {
+        126
+    })
+}
+
+fn classify(errno: Errno) -> (Failure, Errno) {
+    match errno {
+        Errno::ENOENT | Errno::ENOTDIR => (Failure::NotFound, errno),
+        errno => (Failure::NotExecutable, errno),
+    }
+}

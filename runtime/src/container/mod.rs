@@ -1,0 +1,8 @@
+//! The container's lifecycle: its validated spec, the clone and the child's side of it,
+//! supervision, and the state kept under `--root`.
+
+pub mod child;
+pub mod process;
+pub mod spec;
+pub mod state;
+pub mod supervise;

@@ -1,0 +1,249 @@
+//! `RunSpec`: everything a run will do, validated before anything is created.
+
+use std::ffi::{CString, OsString};
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::ffi::OsStrExt;
+
+use netsetup::NetworkSpec;
+
+use crate::cli::RunArgs;
+use crate::error::{Error, Result};
+
+/// The PATH a workload gets unless `-e PATH=...` says otherwise (docker's).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How the container is networked.
+#[derive(Debug, Clone)]
+pub enum Network {
+    /// The host's network namespace.
+    Host,
+    /// A new network namespace with only `lo`.
+    None,
+    /// A new network namespace wired to a bridge network.
+    Bridge {
+        /// The network to join.
+        network: NetworkSpec,
+        /// The address asked for with `--ip`.
+        requested: Option<Ipv4Addr>,
+        /// DNS servers from `--dns`.
+        dns: Vec<IpAddr>,
+    },
+}
+
+impl Network {
+    /// The name shown for this network (`host`, `none`, or the bridge network's name).
+    pub fn name(&self) -> &str {
+        match self {
+            Network::Host => "host",
+            Network::None => "none",
+            Network::Bridge { network, .. } => &network.name,
+        }
+    }
+}
+
+/// One validated `berth run`.
+#[derive(Debug)]
+pub struct RunSpec {
+    /// 64 hex digits, random.
+    pub id: String,
+    /// The container's name.
+    pub name: String,
+    /// The hostname inside the container.
+    pub hostname: String,
+    /// Its network.
+    pub network: Network,
+    /// The workload's argv.
+    pub argv: Vec<CString>,
+    /// The workload's environment, as KEY=VALUE.
+    pub env: Vec<CString>,
+}
+
+impl RunSpec {
+    /// Checks every input of `berth run` and builds the spec; nothing is created here.
+    pub fn from_args(args: RunArgs) -> Result<Self> {
+        let id = new_id()?;
+        let name = match args.name {
+            Some(name) => {
+                check_name(&name)?;
+                name
+            }
+            None => id[..12].to_owned(),
+        };
+        let hostname = match args.hostname {
+            Some(hostname) => {
+                check_hostname(&hostname)?;
+                hostname
+            }
+            None => name.replace('_', "-"),
+        };
+        let network = match args.net.as_str() {
+            "host" | "none" if args.ip.is_some() => {
+                return Err(Error::Invalid(format!(
+                    "--ip needs a bridge network, not --net {}",
+                    args.net
+                )))
+            }
+            "host" => Network::Host,
+            "none" => Network::None,
+            "bridge" | "default" => {
+                let network = NetworkSpec::default_bridge();
+                if let Some(addr) = args.ip {
+                    network
+                        .lease_file(std::path::Path::new(""))
+                        .check_address(addr)?;
+                }
+                Network::Bridge {
+                    network,
+                    requested: args.ip,
+                    dns: args.dns,
+                }
+            }
+            other => {
+                return Err(Error::Invalid(format!(
+                    "unknown network {other:?}: use bridge, none or host"
+                )))
+            }
+        };
+        let argv = args
+            .command
+            .iter()
+            .map(|arg| c_string(arg, "command argument"))
+            .collect::<Result<Vec<_>>>()?;
+        let env = environment(&args.env, &hostname)?;
+        Ok(RunSpec {
+            id,
+            name,
+            hostname,
+            network,
+            argv,
+            env,
+        })
+    }
+
+    /// The workload's command as the user typed it.
+    pub fn command_line(&self) -> String {
+        self.argv
+            .iter()
+            .map(|arg| arg.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The PATH the workload's command is looked up in.
+    pub fn path(&self) -> &[u8] {
+        self.env
+            .iter()
+            .find_map(|entry| entry.as_bytes().strip_prefix(b"PATH="))
+            .unwrap_or(DEFAULT_PATH.as_bytes())
+    }
+}
+
+fn new_id() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn getrandom(buffer: &mut [u8]) -> Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(buffer))
+        .map_err(|e| Error::file("/dev/urandom", e))
+}
+
+/// docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, here at most 63 characters.
+fn check_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let valid = name.len() <= 63
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "invalid container name {name:?}: use 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit"
+        )))
+    }
+}
+
+/// RFC 1123 hostnames: dot-separated labels of letters, digits and '-', each 1 to 63
+/// characters, not starting or ending with '-'; at most 64 bytes in all (the kernel's limit).
+fn check_hostname(hostname: &str) -> Result<()> {
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if hostname.len() <= 64 && hostname.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "invalid hostname {hostname:?}: use dot-separated labels of letters, digits and '-' (at most 64 characters)"
+        )))
+    }
+}
+
+/// The workload's environment: docker's clean one (PATH, HOSTNAME, HOME), then `-e` entries.
+fn environment(entries: &[String], hostname: &str) -> Result<Vec<CString>> {
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), DEFAULT_PATH.into()),
+        ("HOSTNAME".into(), hostname.into()),
+        ("HOME".into(), "/root".into()),
+    ];
+    for entry in entries {
+        let (key, value) = match entry.split_once('=') {
+            Some((key, value)) => (key, Some(value.to_owned())),
+            None => (entry.as_str(), None),
+        };
+        if key.is_empty() || key.contains('\0') {
+            return Err(Error::Invalid(format!(
+                "invalid environment entry {entry:?}: use KEY=VALUE or KEY"
+            )));
+        }
+        // `-e KEY` copies berth's own value, and sets nothing when berth has none (docker).
+        let Some(value) = value.or_else(|| std::env::var(key).ok()) else {
+            continue;
+        };
+        env.retain(|(k, _)| k != key);
+        env.push((key.to_owned(), value));
+    }
+    env.into_iter()
+        .map(|(k, v)| c_string(&OsString::from(format!("{k}={v}")), "environment entry"))
+        .collect()
+}
+
+fn c_string(text: &OsString, what: &str) -> Result<CString> {
+    CString::new(text.as_bytes())
+        .map_err(|_| Error::Invalid(format!("{what} {text:?} contains a NUL byte")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_dockers_rule() {
+        assert!(check_name("web_1.a-b").is_ok());
+        for bad in ["", "-web", "_web", "we b", "web/1", &"x".repeat(64)] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hostnames_follow_rfc_1123() {
+        assert!(check_hostname("web-1.example").is_ok());
+        for bad in ["", "web_1", "-web", "web-", "a..b", &"x".repeat(65)] {
+            assert!(check_hostname(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn environment_is_clean_and_overridable() {
+        let env = environment(&["PATH=/x".into(), "A=b=c".into()], "h").unwrap();
+        let env: Vec<_> = env.iter().map(|e| e.to_str().unwrap()).collect();
+        assert_eq!(env, ["HOSTNAME=h", "HOME=/root", "PATH=/x", "A=b=c"]);
+        assert!(environment(&["=x".into()], "h").is_err());
+    }
+}
