@@ -62,7 +62,7 @@ pub enum Error {
     #[error("nftables: {0}")]
     Nftables(String),
     /// A process-information lookup in /proc failed.
-    #[error("reading /proc: {0}")]
+    #[error("cannot read {0}")]
     Proc(String),
 }
 

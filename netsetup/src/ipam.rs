@@ -35,11 +35,11 @@ pub struct LeaseOwner {
 impl LeaseOwner {
     /// The calling process as the owner of `container`'s lease.
     pub fn this_process(container: &str) -> Result<Self> {
-        let me = procfs::process::Process::myself().map_err(|e| Error::Proc(e.to_string()))?;
-        let start = me.stat().map_err(|e| Error::Proc(e.to_string()))?.starttime;
+        let pid = std::process::id();
+        let start = start_time(pid).ok_or_else(|| Error::Proc("/proc/self/stat".into()))?;
         Ok(LeaseOwner {
             container: container.into(),
-            pid: me.pid as u32,
+            pid,
             start,
             boot: boot_id()?.into(),
         })
@@ -50,22 +50,28 @@ impl LeaseOwner {
         if boot_id().map(|b| b != self.boot).unwrap_or(true) {
             return false;
         }
-        let Ok(pid) = i32::try_from(self.pid) else {
-            return false;
-        };
-        procfs::process::Process::new(pid)
-            .and_then(|process| process.stat())
-            .map(|stat| stat.starttime == self.start)
-            .unwrap_or(false)
+        start_time(self.pid) == Some(self.start)
     }
 }
 
+/// The start time of process `pid` in clock ticks after boot (field 22 of /proc/PID/stat),
+/// or `None` when there is no such process.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: skip past its last ')'.
+    let after_name = stat.iter().rposition(|&b| b == b')')? + 1;
+    let fields = std::str::from_utf8(&stat[after_name..]).ok()?;
+    // Field 3 is the first after the name, so field 22 is the 20th.
+    fields.split_whitespace().nth(19)?.parse().ok()
+}
+
 fn boot_id() -> Result<&'static str> {
+    const PATH: &str = "/proc/sys/kernel/random/boot_id";
     static BOOT_ID: OnceLock<String> = OnceLock::new();
     if let Some(id) = BOOT_ID.get() {
         return Ok(id);
     }
-    let id = procfs::sys::kernel::random::boot_id().map_err(|e| Error::Proc(e.to_string()))?;
+    let id = fs::read_to_string(PATH).map_err(|e| Error::file(PATH, e))?;
     Ok(BOOT_ID.get_or_init(|| id.trim().to_owned()))
 }
 
@@ -301,6 +307,13 @@ mod tests {
             "10.201.0.0/16".parse().unwrap(),
             Ipv4Addr::new(10, 201, 0, 1),
         )
+    }
+
+    #[test]
+    fn start_time_tells_this_process_from_none() {
+        let mine = start_time(std::process::id()).expect("this process has a start time");
+        assert!(mine > 0);
+        assert_eq!(start_time(u32::MAX), None);
     }
 
     #[test]

@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod container;
 mod error;
+mod trace;
 
 use std::process::ExitCode;
 
@@ -12,6 +13,7 @@ use clap::Parser;
 use cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    trace::init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
             return ExitCode::from(125);
         }
     };
+    trace::step("parsed the command line");
     let outcome = match cli.command {
         Command::Run(args) => commands::run::run(&cli.root, args),
     };

@@ -89,6 +89,10 @@ pub fn become_user(uid: libc::uid_t, gid: libc::gid_t) -> io::Result<()> {
     check(unsafe { libc::setuid(uid) })
 }
 
+/// Capability numbers (linux/capability.h).
+pub const CAP_NET_ADMIN: libc::c_int = 12;
+pub const CAP_SYS_ADMIN: libc::c_int = 21;
+
 /// Remove capabilities from the bounding set (and the ambient set), so that a root process
 /// exec'd afterwards does not get them.
 pub fn drop_bounding_caps(caps: &[libc::c_int]) -> io::Result<()> {
@@ -174,7 +178,9 @@ pub fn boot_id() -> String {
 pub fn pids_with_argv(argv: &[&str]) -> Vec<u32> {
     let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
     let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
     for entry in dir.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
@@ -183,6 +189,31 @@ pub fn pids_with_argv(argv: &[&str]) -> Vec<u32> {
             == Some(want.clone())
             && alive(pid)
         {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Pids of live processes (other than this one) that have a file descriptor or their working
+/// directory under `dir`: the world's stray processes, recognised by the files it gave them.
+pub fn pids_using(dir: &Path) -> Vec<u32> {
+    let me = std::process::id();
+    let mut out = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else { return out };
+    for entry in procs.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me || !alive(pid) {
+            continue;
+        }
+        let base = entry.path();
+        let uses = |p: &Path| std::fs::read_link(p).is_ok_and(|t| t.starts_with(dir));
+        let by_fd = std::fs::read_dir(base.join("fd"))
+            .map(|fds| fds.flatten().any(|fd| uses(&fd.path())))
+            .unwrap_or(false);
+        if by_fd || uses(&base.join("cwd")) {
             out.push(pid);
         }
     }

@@ -137,7 +137,9 @@ pub fn parse_leases(text: &str) -> Vec<Lease> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| Lease::parse(l).unwrap_or_else(|e| panic!("lease file: {e}\n--- file ---\n{text}")))
+        .map(|l| {
+            Lease::parse(l).unwrap_or_else(|e| panic!("lease file: {e}\n--- file ---\n{text}"))
+        })
         .collect()
 }
 

@@ -15,6 +15,7 @@ use crate::container::spec::{Network, RunSpec};
 use crate::container::state::{make_private_dir, ContainerDir, State};
 use crate::container::supervise::{self, BlockedSignals};
 use crate::error::{Error, Result};
+use crate::trace;
 
 /// The container's interface name on a bridge network.
 const CONTAINER_INTERFACE: &str = "eth0";
@@ -28,6 +29,7 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
         check_nft_installed()?;
     }
 
+    trace::step("validated the spec");
     let mut made = Made::default();
     let container_dir = ContainerDir::create(root, &spec.id)?;
     let container_dir = &*made.container_dir.insert(container_dir);
@@ -43,9 +45,12 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
             make_private_dir(&state_dir)?;
             let leases = network.lease_file(&state_dir);
             let owner = LeaseOwner::this_process(&spec.id)?;
+            trace::step("owner");
             let addr = leases.allocate(&owner, *requested)?;
             made.lease = Some((leases, spec.id.clone()));
+            trace::step("allocated");
             let mut netlink = Netlink::open()?;
+            trace::step("netlink open");
             let bridge_index = netsetup::ensure_network(&mut netlink, network, &state_dir)?;
             host_netlink = Some(netlink);
             Some((network, addr, bridge_index))
@@ -53,28 +58,45 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
         _ => None,
     };
 
-    // The files bound over /etc in the container.
+    trace::step("lease and network ready");
+    // The files bound read-only over /etc in the container: its hostname, its hosts file (so
+    // its own name resolves) and its resolv.conf; copies, so the host's files stay untouched.
     let addr = bridge.map(|(_, addr, _)| addr);
-    let mut binds = Vec::with_capacity(3);
-    let hostname_file =
-        container_dir.write("hostname", format!("{}\n", spec.hostname).as_bytes())?;
-    binds.push((hostname_file, "/etc/hostname"));
-    if !matches!(spec.network, Network::Host) {
-        let hosts = netsetup::hosts_file(&spec.hostname, &spec.name, addr);
-        binds.push((
+    let host_resolv_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let (hosts, resolv_conf) = match &spec.network {
+        Network::Host => {
+            let host_hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+            let own = format!("127.0.1.1\t{}\n", spec.hostname);
+            (
+                format!("{}\n{own}", host_hosts.trim_end()),
+                host_resolv_conf,
+            )
+        }
+        Network::None => (
+            netsetup::hosts_file(&spec.hostname, &spec.name, None),
+            netsetup::container_resolv_conf(&host_resolv_conf, &[]),
+        ),
+        Network::Bridge { dns, .. } => (
+            netsetup::hosts_file(&spec.hostname, &spec.name, addr),
+            netsetup::container_resolv_conf(&host_resolv_conf, dns),
+        ),
+    };
+    let hostname = format!("{}\n", spec.hostname);
+    let binds = vec![
+        (
+            container_dir.write("hostname", hostname.as_bytes())?,
+            "/etc/hostname",
+        ),
+        (
             container_dir.write("hosts", hosts.as_bytes())?,
             "/etc/hosts",
-        ));
-    }
-    if let Network::Bridge { dns, .. } = &spec.network {
-        let host_resolv_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let resolv_conf = netsetup::container_resolv_conf(&host_resolv_conf, dns);
-        binds.push((
+        ),
+        (
             container_dir.write("resolv.conf", resolv_conf.as_bytes())?,
             "/etc/resolv.conf",
-        ));
-    }
-
+        ),
+    ];
+    trace::step("wrote the container's files");
     // 4. The clone: the child waits for the go-ahead while berth wires its network.
     let signals = BlockedSignals::block()?;
     supervise::become_subreaper()?;
@@ -106,6 +128,7 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
             child::run(&plan, ends)
         })?);
 
+    trace::step("cloned the child");
     // 5. The veth: one netlink message, the peer born in the child's namespace as eth0.
     let host_interface = bridge.map(|_| netsetup::host_interface_name(&spec.id));
     if let (Some((_, addr, bridge_index)), Some(netlink), Some(host_name)) =
@@ -121,6 +144,7 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
         )?;
         container.go()?;
     }
+    trace::step("created the veth");
     container_dir.write_state(&State {
         id: &spec.id,
         name: &spec.name,
@@ -136,14 +160,20 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
             .map_or(0, |d| d.as_secs()),
     })?;
 
+    trace::step("wrote the state");
     // 6. The child has set its hostname and mounts and execs; wait for the exec to succeed.
     let first_arg = spec.argv[0].to_string_lossy().into_owned();
     container.wait_for_exec(&first_arg)?;
 
+    trace::step("the workload runs");
     // 7. Supervise, then tear down (`made` is dropped on return).
     let code = supervise::supervise(container.pid, &signals)?;
     made.child = None;
+    trace::step("the workload ended");
     supervise::kill_leftovers();
+    trace::step("killed leftovers");
+    drop(made);
+    trace::step("tore down");
     Ok(code as u8)
 }
 

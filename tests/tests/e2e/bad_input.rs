@@ -1,0 +1,220 @@
+//! Every way berth must refuse: exit 125, a message on stderr that starts with `berth:` and says
+//! what is wrong, and nothing left behind.
+
+use berth_e2e::*;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+/// berth as `nobody` (uid/gid 65534), after it has joined the world.
+fn as_nobody(mut cmd: Command) -> Command {
+    // SAFETY: the hook only makes system calls; it runs after the world's own hook.
+    unsafe { cmd.pre_exec(|| sys::become_user(65534, 65534)) };
+    cmd
+}
+
+/// berth as root, but without `caps` in its bounding set (so not after exec either).
+fn without_caps(mut cmd: Command, caps: &'static [libc::c_int]) -> Command {
+    // SAFETY: as above.
+    unsafe { cmd.pre_exec(move || sys::drop_bounding_caps(caps)) };
+    cmd
+}
+
+#[test]
+fn not_root_is_refused() {
+    let w = World::new();
+    let mut cmd = as_nobody(w.berth());
+    let out = w.run(cmd.args(["run", "--net", "bridge", "true"]));
+    out.expect_berth_error(&["root", "privilege", "permission", "cap_"]);
+    w.assert_clean();
+}
+
+#[test]
+fn missing_net_admin_capability_is_refused() {
+    let w = World::new();
+    let mut cmd = without_caps(w.berth(), &[sys::CAP_NET_ADMIN]);
+    let out = w.run(cmd.args(["run", "--net", "bridge", "true"]));
+    out.expect_berth_error(&["cap_net_admin", "root", "privilege", "permission"]);
+    w.assert_clean();
+}
+
+#[test]
+fn missing_sys_admin_capability_is_refused() {
+    let w = World::new();
+    let mut cmd = without_caps(w.berth(), &[sys::CAP_SYS_ADMIN]);
+    let out = w.run(cmd.args(["run", "--net", "none", "true"]));
+    out.expect_berth_error(&["cap_sys_admin", "root", "privilege", "permission"]);
+    w.assert_clean();
+}
+
+/// A directory of symlinks to every program on the standard PATH but `nft`.
+fn path_without_nft(w: &World) -> PathBuf {
+    let bin = w.path("bin-without-nft");
+    std::fs::create_dir(&bin).unwrap();
+    for dir in STD_PATH.split(':') {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = e.file_name();
+            if name == "nft" || bin.join(&name).exists() {
+                continue;
+            }
+            std::os::unix::fs::symlink(e.path(), bin.join(&name)).unwrap();
+        }
+    }
+    bin
+}
+
+#[test]
+fn bridge_without_nft_on_path_is_refused_but_none_and_host_work() {
+    let w = World::new();
+    let bin = path_without_nft(&w);
+    let out = w.run(w.cmd("sh").env("PATH", &bin).args(["-c", "command -v nft || echo none"]));
+    assert_eq!(out.ok(), "none\n", "the test's PATH must really lack nft");
+
+    let out = w.run(w.berth().env("PATH", &bin).args(["run", "--net", "bridge", "true"]));
+    out.expect_berth_error(&["nftables"]);
+    w.assert_clean();
+    for net in ["none", "host"] {
+        let out = w.run(w.berth().env("PATH", &bin).args(["run", "--net", net, "true"]));
+        out.expect_code(0);
+    }
+    w.assert_clean();
+}
+
+#[test]
+fn ip_outside_the_subnet_or_reserved_is_refused() {
+    let w = World::new();
+    for bad in [
+        "10.200.0.5",
+        "10.202.0.2",
+        "198.51.100.9",
+        "10.201.0.0",
+        "10.201.0.1",
+        "10.201.255.255",
+        "10.201.0.256",
+        "not-an-address",
+    ] {
+        let out = w.berth_run(&["--net", "bridge", "--ip", bad, "true"]);
+        out.expect_berth_error(&[bad, "--ip"]);
+    }
+    w.assert_clean();
+}
+
+#[test]
+fn ip_leased_by_a_live_container_is_refused() {
+    let w = World::new();
+    let (ready, done) = (w.path("ready"), w.path("done"));
+    let script = format!("touch '{}'; {}", ready.display(), sh_wait_for_file(&done));
+    let mut first = w.spawn(w.berth().args([
+        "run",
+        "--net",
+        "bridge",
+        "--ip",
+        "10.201.0.50",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    assert!(
+        wait_for_file(&ready, Duration::from_secs(10)),
+        "first container never got ready: {}",
+        first.stderr_so_far()
+    );
+    let before = (w.leases(), w.container_dirs(), w.veths());
+    assert_eq!(before.0.len(), 1);
+
+    let out = w.berth_run(&["--net", "bridge", "--ip", "10.201.0.50", "true"]);
+    out.expect_berth_error(&["10.201.0.50"]);
+    assert_eq!(w.leases(), before.0, "the live lease is untouched and no other is added");
+    assert_eq!(w.container_dirs(), before.1);
+    let veths = poll(Duration::from_secs(5), Duration::from_millis(20), || {
+        let v = w.veths();
+        (v == before.2).then_some(v)
+    });
+    assert!(veths.is_some(), "interfaces now {:?}, before {:?}", w.veths(), before.2);
+
+    std::fs::write(&done, "").unwrap();
+    first.wait(Duration::from_secs(10)).expect_code(0);
+    w.assert_clean();
+}
+
+#[test]
+fn exhausted_subnet_is_refused() {
+    let w = World::new();
+    let (pid, start, boot) = (w.host_pid(), sys::start_time(w.host_pid()).unwrap(), sys::boot_id());
+    let mut text = String::from("# every address owned by a live process\n");
+    for n in 2..=0xfffe_u32 {
+        let addr = std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(10, 201, 0, 0)) + n);
+        text.push_str(&Lease::format(addr, &format!("{n:064x}"), pid, start, &boot));
+        text.push('\n');
+    }
+    std::fs::create_dir_all(w.leases_path().parent().unwrap()).unwrap();
+    std::fs::write(w.leases_path(), &text).unwrap();
+    let want = parse_leases(&text);
+    assert_eq!(want.len(), 65533);
+
+    let out = w.berth_run(&["--net", "bridge", "true"]);
+    out.expect_berth_error(&["exhausted", "no free", "full", "available", "no address"]);
+    assert!(w.leases() == want, "the lease file's leases changed");
+    w.assert_no_container_left();
+}
+
+#[test]
+fn invalid_names_are_refused() {
+    let w = World::new();
+    let long = "n".repeat(64);
+    for bad in
+        ["-lead", ".lead", "_lead", "has space", "a/b", "semi;colon", "ünicode", long.as_str()]
+    {
+        let arg = format!("--name={bad}");
+        let out = w.berth_run(&["--net", "bridge", &arg, "true"]);
+        out.expect_berth_error(&["name"]);
+    }
+    w.assert_clean();
+}
+
+#[test]
+fn invalid_hostnames_are_refused() {
+    let w = World::new();
+    let long = "h".repeat(65);
+    for bad in ["-lead", "has space", "a/b", "semi;colon", long.as_str()] {
+        let arg = format!("--hostname={bad}");
+        let out = w.berth_run(&["--net", "bridge", "--name", "fine", &arg, "true"]);
+        out.expect_berth_error(&["hostname"]);
+    }
+    w.assert_clean();
+}
+
+#[test]
+fn berth0_that_is_not_a_bridge_is_refused_and_left_alone() {
+    let w = World::new();
+    // A veth, not a dummy: the kernels this runs on may lack the dummy driver, never veth.
+    let add = ["link", "add", "berth0", "type", "veth", "peer", "name", "berth0peer"];
+    w.run(w.cmd("ip").args(add)).ok();
+    let out = w.berth_run(&["--net", "bridge", "true"]);
+    out.expect_berth_error(&["berth0"]);
+    assert!(out.stderr.contains("bridge"), "the message should say berth0 is not a bridge\n{out}");
+    let link = w.link("berth0").expect("berth0 must still exist");
+    assert_eq!(
+        link["linkinfo"]["info_kind"], "veth",
+        "berth must not touch a berth0 it did not make: {link}"
+    );
+    w.assert_clean();
+}
+
+#[test]
+fn unparsable_lease_file_is_refused_and_left_unchanged() {
+    let w = World::new();
+    let path = w.leases_path();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let garbage = "# leases\nthis is not a lease\n10.201.0.2 container=zz pid=notapid\n";
+    std::fs::write(&path, garbage).unwrap();
+    let out = w.berth_run(&["--net", "bridge", "true"]);
+    out.expect_berth_error(&[path.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        garbage,
+        "the lease file must be left unchanged"
+    );
+    w.assert_no_container_left();
+}
