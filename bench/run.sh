@@ -44,7 +44,8 @@ hyperfine --shell=none --warmup 20 --runs "$runs" --export-json "$work/results.j
     -n floor "unshare --net --uts --mount true" \
     -n none "$berth --root $root run --net none true" \
     -n host "$berth --root $root run --net host true" \
-    -n bridge "$berth --root $root run --net bridge true" >/dev/null
+    -n bridge "$berth --root $root run --net bridge true" >/dev/null 2>"$work/hyperfine.log" ||
+    { cat "$work/hyperfine.log" >&2; exit 2; }
 
 # name, target ratio of the median to the floor's median.
 targets='{"floor": null, "none": 1.5, "host": 1.5, "bridge": 2.5}'
