@@ -61,6 +61,18 @@ pub struct RunArgs {
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
 
+    /// Add a capability to docker's default set (NET_ADMIN, ..., or ALL; repeatable).
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+
+    /// Drop a capability from the container's set (CHOWN, ..., or ALL; repeatable).
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+
+    /// Give the container every capability and allow new privileges (setuid binaries).
+    #[arg(long)]
+    pub privileged: bool,
+
     /// The command to run and its arguments (options after it are the command's own).
     #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,

@@ -117,6 +117,7 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
         env: spec.env.clone(),
         path: spec.path().to_vec(),
         signal_mask: signals.original,
+        capabilities: spec.capabilities.clone(),
     };
     let mut flags = libc::CLONE_NEWUTS | libc::CLONE_NEWNS;
     if !matches!(spec.network, Network::Host) {

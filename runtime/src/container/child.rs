@@ -10,6 +10,7 @@ use nix::mount::{mount, MsFlags};
 use nix::sys::signal::{signal, SigHandler, SigSet, Signal};
 use nix::unistd::{execve, getppid, sethostname, Pid};
 
+use crate::container::capabilities::CapabilityPolicy;
 use crate::container::process::{exit_now, ChildEnds, Failure};
 
 /// How the child configures its network namespace.
@@ -50,6 +51,8 @@ pub struct ChildPlan {
     pub path: Vec<u8>,
     /// The signal mask to restore before the exec.
     pub signal_mask: SigSet,
+    /// The capabilities the workload keeps.
+    pub capabilities: CapabilityPolicy,
 }
 
 /// Runs the child: prepares the container, then execs the workload; never returns.
@@ -110,6 +113,9 @@ fn prepare(plan: &ChildPlan, ends: &mut ChildEnds) -> Result<bool, String> {
     for (source, target) in &plan.binds {
         bind_read_only(source, target)?;
     }
+
+    // Privileges last: everything above needed them.
+    plan.capabilities.apply()?;
 
     // Restore what berth changed for itself: the signal mask, and SIGPIPE (ignored by Rust's
     // runtime; an ignored signal would stay ignored across the exec).

@@ -1,6 +1,7 @@
 //! The container's lifecycle: its validated spec, the clone and the child's side of it,
 //! supervision, and the state kept under `--root`.
 
+pub mod capabilities;
 pub mod child;
 pub mod process;
 pub mod spec;

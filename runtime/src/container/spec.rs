@@ -7,6 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use netsetup::NetworkSpec;
 
 use crate::cli::RunArgs;
+use crate::container::capabilities::CapabilityPolicy;
 use crate::error::{Error, Result};
 
 /// The PATH a workload gets unless `-e PATH=...` says otherwise (docker's).
@@ -56,6 +57,8 @@ pub struct RunSpec {
     pub argv: Vec<CString>,
     /// The workload's environment, as KEY=VALUE.
     pub env: Vec<CString>,
+    /// The capabilities it keeps.
+    pub capabilities: CapabilityPolicy,
 }
 
 impl RunSpec {
@@ -110,6 +113,8 @@ impl RunSpec {
             .map(|arg| c_string(arg, "command argument"))
             .collect::<Result<Vec<_>>>()?;
         let env = environment(&args.env, &hostname)?;
+        let capabilities =
+            CapabilityPolicy::from_args(&args.cap_add, &args.cap_drop, args.privileged)?;
         Ok(RunSpec {
             id,
             name,
@@ -117,6 +122,7 @@ impl RunSpec {
             network,
             argv,
             env,
+            capabilities,
         })
     }
 

@@ -8,6 +8,7 @@ mod harness;
 mod lifecycle;
 mod network;
 mod process;
+mod security;
 
 use serde_json::Value;
 use std::net::Ipv4Addr;

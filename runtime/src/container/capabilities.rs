@@ -1,0 +1,158 @@
+//! Capabilities: every container starts from docker's default set, changed by `--cap-add`,
+//! `--cap-drop` and `--privileged`, and runs with no_new_privs unless privileged.
+
+use caps::{CapSet, Capability, CapsHashSet};
+
+use crate::error::{Error, Result};
+
+/// docker's default capabilities.
+pub const DEFAULT: [Capability; 14] = [
+    Capability::CAP_CHOWN,
+    Capability::CAP_DAC_OVERRIDE,
+    Capability::CAP_FSETID,
+    Capability::CAP_FOWNER,
+    Capability::CAP_MKNOD,
+    Capability::CAP_NET_RAW,
+    Capability::CAP_SETGID,
+    Capability::CAP_SETUID,
+    Capability::CAP_SETFCAP,
+    Capability::CAP_SETPCAP,
+    Capability::CAP_NET_BIND_SERVICE,
+    Capability::CAP_SYS_CHROOT,
+    Capability::CAP_KILL,
+    Capability::CAP_AUDIT_WRITE,
+];
+
+/// What the workload may keep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapabilityPolicy {
+    /// The capabilities left in the bounding, permitted, effective and inheritable sets.
+    pub keep: CapsHashSet,
+    /// Whether to set no_new_privs (setuid binaries and file capabilities grant nothing).
+    pub no_new_privs: bool,
+}
+
+impl CapabilityPolicy {
+    /// docker's rules: start from the default set (all when `privileged`); `--cap-drop ALL`
+    /// empties it and `--cap-add ALL` fills it; then the named additions, then the named drops.
+    pub fn from_args(add: &[String], drop: &[String], privileged: bool) -> Result<Self> {
+        let add = parse_names(add, "--cap-add")?;
+        let drop = parse_names(drop, "--cap-drop")?;
+        let mut keep: CapsHashSet = if privileged {
+            caps::all()
+        } else {
+            DEFAULT.into_iter().collect()
+        };
+        if drop.all {
+            keep.clear();
+        }
+        if add.all {
+            keep = caps::all();
+        }
+        keep.extend(add.named);
+        keep.retain(|cap| !drop.named.contains(cap));
+        Ok(CapabilityPolicy {
+            keep,
+            no_new_privs: !privileged,
+        })
+    }
+
+    /// Applies the policy to the calling thread; call it last before the exec, after every
+    /// step that needs privileges.
+    pub fn apply(&self) -> std::result::Result<(), String> {
+        let fail = |what: &str, e: caps::errors::CapsError| format!("{what}: {e}");
+        // Nothing can be kept that berth does not hold itself (a sandbox may lack some).
+        let held = caps::read(None, CapSet::Permitted)
+            .map_err(|e| fail("read the permitted capabilities", e))?;
+        let keep: CapsHashSet = self.keep.intersection(&held).copied().collect();
+        // The bounding set first: dropping from it needs CAP_SETPCAP, which may go next.
+        for cap in caps::runtime::thread_all_supported() {
+            if !keep.contains(&cap) {
+                caps::drop(None, CapSet::Bounding, cap)
+                    .map_err(|e| fail(&format!("drop {cap} from the bounding set"), e))?;
+            }
+        }
+        caps::set(None, CapSet::Inheritable, &keep)
+            .map_err(|e| fail("set the inheritable capabilities", e))?;
+        caps::set(None, CapSet::Effective, &keep)
+            .map_err(|e| fail("set the effective capabilities", e))?;
+        caps::set(None, CapSet::Permitted, &keep)
+            .map_err(|e| fail("set the permitted capabilities", e))?;
+        caps::clear(None, CapSet::Ambient)
+            .map_err(|e| fail("clear the ambient capabilities", e))?;
+        if self.no_new_privs {
+            // SAFETY: prctl(PR_SET_NO_NEW_PRIVS) takes integer arguments and touches no memory.
+            if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+                return Err(format!(
+                    "set no_new_privs: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Names {
+    all: bool,
+    named: Vec<Capability>,
+}
+
+/// Parses capability names as docker takes them: `NET_ADMIN`, `cap_net_admin`, or `ALL`.
+fn parse_names(names: &[String], flag: &str) -> Result<Names> {
+    let mut parsed = Names {
+        all: false,
+        named: Vec::new(),
+    };
+    for name in names {
+        if name.eq_ignore_ascii_case("all") {
+            parsed.all = true;
+            continue;
+        }
+        let cap = caps::to_canonical(name).parse().map_err(|_| {
+            Error::Invalid(format!(
+                "{flag} {name:?}: no such capability (use a name such as NET_ADMIN, or ALL)"
+            ))
+        })?;
+        parsed.named.push(cap);
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(add: &[&str], drop: &[&str]) -> CapabilityPolicy {
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        CapabilityPolicy::from_args(&strings(add), &strings(drop), false).unwrap()
+    }
+
+    #[test]
+    fn default_is_dockers_set_with_no_new_privs() {
+        let p = policy(&[], &[]);
+        assert_eq!(p.keep.len(), 14);
+        assert!(!p.keep.contains(&Capability::CAP_NET_ADMIN));
+        assert!(p.no_new_privs);
+    }
+
+    #[test]
+    fn add_and_drop_follow_docker() {
+        let p = policy(&["net_admin"], &["CAP_CHOWN"]);
+        assert!(p.keep.contains(&Capability::CAP_NET_ADMIN));
+        assert!(!p.keep.contains(&Capability::CAP_CHOWN));
+        let only = policy(&["NET_ADMIN"], &["ALL"]);
+        assert_eq!(only.keep, [Capability::CAP_NET_ADMIN].into_iter().collect());
+        let all_but = policy(&["ALL"], &["SYS_ADMIN"]);
+        assert!(all_but.keep.contains(&Capability::CAP_SYS_MODULE));
+        assert!(!all_but.keep.contains(&Capability::CAP_SYS_ADMIN));
+        assert!(CapabilityPolicy::from_args(&["NOPE".into()], &[], false).is_err());
+    }
+
+    #[test]
+    fn privileged_keeps_everything_and_allows_new_privileges() {
+        let p = CapabilityPolicy::from_args(&[], &[], true).unwrap();
+        assert_eq!(p.keep, caps::all());
+        assert!(!p.no_new_privs);
+    }
+}

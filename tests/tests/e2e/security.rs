@@ -1,0 +1,128 @@
+//! A container cannot change the host: docker's default capabilities, no_new_privs, read-only
+//! resolv.conf, no way to the host's loopback; `--cap-add`, `--cap-drop` and `--privileged`.
+
+use berth_e2e::*;
+use std::io::Read;
+use std::net::TcpListener;
+
+/// docker's default capability set as /proc/PID/status prints it.
+const DOCKER_DEFAULT_CAPS: &str = "00000000a80425fb";
+
+fn status_field(status: &str, field: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in\n{status}"))
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn default_capabilities_are_dockers_and_no_new_privs_is_set() {
+    let w = World::new();
+    let out = w.berth_run(&["--net", "bridge", "cat", "/proc/self/status"]);
+    let status = out.expect_code(0).stdout.clone();
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd"] {
+        assert_eq!(status_field(&status, set), DOCKER_DEFAULT_CAPS, "{set}\n{out}");
+    }
+    assert_eq!(status_field(&status, "CapAmb"), "0000000000000000");
+    assert_eq!(status_field(&status, "NoNewPrivs"), "1");
+    w.assert_clean();
+}
+
+#[test]
+fn a_bridge_container_cannot_change_interfaces_addresses_or_the_firewall() {
+    let w = World::new();
+    let script = "ip link add evil0 type bridge; echo link=$?; \
+                  ip addr add 10.201.9.9/16 dev eth0; echo addr=$?; \
+                  nft list ruleset; echo list=$?; nft flush ruleset; echo flush=$?; \
+                  echo 'nameserver 203.0.113.66' >> /etc/resolv.conf; echo resolv=$?";
+    let out = w.berth_run(&["--net", "bridge", "sh", "-c", script]);
+    out.expect_code(0);
+    for step in ["link", "addr", "list", "flush", "resolv"] {
+        assert!(!out.stdout.contains(&format!("{step}=0")), "{step} must fail\n{out}");
+    }
+    assert!(out.stderr.contains("Operation not permitted"), "EPERM expected\n{out}");
+    assert!(out.stderr.contains("Read-only file system"), "resolv.conf must be read-only\n{out}");
+    // The host's firewall is intact: berth's table is still there.
+    let table = w.run(w.cmd("nft").args(["list", "table", "inet", "berth"]));
+    assert!(table.ok().contains("masquerade"), "{table}");
+    w.assert_clean();
+}
+
+#[test]
+fn cap_add_net_admin_allows_interface_changes_again() {
+    let w = World::new();
+    let out = w.berth_run(&[
+        "--net",
+        "bridge",
+        "--cap-add",
+        "NET_ADMIN",
+        "sh",
+        "-c",
+        "ip link add mine0 type bridge && ip addr add 10.201.9.9/16 dev eth0 && ip -br addr show eth0",
+    ]);
+    assert!(out.expect_code(0).stdout.contains("10.201.9.9/16"), "{out}");
+    w.assert_clean();
+}
+
+#[test]
+fn cap_drop_all_and_privileged() {
+    let w = World::new();
+    let none = w.berth_run(&["--net", "none", "--cap-drop", "ALL", "cat", "/proc/self/status"]);
+    assert_eq!(status_field(none.expect_code(0).stdout.as_str(), "CapEff"), "0000000000000000");
+    let only = w.berth_run(&[
+        "--net",
+        "none",
+        "--cap-drop",
+        "all",
+        "--cap-add",
+        "cap_net_admin",
+        "cat",
+        "/proc/self/status",
+    ]);
+    assert_eq!(status_field(only.expect_code(0).stdout.as_str(), "CapEff"), "0000000000001000");
+    let privileged = w.berth_run(&["--net", "none", "--privileged", "cat", "/proc/self/status"]);
+    let status = privileged.expect_code(0).stdout.clone();
+    let eff = u64::from_str_radix(&status_field(&status, "CapEff"), 16).unwrap();
+    assert!(eff & (1 << 21) != 0, "CAP_SYS_ADMIN expected with --privileged\n{privileged}");
+    assert_eq!(status_field(&status, "NoNewPrivs"), "0");
+    w.berth_run(&["--net", "none", "--cap-add", "NOT_A_CAP", "true"])
+        .expect_berth_error(&["NOT_A_CAP", "capability"]);
+    w.assert_clean();
+}
+
+#[test]
+fn the_hosts_loopback_services_are_unreachable_from_a_bridge_container() {
+    let w = World::new();
+    let listener =
+        w.in_host_net(|| TcpListener::bind("127.0.0.1:8080").expect("bind 127.0.0.1:8080"));
+    let server = std::thread::spawn(move || {
+        // Answer whoever connects, so a connection that gets through is seen as one.
+        for stream in listener.incoming().take(1).flatten() {
+            let mut stream = stream;
+            let _ = stream.read(&mut [0u8; 512]);
+            let _ =
+                std::io::Write::write_all(&mut stream, b"HTTP/1.0 200 OK\r\n\r\nhost-loopback\n");
+        }
+    });
+    // From the host itself the service answers.
+    let host = w.run(w.cmd("curl").args(["-s", "-m", "5", "http://127.0.0.1:8080/"]));
+    assert!(host.ok().contains("host-loopback"), "{host}");
+    server.join().unwrap();
+    // From the container, neither its loopback nor the gateway address reaches it.
+    let out = w.berth_run(&[
+        "--net",
+        "bridge",
+        "sh",
+        "-c",
+        "curl -s -m 2 http://127.0.0.1:8080/; echo lo=$?; curl -s -m 2 http://10.201.0.1:8080/; echo gw=$?",
+    ]);
+    out.expect_code(0);
+    assert!(!out.stdout.contains("host-loopback"), "{out}");
+    assert!(
+        out.stdout.contains("lo=7") && out.stdout.contains("gw=7"),
+        "connections must be refused\n{out}"
+    );
+    w.assert_clean();
+}
