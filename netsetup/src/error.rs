@@ -27,6 +27,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A state file is a symbolic link, which berth never follows.
+    #[error("{} is a symbolic link: berth does not follow links in its state directory; remove it", path.display())]
+    SymbolicLink { path: PathBuf },
     /// The lease file does not parse; it is left untouched.
     #[error("{}:{line}: {reason}; the file was left as it is: fix or remove that line (a lease on a line that is removed may be handed out again)", path.display())]
     LeaseFileCorrupt {
@@ -70,10 +73,12 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// A failed operation on a file; opened with O_NOFOLLOW, ELOOP means a link was planted.
     pub(crate) fn file(path: impl Into<PathBuf>, source: io::Error) -> Self {
-        Error::File {
-            path: path.into(),
-            source,
+        let path = path.into();
+        if source.raw_os_error() == Some(libc::ELOOP) {
+            return Error::SymbolicLink { path };
         }
+        Error::File { path, source }
     }
 }

@@ -178,7 +178,12 @@ impl LeaseFile {
     }
 
     fn read(&self) -> Result<BTreeMap<Ipv4Addr, LeaseOwner>> {
-        match fs::read_to_string(&self.path) {
+        let text = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&self.path)
+            .and_then(std::io::read_to_string);
+        match text {
             Ok(text) => self.parse(&text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
             Err(e) => Err(Error::file(&self.path, e)),
@@ -221,7 +226,7 @@ impl LeaseFile {
                 owner.container, owner.pid, owner.start, owner.boot
             );
         }
-        write_atomically(&self.path, text.as_bytes())
+        write_atomically(&self.path, text.as_bytes(), 0o600)
     }
 }
 
@@ -276,9 +281,10 @@ pub(crate) fn lock(path: &Path) -> Result<Flock<File>> {
     Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| Error::file(path, errno.into()))
 }
 
-/// Replaces `path` with `contents` by writing a temporary file beside it and renaming it over,
-/// so readers and crashes see the old file or the new one, never a part.
-pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
+/// Replaces `path` with `contents` (file mode `mode`) by writing a temporary file beside it and
+/// renaming it over, so readers and crashes see the old file or the new one, never a part. Links
+/// are never followed: a link at `path` is replaced, not written through.
+pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(format!(".tmp{}", std::process::id()));
     let temporary = PathBuf::from(temporary);
@@ -286,7 +292,7 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
         .create(true)
         .truncate(true)
         .write(true)
-        .mode(0o644)
+        .mode(mode)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&temporary)
         .and_then(|mut file| file.write_all(contents))

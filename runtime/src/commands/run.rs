@@ -12,7 +12,7 @@ use crate::cli::RunArgs;
 use crate::container::child::{self, ChildNetwork, ChildPlan};
 use crate::container::process::clone_into_namespaces;
 use crate::container::spec::{Network, RunSpec};
-use crate::container::state::{make_private_dir, ContainerDir, State};
+use crate::container::state::{private_dir, ContainerDir, State};
 use crate::container::supervise::{self, BlockedSignals};
 use crate::error::{Error, Result};
 use crate::trace;
@@ -41,8 +41,7 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
         Network::Bridge {
             network, requested, ..
         } => {
-            let state_dir = root.join("networks").join(&network.name);
-            make_private_dir(&state_dir)?;
+            let state_dir = private_dir(root, &["networks", &network.name])?;
             let leases = network.lease_file(&state_dir);
             let owner = LeaseOwner::this_process(&spec.id)?;
             trace::step("owner");
@@ -84,15 +83,15 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
     let hostname = format!("{}\n", spec.hostname);
     let binds = vec![
         (
-            container_dir.write("hostname", hostname.as_bytes())?,
+            container_dir.write("hostname", hostname.as_bytes(), 0o644)?,
             "/etc/hostname",
         ),
         (
-            container_dir.write("hosts", hosts.as_bytes())?,
+            container_dir.write("hosts", hosts.as_bytes(), 0o644)?,
             "/etc/hosts",
         ),
         (
-            container_dir.write("resolv.conf", resolv_conf.as_bytes())?,
+            container_dir.write("resolv.conf", resolv_conf.as_bytes(), 0o644)?,
             "/etc/resolv.conf",
         ),
     ];

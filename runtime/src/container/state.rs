@@ -34,13 +34,47 @@ pub struct State<'a> {
     pub created: u64,
 }
 
-/// Makes `dir` and its parents, each 0700.
-pub fn make_private_dir(dir: &Path) -> Result<()> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| Error::file(dir, e))
+/// Makes `ROOT/a/b/...` for `parts` = `[a, b, ...]`: ROOT with its parents if missing (ROOT
+/// itself may be a link), then each part below it, 0700, refusing any part that exists as a
+/// symbolic link or as something other than a directory: berth never follows a link planted
+/// under its root.
+pub fn private_dir(root: &Path, parts: &[&str]) -> Result<PathBuf> {
+    let builder = {
+        let mut b = DirBuilder::new();
+        b.mode(0o700);
+        b
+    };
+    if !root.is_dir() {
+        let mut parents = DirBuilder::new();
+        parents.recursive(true).mode(0o700);
+        parents.create(root).map_err(|e| Error::file(root, e))?;
+    }
+    let mut path = root.to_path_buf();
+    for part in parts {
+        path.push(part);
+        match builder.create(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let kind = fs::symlink_metadata(&path)
+                    .map_err(|e| Error::file(&path, e))?
+                    .file_type();
+                if !kind.is_dir() {
+                    let what = if kind.is_symlink() {
+                        "a symbolic link"
+                    } else {
+                        "not a directory"
+                    };
+                    return Err(Error::Invalid(format!(
+                        "{} is {what}: berth does not follow links or use other files in its \
+                         state directory; remove it",
+                        path.display()
+                    )));
+                }
+            }
+            Err(e) => return Err(Error::file(&path, e)),
+        }
+    }
+    Ok(path)
 }
 
 /// A container's directory under `ROOT/containers/`.
@@ -50,17 +84,16 @@ pub struct ContainerDir {
 }
 
 impl ContainerDir {
-    /// Creates `ROOT/containers/ID` (0700).
+    /// Creates `ROOT/containers/ID` (0700; see [`private_dir`]).
     pub fn create(root: &Path, id: &str) -> Result<Self> {
-        let path = root.join("containers").join(id);
-        make_private_dir(&path)?;
+        let path = private_dir(root, &["containers", id])?;
         Ok(ContainerDir { path })
     }
 
-    /// Writes `name` in the directory, atomically; returns its path.
-    pub fn write(&self, name: &str, contents: &[u8]) -> Result<PathBuf> {
+    /// Writes `name` in the directory, atomically, with `mode`; returns its path.
+    pub fn write(&self, name: &str, contents: &[u8], mode: u32) -> Result<PathBuf> {
         let path = self.path.join(name);
-        netsetup::write_atomically(&path, contents)?;
+        netsetup::write_atomically(&path, contents, mode)?;
         Ok(path)
     }
 
@@ -68,7 +101,7 @@ impl ContainerDir {
     pub fn write_state(&self, state: &State<'_>) -> Result<()> {
         let json = serde_json::to_vec_pretty(state)
             .map_err(|e| Error::Container(format!("encode state: {e}")))?;
-        self.write("state.json", &json).map(drop)
+        self.write("state.json", &json, 0o600).map(drop)
     }
 
     /// Removes the directory and everything in it.

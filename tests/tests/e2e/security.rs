@@ -126,3 +126,59 @@ fn the_hosts_loopback_services_are_unreachable_from_a_bridge_container() {
     );
     w.assert_clean();
 }
+
+#[test]
+fn state_is_private_and_links_planted_under_the_root_are_refused() {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let w = World::new();
+    // While a container runs: directories 0700, state 0600, bound files 0644 (the root itself
+    // was made by the test, so its mode is the test's).
+    let out = w.berth_run(&[
+        "--net",
+        "bridge",
+        "sh",
+        "-c",
+        &format!("stat -c '%a %n' {0}/containers {0}/containers/* {0}/containers/*/* {0}/networks/bridge {0}/networks/bridge/leases", w.root().display()),
+    ]);
+    let modes = out.expect_code(0).stdout.clone();
+    for line in modes.lines() {
+        let (mode, path) = line.split_once(' ').unwrap();
+        let want =
+            if path.ends_with(".conf") || path.ends_with("/hosts") || path.ends_with("/hostname") {
+                "644"
+            } else if path.ends_with("state.json") || path.ends_with("/leases") {
+                "600"
+            } else {
+                "700"
+            };
+        assert_eq!(mode, want, "{path}\n{out}");
+    }
+    let leases_before = std::fs::read(w.leases_path()).unwrap();
+
+    // A link where berth keeps its containers: refused, the target untouched.
+    let elsewhere = w.path("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let containers = w.containers_dir();
+    std::fs::remove_dir(&containers).unwrap();
+    symlink(&elsewhere, &containers).unwrap();
+    w.berth_run(&["--net", "none", "true"]).expect_berth_error(&["symbolic link"]);
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "nothing written through the link"
+    );
+    std::fs::remove_file(&containers).unwrap();
+
+    // A link in place of the lease file: refused, neither followed nor replaced.
+    let target = w.path("target");
+    std::fs::write(&target, "not a lease file\n").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::remove_file(w.leases_path()).unwrap();
+    symlink(&target, w.leases_path()).unwrap();
+    w.berth_run(&["--net", "bridge", "true"]).expect_berth_error(&["symbolic link"]);
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "not a lease file\n");
+    assert!(std::fs::symlink_metadata(w.leases_path()).unwrap().file_type().is_symlink());
+    std::fs::remove_file(w.leases_path()).unwrap();
+    std::fs::write(w.leases_path(), leases_before).unwrap();
+    w.assert_clean();
+}
