@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use caps::{CapSet, Capability};
 use netsetup::{LeaseFile, LeaseOwner, Namespace, Netlink};
-use nix::unistd::{getpid, Pid};
+use nix::unistd::getpid;
 
 use crate::cli::RunArgs;
 use crate::container::child::{self, ChildNetwork, ChildPlan};
@@ -189,7 +189,7 @@ struct Made {
 impl Drop for Made {
     fn drop(&mut self) {
         if let Some(child) = self.child.take() {
-            kill_and_reap(child.pid);
+            child.kill_and_reap();
         }
         if let Some((leases, container)) = self.lease.take() {
             if let Err(e) = leases.release(&container) {
@@ -202,11 +202,6 @@ impl Drop for Made {
             }
         }
     }
-}
-
-fn kill_and_reap(pid: Pid) {
-    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-    let _ = nix::sys::wait::waitpid(pid, None);
 }
 
 /// berth needs CAP_SYS_ADMIN (namespaces, mounts) and CAP_NET_ADMIN (interfaces).

@@ -57,6 +57,7 @@ pub struct Child {
     pub pid: Pid,
     go: Option<File>,
     report: File,
+    reaped: bool,
 }
 
 impl Child {
@@ -81,6 +82,7 @@ impl Child {
         };
         // The child exits right after reporting; reap it so it leaves no zombie.
         let _ = waitpid(self.pid, None);
+        self.reaped = true;
         let errno = rest
             .get(..4)
             .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
@@ -93,6 +95,17 @@ impl Child {
             },
             _ => Error::Container(message),
         })
+    }
+}
+
+impl Child {
+    /// Kills the child and reaps it, unless it was reaped already (its pid may then belong to
+    /// another process).
+    pub fn kill_and_reap(self) {
+        if !self.reaped {
+            let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(self.pid, None);
+        }
     }
 }
 
@@ -143,6 +156,7 @@ pub fn clone_into_namespaces(
             pid: Pid::from_raw(pid as libc::pid_t),
             go: go_write,
             report: report_read,
+            reaped: false,
         }),
     }
 }
