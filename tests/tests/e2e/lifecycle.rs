@@ -102,12 +102,34 @@ fn fifty_sequential_bridge_runs_leave_nothing_behind() {
 
 #[test]
 fn twenty_parallel_runs_get_twenty_distinct_addresses() {
-    const N: usize = 20;
+    parallel_bridge_runs(20).assert_clean();
+}
+
+/// 100 runs started at once on a fresh root, so that they also race to create the bridge and
+/// berth's nftables table: 100 distinct addresses, one bridge, one table without duplicated
+/// rules, a lease file that parses, all exit 0.
+#[test]
+fn a_hundred_runs_racing_on_a_fresh_root() {
+    let w = parallel_bridge_runs(100);
+    let bridges = w.run(w.cmd("ip").args(["-br", "link", "show", "type", "bridge"]));
+    assert_eq!(bridges.ok().lines().count(), 1, "one bridge\n{bridges}");
+    let ruleset = w.run(w.cmd("nft").args(["list", "ruleset"]));
+    let text = ruleset.ok();
+    assert_eq!(text.matches("table ").count(), 1, "one table\n{ruleset}");
+    for rule in ["masquerade", "iifname \"berth0\" accept", "ct state established,related accept"] {
+        assert_eq!(text.matches(rule).count(), 1, "{rule:?} exactly once\n{ruleset}");
+    }
+    w.assert_clean();
+}
+
+/// Starts `n` bridge runs at once, holds them all running until each has seen its address,
+/// checks the addresses and leases, lets them go and checks they all exit 0.
+fn parallel_bridge_runs(n: usize) -> World {
     let w = World::new();
     let d = w.path("par");
     std::fs::create_dir(&d).unwrap();
     let barrier = d.join("barrier");
-    let mut runs: Vec<Bg> = (0..N)
+    let mut runs: Vec<Bg> = (0..n)
         .map(|i| {
             let script = format!(
                 "ip -j -4 addr show dev eth0 > '{d}/addr.{i}' && touch '{d}/ready.{i}' && {}",
@@ -132,11 +154,11 @@ fn twenty_parallel_runs_get_twenty_distinct_addresses() {
                 panic!("a parallel run ended before the barrier\n{o}");
             }
         }
-        (0..N).all(|i| d.join(format!("ready.{i}")).exists()).then_some(())
+        (0..n).all(|i| d.join(format!("ready.{i}")).exists()).then_some(())
     });
-    assert!(all_ready.is_some(), "not all {N} containers got ready within 30 s");
+    assert!(all_ready.is_some(), "not all {n} containers got ready within 30 s");
 
-    let addrs: BTreeSet<Ipv4Addr> = (0..N)
+    let addrs: BTreeSet<Ipv4Addr> = (0..n)
         .map(|i| {
             let text = std::fs::read_to_string(d.join(format!("addr.{i}"))).unwrap();
             let ifs = ifaces(&text);
@@ -146,10 +168,10 @@ fn twenty_parallel_runs_get_twenty_distinct_addresses() {
             ifs[0].inet[0].0
         })
         .collect();
-    let expected: BTreeSet<Ipv4Addr> = (2..2 + N as u32).map(ip).collect();
+    let expected: BTreeSet<Ipv4Addr> = (2..2 + n as u32).map(ip).collect();
     assert_eq!(
         addrs, expected,
-        "{N} running containers hold the {N} lowest addresses, each its own"
+        "{n} running containers hold the {n} lowest addresses, each its own"
     );
 
     let leases = w.leases();
@@ -163,7 +185,7 @@ fn twenty_parallel_runs_get_twenty_distinct_addresses() {
     for r in runs.iter_mut() {
         r.wait(Duration::from_secs(30)).expect_code(0);
     }
-    w.assert_clean();
+    w
 }
 
 #[test]
