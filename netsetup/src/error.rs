@@ -18,8 +18,11 @@ pub enum Error {
         source: io::Error,
     },
     /// An interface with the bridge's name exists but is something else.
-    #[error("{name} exists but is a {kind} interface, not a bridge; remove it (ip link del {name}) or choose another bridge name")]
+    #[error("{name} exists but is a {kind} interface, not a bridge: remove it (ip link del {name}) if it is not needed")]
     NotABridge { name: String, kind: String },
+    /// The bridge is managed from another state directory (another `--root`).
+    #[error("bridge {bridge} is managed by the berth state in {state_dir}: use --root with that directory (two lease files would hand out the same addresses)")]
+    BridgeOwnedElsewhere { bridge: String, state_dir: String },
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     File {
@@ -38,20 +41,22 @@ pub enum Error {
         reason: String,
     },
     /// The requested address is not a host address of the subnet.
-    #[error("address {addr} is not in the network's subnet {subnet}")]
+    #[error(
+        "address {addr} is not in the network's subnet {subnet}: pick one in it, or leave --ip out"
+    )]
     OutsideSubnet {
         addr: Ipv4Addr,
         subnet: ipnet::Ipv4Net,
     },
     /// The requested address is the subnet's network, gateway or broadcast address.
-    #[error("address {addr} is reserved in {subnet} (it is the {what} address)")]
+    #[error("address {addr} is reserved in {subnet} (it is the {what} address): pick another, or leave --ip out")]
     ReservedAddress {
         addr: Ipv4Addr,
         subnet: ipnet::Ipv4Net,
         what: &'static str,
     },
     /// The requested address is leased to a live container.
-    #[error("address {addr} is already in use by container {container}")]
+    #[error("address {addr} is already in use by container {container}: pick another, or leave --ip out")]
     AddressInUse { addr: Ipv4Addr, container: String },
     /// Every host address of the subnet is leased to a live container.
     #[error(

@@ -175,10 +175,34 @@ pub fn create_table(network: &NetworkSpec) -> Result<()> {
             Statement::Accept(None),
         ],
     ));
-    nftables::helper::apply_ruleset(&batch.to_nftables()).map_err(|e| {
-        Error::Nftables(match e {
-            nftables::helper::NftablesError::NftFailed { stderr, .. } => stderr.trim().to_owned(),
-            other => other.to_string(),
-        })
-    })
+    apply(&batch.to_nftables())
+}
+
+/// Hands a ruleset to `nft -j -f -` and returns nft's own message when it refuses.
+fn apply(ruleset: &nftables::schema::Nftables<'_>) -> Result<()> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let json = serde_json::to_vec(ruleset).map_err(|e| Error::Nftables(e.to_string()))?;
+    let mut nft = Command::new("nft")
+        .args(["-j", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Nftables(format!("cannot run nft: {e}; install nftables")))?;
+    let written = nft.stdin.take().map(|mut stdin| stdin.write_all(&json));
+    let output = nft
+        .wait_with_output()
+        .map_err(|e| Error::Nftables(format!("nft: {e}")))?;
+    if let Some(Err(e)) = written {
+        return Err(Error::Nftables(format!("writing to nft: {e}")));
+    }
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(Error::Nftables(format!(
+        "nft could not create table inet {TABLE}: {} (does the kernel have nf_tables with NAT: \
+         modprobe nft_masq?)",
+        String::from_utf8_lossy(&output.stderr).trim()
+    )))
 }

@@ -100,33 +100,26 @@ impl LeaseFile {
         &self.path
     }
 
-    /// Checks that `addr` may be leased at all: a host address of the subnet that is not the
-    /// gateway. Needs no lock; call it before anything is created.
+    /// Checks that `addr` may be leased at all (see [`check_address`]).
     pub fn check_address(&self, addr: Ipv4Addr) -> Result<()> {
-        let subnet = self.subnet;
-        let reserved = |what| Err(Error::ReservedAddress { addr, subnet, what });
-        if !subnet.contains(&addr) {
-            Err(Error::OutsideSubnet { addr, subnet })
-        } else if addr == subnet.network() && subnet.prefix_len() < 31 {
-            reserved("network")
-        } else if addr == subnet.broadcast() && subnet.prefix_len() < 31 {
-            reserved("broadcast")
-        } else if addr == self.gateway {
-            reserved("gateway")
-        } else {
-            Ok(())
-        }
+        check_address(self.subnet, self.gateway, addr)
     }
 
     /// Leases an address to `owner`: `requested` if given and free, else the lowest free one.
-    /// Leases of dead owners are dropped on the way.
-    pub fn allocate(&self, owner: &LeaseOwner, requested: Option<Ipv4Addr>) -> Result<Ipv4Addr> {
+    /// Leases of dead owners are dropped on the way, unless `still_attached(container)` says
+    /// the container still holds its address (processes of it outlived the owner).
+    pub fn allocate(
+        &self,
+        owner: &LeaseOwner,
+        requested: Option<Ipv4Addr>,
+        mut still_attached: impl FnMut(&str) -> bool,
+    ) -> Result<Ipv4Addr> {
         if let Some(addr) = requested {
             self.check_address(addr)?;
         }
         let _lock = self.lock()?;
         let mut leases = self.read()?;
-        leases.retain(|_, holder| holder.is_alive());
+        leases.retain(|_, holder| holder.is_alive() || still_attached(&holder.container));
         let addr = match requested {
             Some(addr) => match leases.get(&addr) {
                 Some(holder) => {
@@ -264,6 +257,23 @@ fn parse_lease(line: &str) -> std::result::Result<(Ipv4Addr, LeaseOwner), String
             },
         )),
         _ => Err("a lease needs container=, pid=, start= and boot=".into()),
+    }
+}
+
+/// Checks that `addr` may be given to a container in `subnet`: a host address that is not the
+/// network, broadcast or gateway address. Needs no lock; call it before anything is created.
+pub fn check_address(subnet: Ipv4Net, gateway: Ipv4Addr, addr: Ipv4Addr) -> Result<()> {
+    let reserved = |what| Err(Error::ReservedAddress { addr, subnet, what });
+    if !subnet.contains(&addr) {
+        Err(Error::OutsideSubnet { addr, subnet })
+    } else if addr == subnet.network() && subnet.prefix_len() < 31 {
+        reserved("network")
+    } else if addr == subnet.broadcast() && subnet.prefix_len() < 31 {
+        reserved("broadcast")
+    } else if addr == gateway {
+        reserved("gateway")
+    } else {
+        Ok(())
     }
 }
 

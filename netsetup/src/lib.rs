@@ -54,6 +54,12 @@ impl NetworkSpec {
         Ipv4Net::new(addr, self.subnet.prefix_len()).expect("the subnet's prefix is valid")
     }
 
+    /// Checks that `addr` may be given to a container: a host address of the subnet that is not
+    /// the gateway.
+    pub fn check_address(&self, addr: Ipv4Addr) -> Result<()> {
+        ipam::check_address(self.subnet, self.gateway, addr)
+    }
+
     /// The lease file of this network, kept in `state_dir`.
     pub fn lease_file(&self, state_dir: &Path) -> LeaseFile {
         LeaseFile::new(state_dir, self.subnet, self.gateway)
@@ -62,17 +68,22 @@ impl NetworkSpec {
 
 /// Makes sure `network` is ready for containers: the bridge exists, carries the gateway
 /// address and is up; IPv4 forwarding is on; berth's nftables table exists. Cheap when all
-/// is in place (two netlink round trips and a read of one sysctl), idempotent, and safe when
+/// is in place (three netlink round trips and a read of one sysctl), idempotent, and safe when
 /// many callers race. Returns the bridge's interface index.
+///
+/// The bridge's alias names the state directory whose lease file hands out its addresses; a
+/// bridge that another state directory manages is refused, since two lease files would hand
+/// out the same addresses.
 pub fn ensure_network(
     netlink: &mut Netlink,
     network: &NetworkSpec,
     state_dir: &Path,
 ) -> Result<u32> {
+    let owner = format!("berth:{}", state_dir.display());
     let bridge = match netlink.link_by_name(&network.bridge)? {
         Some(link) => link,
         None => {
-            netlink.create_bridge(&network.bridge)?;
+            netlink.create_bridge(&network.bridge, mac_for(network.gateway), &owner)?;
             netlink
                 .link_by_name(&network.bridge)?
                 .ok_or_else(|| Error::Netlink {
@@ -87,6 +98,18 @@ pub fn ensure_network(
             name: network.bridge.clone(),
             kind: bridge.kind,
         });
+    }
+    if let Some(other) = bridge
+        .alias
+        .as_deref()
+        .and_then(|a| a.strip_prefix("berth:"))
+    {
+        if other != state_dir.display().to_string() {
+            return Err(Error::BridgeOwnedElsewhere {
+                bridge: network.bridge.clone(),
+                state_dir: other.into(),
+            });
+        }
     }
     netlink.add_address(
         bridge.index,

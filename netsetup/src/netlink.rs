@@ -29,6 +29,8 @@ pub struct Link {
     pub kind: String,
     /// Whether the interface is administratively up.
     pub up: bool,
+    /// Its alias (`ip link set NAME alias TEXT`), if any.
+    pub alias: Option<String>,
 }
 
 /// A synchronous rtnetlink socket in the namespace it was opened in.
@@ -137,10 +139,18 @@ impl Netlink {
         }))
     }
 
-    /// Creates a bridge; `Ok(false)` when an interface of that name already exists.
-    pub fn create_bridge(&mut self, name: &str) -> Result<bool> {
+    /// Creates a bridge with a fixed MAC address (without one, the bridge takes its ports'
+    /// lowest MAC and changes it when that port leaves, which stales every neighbour's ARP
+    /// entry for the gateway) and an alias; `Ok(false)` when an interface of that name exists.
+    pub fn create_bridge(&mut self, name: &str, mac: [u8; 6], alias: &str) -> Result<bool> {
         let mut request = LinkMessage::default();
         request.attributes.push(LinkAttribute::IfName(name.into()));
+        request
+            .attributes
+            .push(LinkAttribute::Address(mac.to_vec()));
+        request
+            .attributes
+            .push(LinkAttribute::IfAlias(alias.into()));
         request
             .attributes
             .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
@@ -150,14 +160,29 @@ impl Netlink {
             RouteNetlinkMessage::NewLink(request),
             NLM_F_CREATE | NLM_F_EXCL,
         ) {
-            Ok(()) => Ok(true),
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
-            Err(source) => Err(Error::Netlink {
-                op: "create bridge",
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => return Ok(false),
+            Err(source) => {
+                return Err(Error::Netlink {
+                    op: "create bridge",
+                    object: name.into(),
+                    source,
+                })
+            }
+        }
+        // The kernel takes an alias only on an existing link.
+        let mut request = LinkMessage::default();
+        request.attributes.push(LinkAttribute::IfName(name.into()));
+        request
+            .attributes
+            .push(LinkAttribute::IfAlias(alias.into()));
+        self.execute(RouteNetlinkMessage::SetLink(request), 0)
+            .map_err(|source| Error::Netlink {
+                op: "set the alias of",
                 object: name.into(),
                 source,
-            }),
-        }
+            })?;
+        Ok(true)
     }
 
     /// Brings an interface up.
@@ -250,9 +275,17 @@ fn link_summary(link: &LinkMessage) -> Link {
             _ => None,
         })
         .unwrap_or_else(|| "device".into());
+    let alias = link
+        .attributes
+        .iter()
+        .find_map(|attribute| match attribute {
+            LinkAttribute::IfAlias(alias) => Some(alias.clone()),
+            _ => None,
+        });
     Link {
         index: link.header.index,
         kind,
         up: link.header.flags.contains(LinkFlags::Up),
+        alias,
     }
 }

@@ -2,7 +2,7 @@
 //! does it; everything made is recorded in `Made`, which undoes it on any failure and at the end.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use caps::{CapSet, Capability};
 use netsetup::{LeaseFile, LeaseOwner, Namespace, Netlink};
@@ -17,12 +17,19 @@ use crate::container::supervise::{self, BlockedSignals};
 use crate::error::{Error, Result};
 use crate::trace;
 
+/// How long an allocation waits, at most, for the veths of dead owners' containers to vanish
+/// with their namespaces before it counts those containers as still running.
+const DYING_NAMESPACE_GRACE: Duration = Duration::from_millis(250);
+
 /// The container's interface name on a bridge network.
 const CONTAINER_INTERFACE: &str = "eth0";
 
 /// Runs a container in the foreground; returns the workload's exit code.
 pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
     // 1. One validated spec, and the privileges and tools it needs, before anything is made.
+    // Signals are blocked from here on, so that none can end berth halfway through its setup;
+    // one that arrives is taken after the workload starts and forwarded to it.
+    let signals = BlockedSignals::block()?;
     let spec = RunSpec::from_args(args)?;
     check_privileges()?;
     if matches!(spec.network, Network::Bridge { .. }) {
@@ -30,6 +37,9 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
     }
 
     trace::step("validated the spec");
+    // The root by its canonical path: the bridge records which state directory manages it.
+    let root = &private_dir(root, &[])?;
+    let root = &std::fs::canonicalize(root).map_err(|e| Error::file(root, e))?;
     let mut made = Made::default();
     let container_dir = ContainerDir::create(root, &spec.id)?;
     let container_dir = &*made.container_dir.insert(container_dir);
@@ -44,12 +54,26 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
             let state_dir = private_dir(root, &["networks", &network.name])?;
             let leases = network.lease_file(&state_dir);
             let owner = LeaseOwner::this_process(&spec.id)?;
-            trace::step("owner");
-            let addr = leases.allocate(&owner, *requested)?;
-            made.lease = Some((leases, spec.id.clone()));
-            trace::step("allocated");
             let mut netlink = Netlink::open()?;
-            trace::step("netlink open");
+            // A lease whose launcher died still holds while its container's veth exists:
+            // processes of that container may have outlived the launcher. A namespace whose
+            // last process just died is destroyed asynchronously, so give such a veth a moment
+            // (a budget shared by all dead owners of this allocation) to go with it.
+            let mut patience = None;
+            let addr = leases.allocate(&owner, *requested, |container| {
+                let host_end = netsetup::host_interface_name(container);
+                let deadline =
+                    *patience.get_or_insert_with(|| Instant::now() + DYING_NAMESPACE_GRACE);
+                loop {
+                    match netlink.link_by_name(&host_end) {
+                        Ok(None) => return false,
+                        _ if Instant::now() >= deadline => return true,
+                        _ => std::thread::sleep(Duration::from_millis(2)),
+                    }
+                }
+            })?;
+            made.lease = Some((leases, spec.id.clone()));
+            trace::step("leased an address");
             let bridge_index = netsetup::ensure_network(&mut netlink, network, &state_dir)?;
             host_netlink = Some(netlink);
             Some((network, addr, bridge_index))
@@ -97,7 +121,6 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
     ];
     trace::step("wrote the container's files");
     // 4. The clone: the child waits for the go-ahead while berth wires its network.
-    let signals = BlockedSignals::block()?;
     supervise::become_subreaper()?;
     let plan = ChildPlan {
         parent: getpid(),
@@ -134,15 +157,24 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
     if let (Some((_, addr, bridge_index)), Some(netlink), Some(host_name)) =
         (bridge, host_netlink.as_mut(), &host_interface)
     {
-        netsetup::attach(
+        let wired = netsetup::attach(
             netlink,
             bridge_index,
             host_name,
             CONTAINER_INTERFACE,
             addr,
             Namespace::Pid(container.pid.as_raw() as u32),
-        )?;
-        container.go()?;
+        )
+        .map_err(Error::from)
+        .and_then(|()| container.go());
+        if let Err(error) = wired {
+            // If the child failed first (and so vanished), its own report says why.
+            let first_arg = spec.argv[0].to_string_lossy().into_owned();
+            return Err(match container.wait_for_exec(&first_arg) {
+                Err(child_error @ Error::Container(_)) => child_error,
+                _ => error,
+            });
+        }
     }
     trace::step("created the veth");
     container_dir.write_state(&State {
@@ -190,6 +222,7 @@ impl Drop for Made {
     fn drop(&mut self) {
         if let Some(child) = self.child.take() {
             child.kill_and_reap();
+            supervise::kill_leftovers();
         }
         if let Some((leases, container)) = self.lease.take() {
             if let Err(e) = leases.release(&container) {

@@ -26,7 +26,8 @@ pub const DEFAULT: [Capability; 14] = [
 /// What the workload may keep.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CapabilityPolicy {
-    /// The capabilities left in the bounding, permitted, effective and inheritable sets.
+    /// The capabilities left in the bounding, permitted and effective sets (the inheritable
+    /// set is emptied).
     pub keep: CapsHashSet,
     /// Whether to set no_new_privs (setuid binaries and file capabilities grant nothing).
     pub no_new_privs: bool,
@@ -65,15 +66,29 @@ impl CapabilityPolicy {
         let held = caps::read(None, CapSet::Permitted)
             .map_err(|e| fail("read the permitted capabilities", e))?;
         let keep: CapsHashSet = self.keep.intersection(&held).copied().collect();
-        // The bounding set first: dropping from it needs CAP_SETPCAP, which may go next.
-        for cap in caps::runtime::thread_all_supported() {
-            if !keep.contains(&cap) {
-                caps::drop(None, CapSet::Bounding, cap)
-                    .map_err(|e| fail(&format!("drop {cap} from the bounding set"), e))?;
+        // The bounding set first (dropping from it needs CAP_SETPCAP, which may go next), by
+        // number up to the kernel's last capability, so that none newer than this build stays.
+        let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|text| text.trim().parse::<u8>().ok())
+            .unwrap_or(63);
+        let kept: u64 = keep.iter().fold(0, |mask, cap| mask | cap.bitmask());
+        for index in 0..=last.min(63) {
+            if kept & (1 << index) == 0 {
+                // SAFETY: prctl(PR_CAPBSET_DROP) takes integer arguments and touches no memory.
+                if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, index as libc::c_ulong, 0, 0, 0) }
+                    != 0
+                {
+                    return Err(format!(
+                        "drop capability {index} from the bounding set: {}",
+                        std::io::Error::last_os_error()
+                    ));
+                }
             }
         }
-        caps::set(None, CapSet::Inheritable, &keep)
-            .map_err(|e| fail("set the inheritable capabilities", e))?;
+        // The inheritable set stays empty, as docker's has since CVE-2022-24769.
+        caps::clear(None, CapSet::Inheritable)
+            .map_err(|e| fail("clear the inheritable capabilities", e))?;
         caps::set(None, CapSet::Effective, &keep)
             .map_err(|e| fail("set the effective capabilities", e))?;
         caps::set(None, CapSet::Permitted, &keep)

@@ -111,6 +111,10 @@ fn prepare(plan: &ChildPlan, ends: &mut ChildEnds) -> Result<bool, String> {
     )
     .map_err(|e| format!("make the container's mounts private: {e}"))?;
     for (source, target) in &plan.binds {
+        // A host without /etc/hostname has nothing to cover; the other two always exist.
+        if *target == "/etc/hostname" && !std::path::Path::new(target).exists() {
+            continue;
+        }
         bind_read_only(source, target)?;
     }
 
@@ -125,6 +129,18 @@ fn prepare(plan: &ChildPlan, ends: &mut ChildEnds) -> Result<bool, String> {
     // SAFETY: restoring the default disposition installs no handler.
     unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }
         .map_err(|e| format!("reset SIGPIPE: {e}"))?;
+
+    // The workload gets stdin, stdout and stderr, nothing else its caller had open (docker).
+    // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only flags descriptors; berth's own are
+    // close-on-exec already, and the report pipe must stay open until the exec.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+        )
+    };
     Ok(true)
 }
 

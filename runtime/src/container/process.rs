@@ -146,10 +146,13 @@ pub fn clone_into_namespaces(
         0 => {
             drop(report_read);
             drop(go_write);
-            child(ChildEnds {
+            // A panic must not unwind into the copy of berth's stack (whose destructors would
+            // release the parent's lease and files).
+            let ends = ChildEnds {
                 go: go_read,
                 report: report_write,
-            });
+            };
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child(ends)));
             exit_now(125)
         }
         pid => Ok(Child {

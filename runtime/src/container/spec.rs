@@ -77,12 +77,14 @@ impl RunSpec {
                 check_hostname(&hostname)?;
                 hostname
             }
+            // The name's own rule keeps it a hostname the kernel takes (at most 63 bytes).
             None => name.replace('_', "-"),
         };
         let network = match args.net.as_str() {
-            "host" | "none" if args.ip.is_some() => {
+            "host" | "none" if args.ip.is_some() || !args.dns.is_empty() => {
                 return Err(Error::Invalid(format!(
-                    "--ip needs a bridge network, not --net {}",
+                    "{} needs a bridge network, not --net {}",
+                    if args.ip.is_some() { "--ip" } else { "--dns" },
                     args.net
                 )))
             }
@@ -107,6 +109,9 @@ impl RunSpec {
                 )))
             }
         };
+        if args.command.first().is_some_and(|c| c.is_empty()) {
+            return Err(Error::Invalid("the command is empty".into()));
+        }
         let argv = args
             .command
             .iter()

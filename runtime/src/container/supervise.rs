@@ -72,8 +72,11 @@ pub fn supervise(workload: Pid, signals: &BlockedSignals) -> Result<i32> {
             continue;
         }
         // A signal the kernel sent to the whole foreground process group (Ctrl-C, a window
-        // resize, a hangup) has reached the workload already: do not send it twice.
-        if info.si_code == libc::SI_KERNEL {
+        // resize, a hangup) has reached the workload already if it is still in berth's group:
+        // do not send it twice.
+        if info.si_code == libc::SI_KERNEL
+            && nix::unistd::getpgid(Some(workload)) == Ok(nix::unistd::getpgrp())
+        {
             continue;
         }
         if let Ok(signal) = Signal::try_from(signo) {

@@ -7,6 +7,7 @@ mod connectivity;
 mod harness;
 mod lifecycle;
 mod network;
+mod ownership;
 mod process;
 mod security;
 
