@@ -9,5 +9,7 @@ scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -- -D warnings
 cargo build --workspace --release
+# The crash tests' berth, which can kill itself at a named step (BERTH_FAULT).
+cargo build --release -p berth --features fault-injection --target-dir target/fault
 cargo test --workspace --release
 bench/run.sh --smoke

@@ -47,11 +47,14 @@ impl LeaseOwner {
 
     /// Whether the owning process still runs: same boot, same pid, same start time.
     pub fn is_alive(&self) -> bool {
-        if boot_id().map(|b| b != self.boot).unwrap_or(true) {
-            return false;
-        }
-        start_time(self.pid) == Some(self.start)
+        process_alive(self.pid, self.start, &self.boot)
     }
+}
+
+/// Whether process `pid`, started at `start` (clock ticks after boot) during boot `boot`, still
+/// runs; a reused pid has another start time.
+pub fn process_alive(pid: u32, start: u64, boot: &str) -> bool {
+    boot_id().is_ok_and(|b| b == boot) && start_time(pid) == Some(start)
 }
 
 /// The start time of process `pid` in clock ticks after boot (field 22 of /proc/PID/stat),
@@ -65,7 +68,8 @@ pub fn start_time(pid: u32) -> Option<u64> {
     fields.split_whitespace().nth(19)?.parse().ok()
 }
 
-fn boot_id() -> Result<&'static str> {
+/// This boot's id (/proc/sys/kernel/random/boot_id).
+pub fn boot_id() -> Result<&'static str> {
     const PATH: &str = "/proc/sys/kernel/random/boot_id";
     static BOOT_ID: OnceLock<String> = OnceLock::new();
     if let Some(id) = BOOT_ID.get() {
@@ -137,17 +141,50 @@ impl LeaseFile {
         Ok(addr)
     }
 
-    /// Releases every lease of `container`; returns whether there was one.
-    pub fn release(&self, container: &str) -> Result<bool> {
+    /// Releases every lease of `container`; returns the addresses released.
+    pub fn release(&self, container: &str) -> Result<Vec<Ipv4Addr>> {
         let _lock = self.lock()?;
         let mut leases = self.read()?;
-        let before = leases.len();
-        leases.retain(|_, holder| holder.container != container);
-        if leases.len() == before {
-            return Ok(false);
+        let released: Vec<Ipv4Addr> = leases
+            .iter()
+            .filter(|(_, holder)| holder.container == container)
+            .map(|(addr, _)| *addr)
+            .collect();
+        if !released.is_empty() {
+            leases.retain(|_, holder| holder.container != container);
+            self.write(&leases)?;
         }
-        self.write(&leases)?;
-        Ok(true)
+        Ok(released)
+    }
+
+    /// Drops the leases whose owner is dead, unless `still_attached(container)`; returns them.
+    pub fn reclaim(
+        &self,
+        mut still_attached: impl FnMut(&str) -> bool,
+    ) -> Result<Vec<(Ipv4Addr, LeaseOwner)>> {
+        let _lock = self.lock()?;
+        let leases = self.read()?;
+        let (kept, dropped): (BTreeMap<_, _>, BTreeMap<_, _>) = leases
+            .into_iter()
+            .partition(|(_, holder)| holder.is_alive() || still_attached(&holder.container));
+        if !dropped.is_empty() {
+            self.write(&kept)?;
+        }
+        Ok(dropped.into_iter().collect())
+    }
+
+    /// Replaces the lease file, whatever it holds, with `leases` (for a repair: the caller
+    /// rebuilt them from what is alive); the old file is kept beside it as `leases.corrupt`.
+    pub fn rebuild(&self, leases: &BTreeMap<Ipv4Addr, LeaseOwner>) -> Result<()> {
+        let _lock = self.lock()?;
+        let aside = self.path.with_file_name("leases.corrupt");
+        match fs::rename(&self.path, &aside) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::file(&self.path, e))
+            }
+            _ => {}
+        }
+        self.write(leases)
     }
 
     /// The current leases, as the file holds them (including dead owners').

@@ -7,7 +7,7 @@ use std::io;
 use std::net::Ipv4Addr;
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
     NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
@@ -247,6 +247,49 @@ impl Netlink {
             object: format!("via {gateway} on {name}"),
             source,
         })
+    }
+
+    /// Lists the names of every interface in this namespace.
+    pub fn link_names(&mut self) -> Result<Vec<String>> {
+        let fail = |source| Error::Netlink {
+            op: "list",
+            object: "interfaces".into(),
+            source,
+        };
+        let sequence = self
+            .send(
+                RouteNetlinkMessage::GetLink(LinkMessage::default()),
+                NLM_F_DUMP,
+            )
+            .map_err(fail)?;
+        let replies = self.receive(sequence, false).map_err(fail)?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|reply| match reply {
+                RouteNetlinkMessage::NewLink(link) => {
+                    link.attributes.into_iter().find_map(|a| match a {
+                        LinkAttribute::IfName(name) => Some(name),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Deletes an interface by name; `Ok(false)` when there is none.
+    pub fn delete_link(&mut self, name: &str) -> Result<bool> {
+        let mut request = LinkMessage::default();
+        request.attributes.push(LinkAttribute::IfName(name.into()));
+        match self.execute(RouteNetlinkMessage::DelLink(request), 0) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(false),
+            Err(source) => Err(Error::Netlink {
+                op: "delete interface",
+                object: name.into(),
+                source,
+            }),
+        }
     }
 
     /// Sends a prepared link creation request (used for the veth pair).

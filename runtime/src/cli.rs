@@ -27,6 +27,19 @@ pub enum Command {
         berth run --net none --name sandbox sh\n  \
         berth run --ip 10.201.0.50 --dns 198.51.100.2 -e MODE=test ./server")]
     Run(RunArgs),
+    /// Remove everything left by containers whose launcher is gone (processes, leases,
+    /// interfaces, state), printing one line per thing removed.
+    #[command(after_help = "Examples:\n  berth gc\n  berth gc --repair")]
+    Gc(GcArgs),
+}
+
+/// Options of `berth gc`.
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Rebuild a lease file that does not parse from the running containers' state (the old
+    /// file is kept as leases.corrupt).
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// Options of `berth run`.

@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod container;
 mod error;
+mod fault;
 mod trace;
 
 use std::process::ExitCode;
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
     trace::step("parsed the command line");
     let outcome = match cli.command {
         Command::Run(args) => commands::run::run(&cli.root, args),
+        Command::Gc(args) => commands::gc::gc(&cli.root, args),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

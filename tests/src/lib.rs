@@ -10,6 +10,7 @@ pub use util::{
     parse_leases, poll, sh_wait_for_file, unique, unique_sleep_arg, wait_for_file, Lease, TempDir,
 };
 pub use world::{
-    berth_bin, describe, Bg, Outcome, World, DEFAULT_TIMEOUT, HOST_ADDR, HOST_RESOLV_CONF,
-    STD_PATH, UPSTREAM_ADDR, UPSTREAM_FIXED_BODY, UPSTREAM_NAME, VETH_GONE_TIMEOUT,
+    berth_bin, berth_fault_bin, describe, Bg, Outcome, World, DEFAULT_TIMEOUT, HOST_ADDR,
+    HOST_RESOLV_CONF, STD_PATH, UPSTREAM_ADDR, UPSTREAM_FIXED_BODY, UPSTREAM_NAME,
+    VETH_GONE_TIMEOUT,
 };

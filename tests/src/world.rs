@@ -77,6 +77,23 @@ pub fn berth_bin() -> PathBuf {
     );
 }
 
+/// berth built with the `fault-injection` feature, for the crash tests: `BERTH_FAULT_BIN`, else
+/// `target/fault/release/berth` (what `scripts/test.sh` builds).
+pub fn berth_fault_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("BERTH_FAULT_BIN") {
+        return PathBuf::from(p);
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace dir");
+    let candidate = workspace.join("target/fault/release/berth");
+    assert!(
+        candidate.is_file(),
+        "no fault-injection build of berth at {}: build it with `cargo build --release -p berth \
+         --features fault-injection --target-dir target/fault`, or point BERTH_FAULT_BIN at one",
+        candidate.display()
+    );
+    candidate
+}
+
 /// How a command ended, with what it printed.
 pub struct Outcome {
     pub what: String,

@@ -15,11 +15,8 @@ use crate::container::spec::{Network, RunSpec};
 use crate::container::state::{private_dir, ContainerDir, State};
 use crate::container::supervise::{self, BlockedSignals};
 use crate::error::{Error, Result};
+use crate::fault;
 use crate::trace;
-
-/// How long an allocation waits, at most, for the veths of dead owners' containers to vanish
-/// with their namespaces before it counts those containers as still running.
-const DYING_NAMESPACE_GRACE: Duration = Duration::from_millis(250);
 
 /// The container's interface name on a bridge network.
 const CONTAINER_INTERFACE: &str = "eth0";
@@ -31,20 +28,41 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
     // one that arrives is taken after the workload starts and forwarded to it.
     let signals = BlockedSignals::block()?;
     let spec = RunSpec::from_args(args)?;
-    check_privileges()?;
+    check_privileges("run")?;
     if matches!(spec.network, Network::Bridge { .. }) {
         check_nft_installed()?;
     }
-
     trace::step("validated the spec");
-    // The root by its canonical path: the bridge records which state directory manages it.
-    let root = &private_dir(root, &[])?;
-    let root = &std::fs::canonicalize(root).map_err(|e| Error::file(root, e))?;
-    let mut made = Made::default();
-    let container_dir = ContainerDir::create(root, &spec.id)?;
-    let container_dir = &*made.container_dir.insert(container_dir);
 
-    // 2-3. The network and the lease (bridge only): the lease first, so that a bad lease file
+    // 2. The owner on record before anything is made for the container: its directory appears
+    // with its state in it. Everything below is undone by `made` if the run fails, and by
+    // `berth gc` if berth is killed.
+    let root = &canonical_root(root)?;
+    let owner = LeaseOwner::this_process(&spec.id)?;
+    let mut state = State {
+        id: spec.id.clone(),
+        name: spec.name.clone(),
+        hostname: spec.hostname.clone(),
+        network: spec.network.name().into(),
+        command: spec.command_line(),
+        created: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        launcher_pid: owner.pid,
+        launcher_start: owner.start,
+        boot_id: owner.boot.clone(),
+        address: None,
+        host_interface: None,
+        pid: None,
+        mount_namespace: None,
+    };
+    let mut made = Made::default();
+    let container_dir = &*made
+        .container_dir
+        .insert(ContainerDir::create(root, &state)?);
+    fault::point("after-state");
+
+    // 3. The lease, then the network (bridge only): the lease first, so that a bad lease file
     // or a taken address stops the run before any interface is touched.
     let mut host_netlink = None;
     let bridge = match &spec.network {
@@ -53,73 +71,31 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
         } => {
             let state_dir = private_dir(root, &["networks", &network.name])?;
             let leases = network.lease_file(&state_dir);
-            let owner = LeaseOwner::this_process(&spec.id)?;
             let mut netlink = Netlink::open()?;
-            // A lease whose launcher died still holds while its container's veth exists:
-            // processes of that container may have outlived the launcher. A namespace whose
-            // last process just died is destroyed asynchronously, so give such a veth a moment
-            // (a budget shared by all dead owners of this allocation) to go with it.
-            let mut patience = None;
-            let addr = leases.allocate(&owner, *requested, |container| {
-                let host_end = netsetup::host_interface_name(container);
-                let deadline =
-                    *patience.get_or_insert_with(|| Instant::now() + DYING_NAMESPACE_GRACE);
-                loop {
-                    match netlink.link_by_name(&host_end) {
-                        Ok(None) => return false,
-                        _ if Instant::now() >= deadline => return true,
-                        _ => std::thread::sleep(Duration::from_millis(2)),
-                    }
-                }
-            })?;
+            let addr = leases
+                .allocate(&owner, *requested, |container| {
+                    container_still_attached(&mut netlink, container)
+                })
+                .map_err(crate::commands::gc::with_repair_hint)?;
             made.lease = Some((leases, spec.id.clone()));
+            fault::point("after-lease");
             trace::step("leased an address");
             let bridge_index = netsetup::ensure_network(&mut netlink, network, &state_dir)?;
+            fault::point("after-network");
             host_netlink = Some(netlink);
+            state.address = Some(addr.to_string());
+            state.host_interface = Some(netsetup::host_interface_name(&spec.id));
             Some((network, addr, bridge_index))
         }
         _ => None,
     };
+    trace::step("network ready");
 
-    trace::step("lease and network ready");
-    // The files bound read-only over /etc in the container: its hostname, its hosts file (so
-    // its own name resolves) and its resolv.conf; copies, so the host's files stay untouched.
+    // The files bound read-only over /etc in the container.
     let addr = bridge.map(|(_, addr, _)| addr);
-    let host_resolv_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let (hosts, resolv_conf) = match &spec.network {
-        Network::Host => {
-            let host_hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
-            let own = format!("127.0.1.1\t{}\n", spec.hostname);
-            (
-                format!("{}\n{own}", host_hosts.trim_end()),
-                host_resolv_conf,
-            )
-        }
-        Network::None => (
-            netsetup::hosts_file(&spec.hostname, &spec.name, None),
-            netsetup::container_resolv_conf(&host_resolv_conf, &[]),
-        ),
-        Network::Bridge { dns, .. } => (
-            netsetup::hosts_file(&spec.hostname, &spec.name, addr),
-            netsetup::container_resolv_conf(&host_resolv_conf, dns),
-        ),
-    };
-    let hostname = format!("{}\n", spec.hostname);
-    let binds = vec![
-        (
-            container_dir.write("hostname", hostname.as_bytes(), 0o644)?,
-            "/etc/hostname",
-        ),
-        (
-            container_dir.write("hosts", hosts.as_bytes(), 0o644)?,
-            "/etc/hosts",
-        ),
-        (
-            container_dir.write("resolv.conf", resolv_conf.as_bytes(), 0o644)?,
-            "/etc/resolv.conf",
-        ),
-    ];
+    let binds = write_etc_files(container_dir, &spec, addr)?;
     trace::step("wrote the container's files");
+
     // 4. The clone: the child waits for the go-ahead while berth wires its network.
     supervise::become_subreaper()?;
     let plan = ChildPlan {
@@ -150,12 +126,17 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
         .insert(clone_into_namespaces(flags, bridge.is_some(), |ends| {
             child::run(&plan, ends)
         })?);
-
+    fault::point("after-clone");
+    // On record before the veth: the workload's pid and its mount namespace, by which
+    // `berth gc` finds every process of the container.
+    state.pid = Some(container.pid.as_raw());
+    state.mount_namespace = mount_namespace_of(container.pid.as_raw());
+    container_dir.write_state(&state)?;
     trace::step("cloned the child");
+
     // 5. The veth: one netlink message, the peer born in the child's namespace as eth0.
-    let host_interface = bridge.map(|_| netsetup::host_interface_name(&spec.id));
     if let (Some((_, addr, bridge_index)), Some(netlink), Some(host_name)) =
-        (bridge, host_netlink.as_mut(), &host_interface)
+        (bridge, host_netlink.as_mut(), &state.host_interface)
     {
         let wired = netsetup::attach(
             netlink,
@@ -169,44 +150,104 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
         .and_then(|()| container.go());
         if let Err(error) = wired {
             // If the child failed first (and so vanished), its own report says why.
-            let first_arg = spec.argv[0].to_string_lossy().into_owned();
-            return Err(match container.wait_for_exec(&first_arg) {
+            return Err(match container.wait_for_exec(&spec.command_name()) {
                 Err(child_error @ Error::Container(_)) => child_error,
                 _ => error,
             });
         }
+        fault::point("after-veth");
     }
     trace::step("created the veth");
-    container_dir.write_state(&State {
-        id: &spec.id,
-        name: &spec.name,
-        hostname: &spec.hostname,
-        network: spec.network.name(),
-        address: addr.map(|a| a.to_string()),
-        host_interface,
-        pid: container.pid.as_raw(),
-        launcher_pid: std::process::id(),
-        command: spec.command_line(),
-        created: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-    })?;
 
-    trace::step("wrote the state");
-    // 6. The child has set its hostname and mounts and execs; wait for the exec to succeed.
-    let first_arg = spec.argv[0].to_string_lossy().into_owned();
-    container.wait_for_exec(&first_arg)?;
-
+    // 6. The child sets its hostname, mounts and capabilities and execs; wait for the exec.
+    container.wait_for_exec(&spec.command_name())?;
+    fault::point("after-exec");
     trace::step("the workload runs");
-    // 7. Supervise, then tear down (`made` is dropped on return).
+
+    // 7. Supervise, then tear down: what the workload left running, then what `made` holds.
     let code = supervise::supervise(container.pid, &signals)?;
     made.child = None;
     trace::step("the workload ended");
+    fault::point("before-teardown");
     supervise::kill_leftovers();
-    trace::step("killed leftovers");
     drop(made);
     trace::step("tore down");
     Ok(code as u8)
+}
+
+/// How long an allocation waits, at most, for the veths of dead owners' containers to vanish
+/// with their namespaces before it counts those containers as still running.
+const DYING_NAMESPACE_GRACE: Duration = Duration::from_millis(250);
+
+/// Whether `container`, whose launcher is dead, still holds its address: its host veth exists,
+/// so its network namespace is alive (processes of it outlived the launcher). A namespace
+/// whose last process just died is destroyed asynchronously: its veth gets a moment to go.
+pub fn container_still_attached(netlink: &mut Netlink, container: &str) -> bool {
+    let host_end = netsetup::host_interface_name(container);
+    let deadline = Instant::now() + DYING_NAMESPACE_GRACE;
+    loop {
+        match netlink.link_by_name(&host_end) {
+            Ok(None) => return false,
+            _ if Instant::now() >= deadline => return true,
+            _ => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+}
+
+/// The root by its canonical path (made if missing): the bridge records which state
+/// directory manages it.
+pub fn canonical_root(root: &Path) -> Result<PathBuf> {
+    let root = private_dir(root, &[])?;
+    std::fs::canonicalize(&root).map_err(|e| Error::file(&root, e))
+}
+
+/// The inode of process `pid`'s mount namespace.
+fn mount_namespace_of(pid: i32) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/mnt"))
+        .ok()
+        .map(|m| m.ino())
+}
+
+/// Writes the container's hostname, hosts file (so its own name resolves) and resolv.conf;
+/// returns them with the paths they are bound over. They are copies: the host's files stay
+/// untouched.
+fn write_etc_files(
+    dir: &ContainerDir,
+    spec: &RunSpec,
+    addr: Option<std::net::Ipv4Addr>,
+) -> Result<Vec<(PathBuf, &'static str)>> {
+    let host_resolv_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let (hosts, resolv_conf) = match &spec.network {
+        Network::Host => {
+            let host_hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+            let own = format!("127.0.1.1\t{}\n", spec.hostname);
+            (
+                format!("{}\n{own}", host_hosts.trim_end()),
+                host_resolv_conf,
+            )
+        }
+        Network::None => (
+            netsetup::hosts_file(&spec.hostname, &spec.name, None),
+            netsetup::container_resolv_conf(&host_resolv_conf, &[]),
+        ),
+        Network::Bridge { dns, .. } => (
+            netsetup::hosts_file(&spec.hostname, &spec.name, addr),
+            netsetup::container_resolv_conf(&host_resolv_conf, dns),
+        ),
+    };
+    let hostname = format!("{}\n", spec.hostname);
+    Ok(vec![
+        (
+            dir.write("hostname", hostname.as_bytes(), 0o644)?,
+            "/etc/hostname",
+        ),
+        (dir.write("hosts", hosts.as_bytes(), 0o644)?, "/etc/hosts"),
+        (
+            dir.write("resolv.conf", resolv_conf.as_bytes(), 0o644)?,
+            "/etc/resolv.conf",
+        ),
+    ])
 }
 
 /// What a run has made so far, undone in reverse when the run ends or fails. The host's veth
@@ -229,6 +270,7 @@ impl Drop for Made {
                 eprintln!("berth: releasing the lease of {container}: {e}");
             }
         }
+        fault::point("during-teardown");
         if let Some(dir) = self.container_dir.take() {
             if let Err(e) = dir.remove() {
                 eprintln!("berth: {e}");
@@ -238,7 +280,7 @@ impl Drop for Made {
 }
 
 /// berth needs CAP_SYS_ADMIN (namespaces, mounts) and CAP_NET_ADMIN (interfaces).
-fn check_privileges() -> Result<()> {
+pub fn check_privileges(command: &str) -> Result<()> {
     let has = |cap| caps::has_cap(None, CapSet::Effective, cap).unwrap_or(false);
     let missing: Vec<&str> = [
         (Capability::CAP_SYS_ADMIN, "CAP_SYS_ADMIN"),
@@ -252,7 +294,7 @@ fn check_privileges() -> Result<()> {
         return Ok(());
     }
     Err(Error::Privileges(format!(
-        "run needs root (missing {}): run berth as root, e.g. with sudo",
+        "{command} needs root (missing {}): run berth as root, e.g. with sudo",
         missing.join(" and ")
     )))
 }

@@ -140,6 +140,11 @@ impl RunSpec {
             .join(" ")
     }
 
+    /// The workload's command (its first word), for messages.
+    pub fn command_name(&self) -> String {
+        self.argv[0].to_string_lossy().into_owned()
+    }
+
     /// The PATH the workload's command is looked up in.
     pub fn path(&self) -> &[u8] {
         self.env

@@ -1,37 +1,57 @@
-//! The state a container keeps under `--root`: a directory named by its id, holding its
-//! state record and the files bound into it.
+//! The state a container keeps under `--root`: a directory named by its id, holding its state
+//! record (who owns it, what was made for it) and the files bound into it.
 
 use std::fs::{self, DirBuilder};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// What `berth ps` and `berth gc` will read about a running container.
-#[derive(Debug, Serialize)]
-pub struct State<'a> {
+/// What berth records of a container, before it makes anything for it: enough for `berth gc`
+/// to find and remove all of it once its launcher is gone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
     /// The container's id.
-    pub id: &'a str,
+    pub id: String,
     /// Its name.
-    pub name: &'a str,
+    pub name: String,
     /// Its hostname.
-    pub hostname: &'a str,
+    pub hostname: String,
     /// The network it joined.
-    pub network: &'a str,
-    /// Its address on that network, if any.
-    pub address: Option<String>,
-    /// The host-side veth, if any.
-    pub host_interface: Option<String>,
-    /// The workload's pid.
-    pub pid: i32,
-    /// berth's own pid (the supervisor).
-    pub launcher_pid: u32,
+    pub network: String,
     /// The command line.
     pub command: String,
     /// Seconds since the epoch when it started.
     pub created: u64,
+    /// The launcher (berth's supervising process): pid, start time in clock ticks, boot id.
+    pub launcher_pid: u32,
+    /// See `launcher_pid`.
+    pub launcher_start: u64,
+    /// See `launcher_pid`.
+    pub boot_id: String,
+    /// Its address on the network, once leased.
+    pub address: Option<String>,
+    /// The host end of its veth, once named.
+    pub host_interface: Option<String>,
+    /// The workload's pid, once cloned.
+    pub pid: Option<i32>,
+    /// The inode of its mount namespace, once cloned: every process in that namespace is the
+    /// container's.
+    pub mount_namespace: Option<u64>,
+}
+
+impl State {
+    /// Whether the launcher that owns the container still runs.
+    pub fn launcher_alive(&self) -> bool {
+        netsetup::process_alive(self.launcher_pid, self.launcher_start, &self.boot_id)
+    }
+
+    /// The first 12 characters of the id, as docker shows it.
+    pub fn short_id(&self) -> &str {
+        self.id.get(..12).unwrap_or(&self.id)
+    }
 }
 
 /// Makes `ROOT/a/b/...` for `parts` = `[a, b, ...]`: ROOT with its parents if missing (ROOT
@@ -39,11 +59,6 @@ pub struct State<'a> {
 /// symbolic link or as something other than a directory: berth never follows a link planted
 /// under its root.
 pub fn private_dir(root: &Path, parts: &[&str]) -> Result<PathBuf> {
-    let builder = {
-        let mut b = DirBuilder::new();
-        b.mode(0o700);
-        b
-    };
     if !root.is_dir() {
         let mut parents = DirBuilder::new();
         parents.recursive(true).mode(0o700);
@@ -52,29 +67,32 @@ pub fn private_dir(root: &Path, parts: &[&str]) -> Result<PathBuf> {
     let mut path = root.to_path_buf();
     for part in parts {
         path.push(part);
-        match builder.create(&path) {
+        match DirBuilder::new().mode(0o700).create(&path) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let kind = fs::symlink_metadata(&path)
-                    .map_err(|e| Error::file(&path, e))?
-                    .file_type();
-                if !kind.is_dir() {
-                    let what = if kind.is_symlink() {
-                        "a symbolic link"
-                    } else {
-                        "not a directory"
-                    };
-                    return Err(Error::Invalid(format!(
-                        "{} is {what}: berth does not follow links or use other files in its \
-                         state directory; remove it",
-                        path.display()
-                    )));
-                }
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => check_real_dir(&path)?,
             Err(e) => return Err(Error::file(&path, e)),
         }
     }
     Ok(path)
+}
+
+fn check_real_dir(path: &Path) -> Result<()> {
+    let kind = fs::symlink_metadata(path)
+        .map_err(|e| Error::file(path, e))?
+        .file_type();
+    if kind.is_dir() {
+        return Ok(());
+    }
+    let what = if kind.is_symlink() {
+        "a symbolic link"
+    } else {
+        "not a directory"
+    };
+    Err(Error::Invalid(format!(
+        "{} is {what}: berth does not follow links or use other files in its state \
+         directory; remove it",
+        path.display()
+    )))
 }
 
 /// A container's directory under `ROOT/containers/`.
@@ -84,10 +102,45 @@ pub struct ContainerDir {
 }
 
 impl ContainerDir {
-    /// Creates `ROOT/containers/ID` (0700; see [`private_dir`]).
-    pub fn create(root: &Path, id: &str) -> Result<Self> {
-        let path = private_dir(root, &["containers", id])?;
+    /// Creates `ROOT/containers/ID` (0700) with its state record already in it: it is made as
+    /// `.ID` and renamed into place, so a container directory always has its owner on record.
+    pub fn create(root: &Path, state: &State) -> Result<Self> {
+        let containers = private_dir(root, &["containers"])?;
+        let making = containers.join(format!(".{}", state.id));
+        DirBuilder::new()
+            .mode(0o700)
+            .create(&making)
+            .map_err(|e| Error::file(&making, e))?;
+        let dir = ContainerDir { path: making };
+        dir.write_state(state)?;
+        let path = containers.join(&state.id);
+        fs::rename(&dir.path, &path).map_err(|e| Error::file(&path, e))?;
         Ok(ContainerDir { path })
+    }
+
+    /// The containers under `root` (including ones still being made, named `.ID`), each with
+    /// its state or the error reading it.
+    pub fn list(root: &Path) -> Result<Vec<(ContainerDir, Result<State>)>> {
+        let containers = root.join("containers");
+        let entries = match fs::read_dir(&containers) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::file(&containers, e)),
+        };
+        let mut list = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::file(&containers, e))?;
+            let dir = ContainerDir { path: entry.path() };
+            check_real_dir(&dir.path)?;
+            let state = dir.read_state();
+            list.push((dir, state));
+        }
+        Ok(list)
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Writes `name` in the directory, atomically, with `mode`; returns its path.
@@ -98,10 +151,22 @@ impl ContainerDir {
     }
 
     /// Writes the state record.
-    pub fn write_state(&self, state: &State<'_>) -> Result<()> {
+    pub fn write_state(&self, state: &State) -> Result<()> {
         let json = serde_json::to_vec_pretty(state)
             .map_err(|e| Error::Container(format!("encode state: {e}")))?;
         self.write("state.json", &json, 0o600).map(drop)
+    }
+
+    /// Reads the state record.
+    pub fn read_state(&self) -> Result<State> {
+        let path = self.path.join("state.json");
+        let text = fs::read(&path).map_err(|e| Error::file(&path, e))?;
+        serde_json::from_slice(&text).map_err(|e| {
+            Error::Invalid(format!(
+                "{} is not a valid state record: {e}",
+                path.display()
+            ))
+        })
     }
 
     /// Removes the directory and everything in it.

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod connectivity;
+mod crash;
 mod harness;
 mod lifecycle;
 mod network;
