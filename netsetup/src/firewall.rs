@@ -23,9 +23,216 @@ pub const TABLE: &str = "berth";
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFT_MSG_GETTABLE: u16 = 1;
+const NFT_MSG_GETCHAIN: u16 = 4;
+const NFT_MSG_GETRULE: u16 = 7;
 const NFTA_TABLE_NAME: u16 = 1;
+const NFTA_CHAIN_TABLE: u16 = 1;
+const NFTA_CHAIN_NAME: u16 = 3;
+const NFTA_CHAIN_HOOK: u16 = 4;
+const NFTA_CHAIN_POLICY: u16 = 5;
+const NFTA_HOOK_HOOKNUM: u16 = 1;
+const NF_INET_FORWARD: u32 = 2;
+const NF_DROP: u32 = 0;
 const NFPROTO_INET: u8 = 1;
+const NFPROTO_IPV4: u8 = 2;
+const NFPROTO_IPV6: u8 = 10;
 const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLM_F_REQUEST: u16 = 1;
+const NLM_F_DUMP: u16 = 0x300;
+
+/// A base chain of another table that drops forwarded packets unless a rule accepts them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardDrop {
+    /// The table's family: `ip`, `ip6` or `inet`.
+    pub family: &'static str,
+    /// The table.
+    pub table: String,
+    /// The chain.
+    pub chain: String,
+}
+
+impl ForwardDrop {
+    /// What to run so that the bridge's traffic passes this chain.
+    pub fn remedy(&self, bridge: &str) -> String {
+        let (family, table, chain) = (self.family, &self.table, &self.chain);
+        format!(
+            "nft insert rule {family} {table} {chain} iifname {bridge} accept; \
+             nft insert rule {family} {table} {chain} oifname {bridge} ct state established,related accept"
+        )
+    }
+}
+
+/// Lists the forward-hook base chains of other tables whose policy is drop (docker's and ufw's
+/// `FORWARD DROP`, firewalld's) and none of whose rules names `bridge`: an accept in berth's
+/// table does not override them. One netlink dump when there are none.
+pub fn forward_drop_chains(bridge: &str) -> Result<Vec<ForwardDrop>> {
+    dump_forward_drops(bridge).map_err(|source| Error::Netlink {
+        op: "list",
+        object: "nftables chains".into(),
+        source,
+    })
+}
+
+fn dump_forward_drops(bridge: &str) -> io::Result<Vec<ForwardDrop>> {
+    let mut found = Vec::new();
+    dump(NFT_MSG_GETCHAIN, 0, &[], |family, attributes| {
+        found.extend(forward_drop(family, attributes));
+    })?;
+    // A chain whose rules already name the bridge was taken care of (by berth's remedy, say).
+    let mut open = Vec::new();
+    for chain in found {
+        if !chain_rules_mention(&chain, bridge)? {
+            open.push(chain);
+        }
+    }
+    Ok(open)
+}
+
+/// Whether any rule of `chain` carries the bytes of `name` (an interface match on it).
+fn chain_rules_mention(chain: &ForwardDrop, name: &str) -> io::Result<bool> {
+    const NFTA_RULE_TABLE: u16 = 1;
+    const NFTA_RULE_CHAIN: u16 = 2;
+    let family = match chain.family {
+        "inet" => NFPROTO_INET,
+        "ip" => NFPROTO_IPV4,
+        _ => NFPROTO_IPV6,
+    };
+    let mut found = false;
+    let filters = [
+        (NFTA_RULE_TABLE, chain.table.as_str()),
+        (NFTA_RULE_CHAIN, chain.chain.as_str()),
+    ];
+    dump(NFT_MSG_GETRULE, family, &filters, |_, attributes| {
+        found |= attributes
+            .windows(name.len() + 1)
+            .any(|w| &w[..name.len()] == name.as_bytes() && w[name.len()] == 0);
+    })?;
+    Ok(found)
+}
+
+/// Sends an nftables dump request of `kind` for `family` (0: every family) with string
+/// attributes `filters`, and hands each reply's family and attributes to `each`.
+fn dump(
+    kind: u16,
+    family: u8,
+    filters: &[(u16, &str)],
+    mut each: impl FnMut(u8, &[u8]),
+) -> io::Result<()> {
+    let socket = netfilter_socket()?;
+    let mut attributes = Vec::new();
+    for (kind, text) in filters {
+        let start = attributes.len();
+        attributes.extend_from_slice(&((4 + text.len() + 1) as u16).to_ne_bytes());
+        attributes.extend_from_slice(&kind.to_ne_bytes());
+        attributes.extend_from_slice(text.as_bytes());
+        attributes.push(0);
+        attributes.resize(start + (attributes.len() - start).next_multiple_of(4), 0);
+    }
+    let length = 20 + attributes.len();
+    let mut request = Vec::with_capacity(length);
+    request.extend_from_slice(&(length as u32).to_ne_bytes());
+    request.extend_from_slice(&((NFNL_SUBSYS_NFTABLES << 8) | kind).to_ne_bytes());
+    request.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    request.extend_from_slice(&1u32.to_ne_bytes());
+    request.extend_from_slice(&0u32.to_ne_bytes());
+    request.extend_from_slice(&[family, 0, 0, 0]);
+    request.extend_from_slice(&attributes);
+    socket.send(&request, 0)?;
+
+    loop {
+        let (datagram, _) = socket.recv_from_full()?;
+        let mut rest = &datagram[..];
+        while rest.len() >= 16 {
+            let length = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            let kind = u16::from_ne_bytes([rest[4], rest[5]]);
+            if length < 16 || length > rest.len() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "bad netlink message",
+                ));
+            }
+            let message = &rest[..length];
+            rest = &rest[length.next_multiple_of(4).min(rest.len())..];
+            match kind {
+                NLMSG_DONE => return Ok(()),
+                NLMSG_ERROR => {
+                    let code =
+                        i32::from_ne_bytes([message[16], message[17], message[18], message[19]]);
+                    return Err(io::Error::from_raw_os_error(-code));
+                }
+                _ if message.len() >= 20 => each(message[16], &message[20..]),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The chain described by `attributes` (of a table of `family`), if it is a forward-hook base
+/// chain with a drop policy in a table other than berth's.
+fn forward_drop(family: u8, attributes: &[u8]) -> Option<ForwardDrop> {
+    let family = match family {
+        NFPROTO_INET => "inet",
+        NFPROTO_IPV4 => "ip",
+        NFPROTO_IPV6 => "ip6",
+        _ => return None,
+    };
+    let (mut table, mut chain, mut hook, mut policy) = (None, None, None, None);
+    for (kind, value) in attributes_of(attributes) {
+        match kind {
+            NFTA_CHAIN_TABLE => table = c_string(value),
+            NFTA_CHAIN_NAME => chain = c_string(value),
+            NFTA_CHAIN_POLICY => policy = be_u32(value),
+            NFTA_CHAIN_HOOK => {
+                hook = attributes_of(value)
+                    .find(|(kind, _)| *kind == NFTA_HOOK_HOOKNUM)
+                    .and_then(|(_, v)| be_u32(v))
+            }
+            _ => {}
+        }
+    }
+    let table = table?;
+    (hook? == NF_INET_FORWARD && policy? == NF_DROP && !(family == "inet" && table == TABLE)).then(
+        || ForwardDrop {
+            family,
+            table,
+            chain: chain.unwrap_or_default(),
+        },
+    )
+}
+
+/// The (type, value) pairs of a run of netlink attributes.
+fn attributes_of(mut data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        if data.len() < 4 {
+            return None;
+        }
+        let length = u16::from_ne_bytes([data[0], data[1]]) as usize;
+        let kind = u16::from_ne_bytes([data[2], data[3]]) & 0x3fff;
+        if length < 4 || length > data.len() {
+            return None;
+        }
+        let value = &data[4..length];
+        data = &data[length.next_multiple_of(4).min(data.len())..];
+        Some((kind, value))
+    })
+}
+
+fn c_string(value: &[u8]) -> Option<String> {
+    let text = value.split(|&b| b == 0).next()?;
+    Some(String::from_utf8_lossy(text).into_owned())
+}
+
+fn be_u32(value: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(value.get(..4)?.try_into().ok()?))
+}
+
+fn netfilter_socket() -> io::Result<Socket> {
+    let mut socket = Socket::new(NETLINK_NETFILTER)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    Ok(socket)
+}
 
 /// Asks the kernel whether table `inet berth` exists in this network namespace.
 pub fn table_exists() -> Result<bool> {
@@ -37,9 +244,7 @@ pub fn table_exists() -> Result<bool> {
 }
 
 fn query_table(name: &str) -> io::Result<bool> {
-    let mut socket = Socket::new(NETLINK_NETFILTER)?;
-    socket.bind_auto()?;
-    socket.connect(&SocketAddr::new(0, 0))?;
+    let socket = netfilter_socket()?;
 
     let mut attribute = Vec::with_capacity(16);
     let name_len = name.len() + 1;
@@ -79,17 +284,26 @@ fn query_table(name: &str) -> io::Result<bool> {
     }
 }
 
-/// Creates table `inet berth` with masquerade and forward accepts for `network`.
-/// The caller holds the network's lock and has seen that the table is missing.
-pub fn create_table(network: &NetworkSpec) -> Result<()> {
+/// Creates table `inet berth` with masquerade and forward accepts for `network`; with
+/// `replace`, an existing one is replaced in the same transaction (a reload). The caller holds
+/// the network's lock.
+pub fn create_table(network: &NetworkSpec, replace: bool) -> Result<()> {
     let family = NfFamily::INet;
     let table = Cow::Borrowed(TABLE);
     let mut batch = Batch::new();
-    batch.add(NfListObject::Table(Table {
-        family,
-        name: table.clone(),
-        ..Table::default()
-    }));
+    let berth_table = || {
+        NfListObject::Table(Table {
+            family,
+            name: table.clone(),
+            ..Table::default()
+        })
+    };
+    if replace {
+        // `add` then `delete` works whether or not the table exists.
+        batch.add(berth_table());
+        batch.delete(berth_table());
+    }
+    batch.add(berth_table());
     let chain = |name: &'static str, kind, hook, prio| Chain {
         family,
         table: table.clone(),

@@ -123,10 +123,17 @@ pub fn ensure_network(
     if !firewall::table_exists()? {
         let _lock = ipam::lock(&state_dir.join("firewall.lock"))?;
         if !firewall::table_exists()? {
-            firewall::create_table(network)?;
+            firewall::create_table(network, false)?;
         }
     }
     Ok(bridge.index)
+}
+
+/// Replaces berth's nftables table with a fresh one for `network` (after a firewall reload
+/// flushed it, say), in one transaction.
+pub fn reload_firewall(network: &NetworkSpec, state_dir: &Path) -> Result<()> {
+    let _lock = ipam::lock(&state_dir.join("firewall.lock"))?;
+    firewall::create_table(network, true)
 }
 
 fn enable_forwarding() -> Result<()> {

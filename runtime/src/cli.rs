@@ -31,6 +31,17 @@ pub enum Command {
     /// interfaces, state), printing one line per thing removed.
     #[command(after_help = "Examples:\n  berth gc\n  berth gc --repair")]
     Gc(GcArgs),
+    /// Manage berth's networks.
+    #[command(subcommand)]
+    Network(NetworkCommand),
+}
+
+/// `berth network` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Restore berth's nftables table (after a firewall reload flushed the ruleset, say).
+    #[command(after_help = "Example:\n  nft flush ruleset; berth network reload")]
+    Reload,
 }
 
 /// Options of `berth gc`.

@@ -33,6 +33,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run(args) => commands::run::run(&cli.root, args),
         Command::Gc(args) => commands::gc::gc(&cli.root, args),
+        Command::Network(command) => commands::network::network(&cli.root, command),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

@@ -1,4 +1,5 @@
 //! One module per command.
 
 pub mod gc;
+pub mod network;
 pub mod run;

@@ -81,6 +81,7 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
             fault::point("after-lease");
             trace::step("leased an address");
             let bridge_index = netsetup::ensure_network(&mut netlink, network, &state_dir)?;
+            warn_about_forward_drops(&network.bridge);
             fault::point("after-network");
             host_netlink = Some(netlink);
             state.address = Some(addr.to_string());
@@ -191,6 +192,21 @@ pub fn container_still_attached(netlink: &mut Netlink, container: &str) -> bool 
             _ if Instant::now() >= deadline => return true,
             _ => std::thread::sleep(Duration::from_millis(2)),
         }
+    }
+}
+
+/// Says what to do when another table's forward chain drops what berth's table accepts: the
+/// containers then reach the host but nothing beyond it.
+fn warn_about_forward_drops(bridge: &str) {
+    for chain in netsetup::firewall::forward_drop_chains(bridge).unwrap_or_default() {
+        eprintln!(
+            "berth: warning: chain {} of table {} {} drops forwarded packets by default, so \
+             containers on {bridge} cannot reach beyond this host; to let them: {}",
+            chain.chain,
+            chain.family,
+            chain.table,
+            chain.remedy(bridge)
+        );
     }
 }
 

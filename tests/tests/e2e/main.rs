@@ -5,6 +5,7 @@
 mod bad_input;
 mod connectivity;
 mod crash;
+mod firewall;
 mod harness;
 mod lifecycle;
 mod network;
