@@ -199,6 +199,9 @@ pub fn pids_with_argv(argv: &[&str]) -> Vec<u32> {
 /// directory under `dir`: the world's stray processes, recognised by the files it gave them.
 pub fn pids_using(dir: &Path) -> Vec<u32> {
     let me = std::process::id();
+    // A child another test thread has forked but not yet exec'd is still this test binary, and
+    // holds copies of every descriptor: never one of ours to end.
+    let this_binary = std::fs::read_link("/proc/self/exe").ok();
     let mut out = Vec::new();
     let Ok(procs) = std::fs::read_dir("/proc") else { return out };
     for entry in procs.flatten() {
@@ -206,6 +209,11 @@ pub fn pids_using(dir: &Path) -> Vec<u32> {
             continue;
         };
         if pid == me || !alive(pid) {
+            continue;
+        }
+        if this_binary.is_some()
+            && std::fs::read_link(format!("/proc/{pid}/exe")).ok() == this_binary
+        {
             continue;
         }
         let base = entry.path();
