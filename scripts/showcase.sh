@@ -27,7 +27,7 @@ cleanup() {
 }
 trap cleanup EXIT
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-show() { printf '$ %s\n' "$*"; "$@"; }
+show() { printf '$'; printf ' %q' "$@"; printf '\n'; "$@"; }
 
 # The simulated outside world: an "upstream" namespace at 198.51.100.2 with a web server that
 # answers with the client address it sees, and a DNS server that knows web.upstream.test.
@@ -72,7 +72,7 @@ mount --bind "$work/resolv.conf" /etc/resolv.conf
 
 say "1. nginx in a bridge container, reached from the host"
 nginx_conf "$work/web.conf" 80 'hello from nginx in a berth container'
-echo "\$ berth run --net bridge --name web nginx -c web.conf -g 'daemon off;' &"
+echo "\$ berth run --net bridge --name web nginx -e stderr -c web.conf -g 'daemon off;' &"
 "$berth" run --net bridge --name web nginx -e stderr -c "$work/web.conf" -g 'daemon off;' &
 web=$!
 for _ in $(seq 100); do curl -s -o /dev/null http://10.201.0.2/ && break; sleep 0.05; done

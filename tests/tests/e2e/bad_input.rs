@@ -218,3 +218,25 @@ fn unparsable_lease_file_is_refused_and_left_unchanged() {
     );
     w.assert_no_container_left();
 }
+
+#[test]
+fn command_line_mistakes_are_refused() {
+    let w = World::new();
+    let long_name = "x".repeat(64);
+    let cases: [(&[&str], &[&str]); 9] = [
+        (&["--net", "bridg", "true"], &["unknown network", "bridg"]),
+        (&["--net", "none", "--ip", "10.201.0.9", "true"], &["--ip needs a bridge network"]),
+        (&["--net", "host", "--dns", "198.51.100.2", "true"], &["--dns needs a bridge network"]),
+        (&["--name", &long_name, "true"], &["invalid container name"]),
+        (&["-e", "=x", "true"], &["invalid environment entry"]),
+        (&["--cap-drop", "NOPE", "true"], &["no such capability"]),
+        (&[""], &["the command is empty"]),
+        (&[], &["<COMMAND>"]),
+        (&["--nett", "bridge", "true"], &["unexpected argument '--nett'"]),
+    ];
+    for (args, expected) in cases {
+        w.berth_run(args).expect_berth_error(expected);
+    }
+    w.assert_clean();
+    assert!(!w.link_names().iter().any(|l| l == "berth0"), "no bridge made for bad input");
+}
