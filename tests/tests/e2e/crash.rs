@@ -2,6 +2,7 @@
 //! teardown, the workload and berth killed at once, a thousand runs in a row. After each,
 //! `berth gc` (or the next run) leaves nothing behind, and the next run works.
 
+use crate::eth0_address;
 use berth_e2e::*;
 use std::time::Duration;
 
@@ -17,14 +18,6 @@ const STEPS: [&str; 8] = [
     "during-teardown",
 ];
 
-fn eth0_of(out: &Outcome) -> String {
-    out.ok()
-        .split_whitespace()
-        .find(|w| w.starts_with("10.201."))
-        .unwrap_or_else(|| panic!("no address in\n{out}"))
-        .to_owned()
-}
-
 /// After a crash: gc, then nothing of the crashed container is left, a second gc removes
 /// nothing, and the next run works and gets the lowest address again.
 #[track_caller]
@@ -39,7 +32,7 @@ fn gc_leaves_nothing(w: &World, orphan: &str, step: &str) {
     let again = w.run(w.berth().arg("gc"));
     assert_eq!(again.ok(), "", "{step}: a second gc must remove nothing\n{again}");
     let next = w.berth_run(&["--net", "bridge", "ip", "-br", "-4", "addr", "show", "eth0"]);
-    assert_eq!(eth0_of(&next), "10.201.0.2/16", "{step}: the next run\n{next}");
+    assert_eq!(eth0_address(&next), "10.201.0.2/16", "{step}: the next run\n{next}");
     w.assert_clean();
 }
 
@@ -81,7 +74,11 @@ fn without_gc_the_next_run_reclaims_what_a_crash_left() {
     );
     assert_eq!(crashed.killed_by_signal(), Some(libc::SIGKILL), "{crashed}");
     let next = w.berth_run(&["--net", "bridge", "ip", "-br", "-4", "addr", "show", "eth0"]);
-    assert_eq!(eth0_of(&next), "10.201.0.2/16", "the dead launcher's lease is reclaimed\n{next}");
+    assert_eq!(
+        eth0_address(&next),
+        "10.201.0.2/16",
+        "the dead launcher's lease is reclaimed\n{next}"
+    );
     assert!(w.leases().is_empty(), "{:#?}", w.leases());
 }
 

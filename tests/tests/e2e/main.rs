@@ -22,6 +22,16 @@ pub fn json(text: &str) -> Value {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
 }
 
+/// The 10.201.x.y/16 address in the output of `ip -br -4 addr show eth0` run in a container.
+#[track_caller]
+pub fn eth0_address(out: &berth_e2e::Outcome) -> String {
+    out.ok()
+        .split_whitespace()
+        .find(|w| w.starts_with("10.201."))
+        .unwrap_or_else(|| panic!("no address in\n{out}"))
+        .to_owned()
+}
+
 /// Workload scripts print several things separated by lines `@@`.
 pub const SEP: &str = "echo @@;";
 

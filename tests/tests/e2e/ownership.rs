@@ -2,16 +2,9 @@
 //! the bridge keeps one MAC address; one bridge is managed from one state directory; the
 //! workload inherits no stray file descriptors.
 
+use crate::eth0_address;
 use berth_e2e::*;
 use std::time::Duration;
-
-fn eth0_addr(out: &Outcome) -> String {
-    out.ok()
-        .split_whitespace()
-        .find(|w| w.starts_with("10.201."))
-        .unwrap_or_else(|| panic!("no address in\n{out}"))
-        .to_owned()
-}
 
 #[test]
 fn an_address_stays_taken_while_the_container_outlives_its_launcher() {
@@ -25,14 +18,14 @@ fn an_address_stays_taken_while_the_container_outlives_its_launcher() {
     assert_eq!(orphans.len(), 1, "the orphan keeps the container alive");
 
     let second = w.berth_run(&["--net", "bridge", "ip", "-br", "-4", "addr", "show", "eth0"]);
-    assert_eq!(eth0_addr(&second), "10.201.0.3/16", "10.201.0.2 is still in use\n{second}");
+    assert_eq!(eth0_address(&second), "10.201.0.3/16", "10.201.0.2 is still in use\n{second}");
 
     for pid in orphans {
         sys::kill(pid, libc::SIGKILL).unwrap();
     }
     assert!(w.wait_veths_gone(VETH_GONE_TIMEOUT).is_empty(), "the container's veth goes");
     let third = w.berth_run(&["--net", "bridge", "ip", "-br", "-4", "addr", "show", "eth0"]);
-    assert_eq!(eth0_addr(&third), "10.201.0.2/16", "freed at last\n{third}");
+    assert_eq!(eth0_address(&third), "10.201.0.2/16", "freed at last\n{third}");
     assert!(w.leases().is_empty(), "{:#?}", w.leases());
 }
 
