@@ -6,17 +6,19 @@ use crate::eth0_address;
 use berth_e2e::*;
 use std::time::Duration;
 
-/// The fault points of `runtime/src/fault.rs`, in the order a run passes them.
-const STEPS: [&str; 8] = [
-    "after-state",
-    "after-lease",
-    "after-network",
-    "after-clone",
-    "after-veth",
-    "after-exec",
-    "before-teardown",
-    "during-teardown",
-];
+/// The fault points, read from `runtime/src/fault.rs` itself, so that a step added there is
+/// walked here too.
+fn fault_steps() -> Vec<&'static str> {
+    let source = include_str!("../../../runtime/src/fault.rs");
+    let list = source
+        .split_once("pub const STEPS")
+        .and_then(|(_, rest)| rest.split_once("];"))
+        .expect("STEPS in fault.rs")
+        .0;
+    let steps: Vec<&str> = list.split('"').skip(1).step_by(2).collect();
+    assert!(steps.len() >= 8, "the fault steps: {steps:?}");
+    steps
+}
 
 /// After a crash: gc, then nothing of the crashed container is left, a second gc removes
 /// nothing, and the next run works and gets the lowest address again.
@@ -39,7 +41,7 @@ fn gc_leaves_nothing(w: &World, orphan: &str, step: &str) {
 #[test]
 fn berth_killed_at_every_step_leaves_nothing_after_gc() {
     let fault = berth_fault_bin();
-    for step in STEPS {
+    for step in fault_steps() {
         let w = World::new();
         let orphan = unique_sleep_arg();
         // A background process that would outlive berth, then a quick end of the workload
