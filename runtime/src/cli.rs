@@ -34,6 +34,27 @@ pub enum Command {
     /// Manage berth's networks.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Print a shell completion script for berth.
+    #[command(after_help = "Examples:\n  \
+        berth completions bash > /etc/bash_completion.d/berth\n  \
+        berth completions zsh > /usr/local/share/zsh/site-functions/_berth\n  \
+        berth completions fish > /etc/fish/completions/berth.fish")]
+    Completions {
+        /// The shell: bash, zsh or fish.
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+}
+
+/// The shells berth writes completions for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CompletionShell {
+    /// GNU bash.
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
 }
 
 /// `berth network` subcommands.
@@ -100,4 +121,63 @@ pub struct RunArgs {
     /// The command to run and its arguments (options after it are the command's own).
     #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+}
+
+#[cfg(test)]
+mod man_pages {
+    //! The pages in man/ are generated from the definitions above: this test fails when one is
+    //! out of date, and `BERTH_UPDATE_MAN=1 cargo test -p berth man_pages` rewrites them.
+
+    use std::path::Path;
+
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    fn render(command: clap::Command, name: &str, pages: &mut Vec<(String, Vec<u8>)>) {
+        let static_name: &'static str = Box::leak(name.to_owned().into_boxed_str());
+        let command = command.name(static_name).bin_name(name.replace('-', " "));
+        for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+            render(sub.clone(), &format!("{name}-{}", sub.get_name()), pages);
+        }
+        let mut page = Vec::new();
+        clap_mangen::Man::new(command)
+            .manual("berth manual")
+            .render(&mut page)
+            .expect("render a man page");
+        pages.push((format!("{name}.1"), page));
+    }
+
+    #[test]
+    fn man_pages_are_current() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../man");
+        let mut pages = Vec::new();
+        render(Cli::command(), "berth", &mut pages);
+        let update = std::env::var_os("BERTH_UPDATE_MAN").is_some();
+        let mut stale = Vec::new();
+        for (file, page) in &pages {
+            let path = dir.join(file);
+            if update {
+                std::fs::write(&path, page).expect("write a man page");
+            } else if std::fs::read(&path).ok().as_deref() != Some(page.as_slice()) {
+                stale.push(file.clone());
+            }
+        }
+        let expected: Vec<&String> = pages.iter().map(|(f, _)| f).collect();
+        for entry in std::fs::read_dir(&dir).expect("man/").flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if file.ends_with(".1") && !expected.contains(&&file) {
+                if update {
+                    std::fs::remove_file(entry.path()).expect("remove a stale page");
+                } else {
+                    stale.push(file);
+                }
+            }
+        }
+        assert!(
+            stale.is_empty(),
+            "man pages out of date: {stale:?}; regenerate them with \
+             BERTH_UPDATE_MAN=1 cargo test -p berth man_pages"
+        );
+    }
 }

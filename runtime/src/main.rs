@@ -34,6 +34,16 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(&cli.root, args),
         Command::Gc(args) => commands::gc::gc(&cli.root, args),
         Command::Network(command) => commands::network::network(&cli.root, command),
+        Command::Completions { shell } => {
+            let shell = match shell {
+                cli::CompletionShell::Bash => clap_complete::Shell::Bash,
+                cli::CompletionShell::Zsh => clap_complete::Shell::Zsh,
+                cli::CompletionShell::Fish => clap_complete::Shell::Fish,
+            };
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "berth", &mut std::io::stdout());
+            Ok(0)
+        }
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

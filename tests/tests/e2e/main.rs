@@ -3,6 +3,7 @@
 //! the test threads.
 
 mod bad_input;
+mod cli;
 mod connectivity;
 mod crash;
 mod firewall;
