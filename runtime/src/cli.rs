@@ -34,6 +34,10 @@ pub enum Command {
     /// Manage berth's networks.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Check what berth needs (privileges, namespaces, bridge, veth, nftables with NAT, the
+    /// host's forward policy, ip_forward, resolv.conf) and print ok / warn / fail with the fix.
+    #[command(after_help = "Example:\n  berth doctor")]
+    Doctor,
     /// Print a shell completion script for berth.
     #[command(after_help = "Examples:\n  \
         berth completions bash > /etc/bash_completion.d/berth\n  \

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(&cli.root, args),
         Command::Gc(args) => commands::gc::gc(&cli.root, args),
         Command::Network(command) => commands::network::network(&cli.root, command),
+        Command::Doctor => commands::doctor::doctor(),
         Command::Completions { shell } => {
             let shell = match shell {
                 cli::CompletionShell::Bash => clap_complete::Shell::Bash,

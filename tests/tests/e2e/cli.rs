@@ -10,7 +10,7 @@ fn berth(args: &[&str]) -> (i32, String) {
 
 #[test]
 fn every_command_has_help_with_examples() {
-    for command in [&["run"][..], &["gc"], &["network", "reload"], &["completions"]] {
+    for command in [&["run"][..], &["gc"], &["network", "reload"], &["doctor"], &["completions"]] {
         let mut args = command.to_vec();
         args.push("--help");
         let (code, text) = berth(&args);
@@ -30,4 +30,40 @@ fn completions_for_bash_zsh_and_fish_know_the_commands() {
     }
     let (code, _) = berth(&["completions", "tcsh"]);
     assert_eq!(code, 125, "an unknown shell is berth's error");
+}
+
+#[test]
+fn doctor_passes_a_healthy_setup_and_changes_nothing() {
+    let w = World::new();
+    let out = w.run(w.berth().arg("doctor"));
+    let text = out.expect_code(0).stdout.clone();
+    for check in ["privileges", "nft", "network namespaces", "bridge", "veth", "nf_tables with NAT"]
+    {
+        assert!(text.contains(&format!("ok    {check}: ")), "{check} must pass\n{out}");
+    }
+    assert!(!text.contains("fail "), "{out}");
+    assert_eq!(w.link_names().len(), 2, "lo and uplink0 only: {:?}", w.link_names());
+    let tables = w.run(w.cmd("nft").args(["list", "tables"]));
+    assert_eq!(tables.ok(), "", "the doctor's probe table was made in a throwaway namespace");
+}
+
+#[test]
+fn doctor_names_what_is_broken_and_how_to_fix_it() {
+    let w = World::new();
+    let bin = w.path("bin-without-nft");
+    std::fs::create_dir(&bin).unwrap();
+    let out = w.run(w.berth().env("PATH", &bin).arg("doctor"));
+    out.expect_code(1);
+    assert!(out.stdout.contains("fail  nft: not found in PATH"), "{out}");
+    assert!(out.stdout.contains("apt-get install nftables"), "{out}");
+
+    w.sh("nft add table ip filter && nft add chain ip filter FORWARD \
+          '{ type filter hook forward priority 0; policy drop; }'")
+        .ok();
+    let out = w.run(w.berth().arg("doctor"));
+    assert!(out.stdout.contains("warn  forward policy: chain FORWARD of table ip filter"), "{out}");
+    assert!(
+        out.stdout.contains("nft insert rule ip filter FORWARD iifname berth0 accept"),
+        "{out}"
+    );
 }
