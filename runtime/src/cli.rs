@@ -27,6 +27,56 @@ pub enum Command {
         berth run --net none --name sandbox sh\n  \
         berth run --ip 10.201.0.50 --dns 198.51.100.2 -e MODE=test ./server")]
     Run(RunArgs),
+    /// List containers: running ones, or all with -a.
+    #[command(after_help = "Examples:\n  berth ps\n  berth ps -a --format json")]
+    Ps(PsArgs),
+    /// Show a container's record and status as JSON.
+    #[command(after_help = "Example:\n  berth inspect web")]
+    Inspect {
+        /// The container's name or the start of its id.
+        name: String,
+    },
+    /// Print a detached container's output.
+    #[command(after_help = "Examples:\n  berth logs web\n  berth logs -f web")]
+    Logs {
+        /// Follow the output until the container ends.
+        #[arg(short, long)]
+        follow: bool,
+        /// The container's name or the start of its id.
+        name: String,
+    },
+    /// Stop containers: SIGTERM, then SIGKILL after the grace period.
+    #[command(after_help = "Examples:\n  berth stop web\n  berth stop -t 2 web db")]
+    Stop {
+        /// Seconds to wait after SIGTERM before SIGKILL.
+        #[arg(
+            short = 't',
+            long = "time",
+            value_name = "SECONDS",
+            default_value_t = 10
+        )]
+        time: u64,
+        /// The containers' names or the starts of their ids.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Send a signal to containers' workloads.
+    #[command(after_help = "Examples:\n  berth kill web\n  berth kill -s HUP web")]
+    Kill {
+        /// The signal, by name (HUP, SIGTERM) or number.
+        #[arg(short, long, default_value = "KILL")]
+        signal: String,
+        /// The containers' names or the starts of their ids.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove the records of ended detached containers.
+    #[command(after_help = "Example:\n  berth rm web")]
+    Rm {
+        /// The containers' names or the starts of their ids.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// Remove everything left by containers whose launcher is gone (processes, leases,
     /// interfaces, state), printing one line per thing removed.
     #[command(after_help = "Examples:\n  berth gc\n  berth gc --repair")]
@@ -69,6 +119,26 @@ pub enum NetworkCommand {
     Reload,
 }
 
+/// Options of `berth ps`.
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show every container, ended and dead ones too.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: PsFormat,
+}
+
+/// How `berth ps` prints.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PsFormat {
+    /// Aligned columns.
+    Table,
+    /// A JSON array of the containers' records.
+    Json,
+}
+
 /// Options of `berth gc`.
 #[derive(Debug, Args)]
 pub struct GcArgs {
@@ -109,6 +179,11 @@ pub struct RunArgs {
     /// Set an environment variable in the container (KEY=VALUE, or KEY to copy berth's).
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+
+    /// Run in the background: print the container's id and return; its output goes to a log
+    /// (berth logs).
+    #[arg(short = 'd', long)]
+    pub detach: bool,
 
     /// Add a capability to docker's default set (NET_ADMIN, ..., or ALL; repeatable).
     #[arg(long = "cap-add", value_name = "CAP")]

@@ -33,6 +33,14 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run(args) => commands::run::run(&cli.root, args),
         Command::Gc(args) => commands::gc::gc(&cli.root, args),
+        Command::Ps(args) => commands::ps::ps(&cli.root, args),
+        Command::Inspect { name } => commands::ps::inspect(&cli.root, &name),
+        Command::Logs { follow, name } => commands::logs::logs(&cli.root, &name, follow),
+        Command::Stop { time, names } => commands::stop::stop(&cli.root, &names, time),
+        Command::Kill { signal, names } => {
+            commands::stop::kill_containers(&cli.root, &names, &signal)
+        }
+        Command::Rm { names } => commands::stop::rm(&cli.root, &names),
         Command::Network(command) => commands::network::network(&cli.root, command),
         Command::Doctor => commands::doctor::doctor(),
         Command::Completions { shell } => {

@@ -34,7 +34,8 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
                 continue;
             }
         };
-        if state.launcher_alive() {
+        // Running containers, and the kept records of ended detached ones (berth rm's).
+        if state.exit_code.is_some() || state.launcher_alive() {
             states.push(state);
             continue;
         }

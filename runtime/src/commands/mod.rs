@@ -2,5 +2,8 @@
 
 pub mod doctor;
 pub mod gc;
+pub mod logs;
 pub mod network;
+pub mod ps;
 pub mod run;
+pub mod stop;

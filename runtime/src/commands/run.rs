@@ -10,6 +10,7 @@ use nix::unistd::getpid;
 
 use crate::cli::RunArgs;
 use crate::container::child::{self, ChildNetwork, ChildPlan};
+use crate::container::detach;
 use crate::container::process::clone_into_namespaces;
 use crate::container::spec::{Network, RunSpec};
 use crate::container::state::{private_dir, ContainerDir, State};
@@ -33,11 +34,33 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
         check_nft_installed()?;
     }
     trace::step("validated the spec");
+    let root = &canonical_root(root)?;
 
+    // In the background, berth splits: the caller returns once the workload runs.
+    let mut notifier = None;
+    if spec.detached {
+        match detach::split(&spec.id)? {
+            detach::Side::Caller(code) => return Ok(code),
+            detach::Side::Supervisor(supervisor) => notifier = Some(supervisor),
+        }
+    }
+    let outcome = launch(root, &spec, &signals, notifier.as_mut());
+    if let (Err(error), Some(notifier)) = (&outcome, notifier.as_mut()) {
+        notifier.failed(error);
+    }
+    outcome
+}
+
+/// Makes the container, runs and supervises the workload, and tears down.
+fn launch(
+    root: &Path,
+    spec: &RunSpec,
+    signals: &BlockedSignals,
+    mut notifier: Option<&mut detach::Notifier>,
+) -> Result<u8> {
     // 2. The owner on record before anything is made for the container: its directory appears
     // with its state in it. Everything below is undone by `made` if the run fails, and by
     // `berth gc` if berth is killed.
-    let root = &canonical_root(root)?;
     let owner = LeaseOwner::this_process(&spec.id)?;
     let mut state = State {
         id: spec.id.clone(),
@@ -55,12 +78,20 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
         host_interface: None,
         pid: None,
         mount_namespace: None,
+        detached: spec.detached,
+        exit_code: None,
     };
     let mut made = Made::default();
     let container_dir = &*made
         .container_dir
         .insert(ContainerDir::create(root, &state)?);
     fault::point("after-state");
+    if spec.detached {
+        // The workload's output, and berth's own from here on, go to the container's log.
+        let log = container_dir.create_log()?;
+        detach::redirect(&log, 1)?;
+        detach::redirect(&log, 2)?;
+    }
 
     // 3. The lease, then the network (bridge only): the lease first, so that a bad lease file
     // or a taken address stops the run before any interface is touched.
@@ -94,7 +125,7 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
 
     // The files bound read-only over /etc in the container.
     let addr = bridge.map(|(_, addr, _)| addr);
-    let binds = write_etc_files(container_dir, &spec, addr)?;
+    let binds = write_etc_files(container_dir, spec, addr)?;
     trace::step("wrote the container's files");
 
     // 4. The clone: the child waits for the go-ahead while berth wires its network.
@@ -162,15 +193,25 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
 
     // 6. The child sets its hostname, mounts and capabilities and execs; wait for the exec.
     container.wait_for_exec(&spec.command_name())?;
+    if let Some(notifier) = notifier.as_mut() {
+        notifier.started();
+    }
     fault::point("after-exec");
     trace::step("the workload runs");
 
     // 7. Supervise, then tear down: what the workload left running, then what `made` holds.
-    let code = supervise::supervise(container.pid, &signals)?;
+    let code = supervise::supervise(container.pid, signals)?;
     made.child = None;
     trace::step("the workload ended");
     fault::point("before-teardown");
     supervise::kill_leftovers();
+    if spec.detached {
+        // A detached container's record stays for `berth logs` and `berth ps -a`.
+        if let Some(dir) = made.container_dir.take() {
+            state.exit_code = Some(code);
+            dir.write_state(&state)?;
+        }
+    }
     drop(made);
     trace::step("tore down");
     Ok(code as u8)

@@ -3,6 +3,7 @@
 
 pub mod capabilities;
 pub mod child;
+pub mod detach;
 pub mod process;
 pub mod spec;
 pub mod state;

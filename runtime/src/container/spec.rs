@@ -59,6 +59,8 @@ pub struct RunSpec {
     pub env: Vec<CString>,
     /// The capabilities it keeps.
     pub capabilities: CapabilityPolicy,
+    /// Whether it runs in the background (`-d`).
+    pub detached: bool,
 }
 
 impl RunSpec {
@@ -128,6 +130,7 @@ impl RunSpec {
             argv,
             env,
             capabilities,
+            detached: args.detach,
         })
     }
 

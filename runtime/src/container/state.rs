@@ -40,12 +40,49 @@ pub struct State {
     /// The inode of its mount namespace, once cloned: every process in that namespace is the
     /// container's.
     pub mount_namespace: Option<u64>,
+    /// Whether it runs in the background (`run -d`), its output in `log`.
+    #[serde(default)]
+    pub detached: bool,
+    /// The workload's exit code, once a detached container has ended (its record is kept
+    /// for `berth logs` and `berth ps -a` until `berth rm`).
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+}
+
+/// Where a container stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Its launcher runs.
+    Running,
+    /// A detached container whose workload ended with this code.
+    Exited(i32),
+    /// Its launcher is gone without a word: `berth gc` removes what it left.
+    Dead,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Status::Running => write!(f, "running"),
+            Status::Exited(code) => write!(f, "exited ({code})"),
+            Status::Dead => write!(f, "dead (launcher gone)"),
+        }
+    }
 }
 
 impl State {
     /// Whether the launcher that owns the container still runs.
     pub fn launcher_alive(&self) -> bool {
         netsetup::process_alive(self.launcher_pid, self.launcher_start, &self.boot_id)
+    }
+
+    /// Where the container stands.
+    pub fn status(&self) -> Status {
+        match self.exit_code {
+            Some(code) => Status::Exited(code),
+            None if self.launcher_alive() => Status::Running,
+            None => Status::Dead,
+        }
     }
 
     /// The first 12 characters of the id, as docker shows it.
@@ -119,7 +156,7 @@ impl ContainerDir {
     }
 
     /// The containers under `root` (including ones still being made, named `.ID`), each with
-    /// its state or the error reading it.
+    /// its state or the error reading it, oldest first.
     pub fn list(root: &Path) -> Result<Vec<(ContainerDir, Result<State>)>> {
         let containers = root.join("containers");
         let entries = match fs::read_dir(&containers) {
@@ -135,6 +172,7 @@ impl ContainerDir {
             let state = dir.read_state();
             list.push((dir, state));
         }
+        list.sort_by_key(|(_, state)| state.as_ref().map_or(0, |s| s.created));
         Ok(list)
     }
 
@@ -143,11 +181,50 @@ impl ContainerDir {
         &self.path
     }
 
+    /// The container named `name`, or whose id starts with `name` (one only).
+    pub fn find(root: &Path, name: &str) -> Result<(ContainerDir, State)> {
+        let mut found: Vec<(ContainerDir, State)> = Vec::new();
+        for (dir, state) in ContainerDir::list(root)? {
+            let Ok(state) = state else { continue };
+            if state.name == name {
+                return Ok((dir, state));
+            }
+            if !name.is_empty() && state.id.starts_with(name) {
+                found.push((dir, state));
+            }
+        }
+        match found.len() {
+            1 => Ok(found.remove(0)),
+            0 => Err(Error::Invalid(format!("no such container: {name}"))),
+            _ => Err(Error::Invalid(format!(
+                "{name:?} is the start of more than one container id: give more of it"
+            ))),
+        }
+    }
+
     /// Writes `name` in the directory, atomically, with `mode`; returns its path.
     pub fn write(&self, name: &str, contents: &[u8], mode: u32) -> Result<PathBuf> {
         let path = self.path.join(name);
         netsetup::write_atomically(&path, contents, mode)?;
         Ok(path)
+    }
+
+    /// Creates the container's log (0600), for its output when it runs in the background.
+    pub fn create_log(&self) -> Result<fs::File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.path.join("log");
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|e| Error::file(&path, e))
+    }
+
+    /// The container's log.
+    pub fn log_path(&self) -> PathBuf {
+        self.path.join("log")
     }
 
     /// Writes the state record.

@@ -1,0 +1,96 @@
+//! `berth ps` and `berth inspect`: the containers under `--root`, their liveness checked
+//! through procfs (a container whose launcher died shows as such).
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+
+use crate::cli::{PsArgs, PsFormat};
+use crate::container::state::{ContainerDir, State, Status};
+use crate::error::{Error, Result};
+
+/// Runs `berth ps`.
+pub fn ps(root: &Path, args: PsArgs) -> Result<u8> {
+    let states: Vec<State> = ContainerDir::list(root)?
+        .into_iter()
+        .filter_map(|(_, state)| state.ok())
+        .filter(|state| args.all || state.status() == Status::Running)
+        .collect();
+    match args.format {
+        PsFormat::Json => {
+            let list: Vec<_> = states.iter().map(describe).collect();
+            println!("{}", serde_json::Value::Array(list));
+        }
+        PsFormat::Table => {
+            let now = now();
+            let mut rows = vec![[
+                "NAME", "ID", "PID", "NETWORK", "ADDRESS", "STATUS", "UPTIME", "COMMAND",
+            ]
+            .map(String::from)];
+            for state in &states {
+                let status = state.status();
+                rows.push([
+                    state.name.clone(),
+                    state.short_id().to_owned(),
+                    state.pid.map_or("-".into(), |p| p.to_string()),
+                    state.network.clone(),
+                    state.address.clone().unwrap_or_else(|| "-".into()),
+                    status.to_string(),
+                    if status == Status::Running {
+                        uptime(now.saturating_sub(state.created))
+                    } else {
+                        "-".into()
+                    },
+                    state.command.clone(),
+                ]);
+            }
+            let widths: Vec<usize> = (0..8)
+                .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+                .collect();
+            for row in rows {
+                let line: Vec<String> = row
+                    .iter()
+                    .enumerate()
+                    .map(|(i, cell)| match i {
+                        7 => cell.clone(),
+                        _ => format!("{cell:<width$}", width = widths[i]),
+                    })
+                    .collect();
+                println!("{}", line.join("  ").trim_end());
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// Runs `berth inspect`: the container's record and status as JSON.
+pub fn inspect(root: &Path, name: &str) -> Result<u8> {
+    let (_, state) = ContainerDir::find(root, name)?;
+    let text = serde_json::to_string_pretty(&describe(&state))
+        .map_err(|e| Error::Container(format!("encode state: {e}")))?;
+    println!("{text}");
+    Ok(0)
+}
+
+/// A container as `ps --format json` and `inspect` show it: its record, its status.
+fn describe(state: &State) -> serde_json::Value {
+    let mut value = serde_json::to_value(state).unwrap_or_else(|_| json!({}));
+    value["status"] = json!(state.status().to_string());
+    value["running"] = json!(state.status() == Status::Running);
+    value
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn uptime(seconds: u64) -> String {
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m{}s", seconds / 60, seconds % 60),
+        _ => format!("{}h{}m", seconds / 3600, seconds % 3600 / 60),
+    }
+}
