@@ -173,18 +173,33 @@ impl LeaseFile {
         Ok(dropped.into_iter().collect())
     }
 
-    /// Replaces the lease file, whatever it holds, with `leases` (for a repair: the caller
-    /// rebuilt them from what is alive); the old file is kept beside it as `leases.corrupt`.
-    pub fn rebuild(&self, leases: &BTreeMap<Ipv4Addr, LeaseOwner>) -> Result<()> {
+    /// Rebuilds a lease file that does not parse: keeps every line that does parse and whose
+    /// owner is alive, adds `live` (the running containers' own records), and keeps the broken
+    /// file beside it as `leases.corrupt`. All under the lock, so no allocation runs meanwhile.
+    /// Returns how many leases the new file holds.
+    pub fn repair(&self, live: &BTreeMap<Ipv4Addr, LeaseOwner>) -> Result<usize> {
         let _lock = self.lock()?;
-        let aside = self.path.with_file_name("leases.corrupt");
-        match fs::rename(&self.path, &aside) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(Error::file(&self.path, e))
-            }
-            _ => {}
+        let text = match fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(Error::file(&self.path, e)),
+        };
+        let mut leases: BTreeMap<Ipv4Addr, LeaseOwner> = text
+            .lines()
+            .filter_map(|line| parse_lease(line.trim()).ok())
+            .filter(|(addr, owner)| self.check_address(*addr).is_ok() && owner.is_alive())
+            .collect();
+        for (addr, owner) in live {
+            leases.entry(*addr).or_insert_with(|| owner.clone());
         }
-        self.write(leases)
+        let aside = self.path.with_file_name("leases.corrupt");
+        if let Err(e) = fs::rename(&self.path, &aside) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(Error::file(&self.path, e));
+            }
+        }
+        self.write(&leases)?;
+        Ok(leases.len())
     }
 
     /// The current leases, as the file holds them (including dead owners').

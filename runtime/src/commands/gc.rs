@@ -1,45 +1,84 @@
 //! `berth gc`: removes everything whose owner is gone. A run reclaims stale leases on its own,
-//! so gc is needed for tidiness, never for correctness. It prints one line per thing removed;
-//! a second gc in a row removes nothing and prints nothing.
+//! so gc is needed for tidiness, never for correctness. It prints one line per thing removed.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
 
 use netsetup::{Error as NetError, LeaseOwner, Netlink, NetworkSpec};
+use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::cli::GcArgs;
-use crate::commands::run::{canonical_root, check_privileges, container_still_attached};
+use crate::commands::run::{
+    canonical_root, check_privileges, container_still_attached, DYING_NAMESPACE_GRACE,
+};
 use crate::container::state::{private_dir, ContainerDir, State};
 use crate::error::{Error, Result};
+
+/// How old a container directory still being made (`.ID`, no state yet) must be before gc
+/// takes it for the leftover of a launcher killed in that instant.
+const UNFINISHED_AGE: Duration = Duration::from_secs(60);
 
 /// Runs `berth gc`.
 pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
     check_privileges("gc")?;
     let root = &canonical_root(root)?;
+    let _one_gc_at_a_time = lock(&root.join("gc.lock"))?;
     let mut netlink = Netlink::open()?;
     let networks = [NetworkSpec::default_bridge()];
-    let mut states = Vec::new();
+
+    // The links first, then the containers: a run makes its directory before its veth, so
+    // every veth of a live or starting container has a directory in the listing that follows.
+    let links = netlink.link_names()?;
+    let mut dir_ids = HashSet::new();
+    let mut live = Vec::new();
+    let mut dead = Vec::new();
+    for (dir, state) in ContainerDir::list(root)? {
+        let Some(name) = dir.path().file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let id = name.trim_start_matches('.').to_owned();
+        dir_ids.insert(id.clone());
+        match state {
+            // Running containers, and the kept records of ended detached ones (berth rm's).
+            Ok(state) if state.exit_code.is_some() || state.launcher_alive() => live.push(state),
+            Ok(state) => dead.push((dir, state)),
+            Err(_) if !dir.path().exists() => {} // It ended meanwhile.
+            Err(_) if name.starts_with('.') && older_than(dir.path(), UNFINISHED_AGE) => {
+                remove(&dir)?;
+                println!("removed unfinished container {}", short(&id));
+            }
+            Err(_) if name.starts_with('.') => {} // Being made right now.
+            Err(e) => eprintln!("berth: gc: skipping {}: {e}", dir.path().display()),
+        }
+    }
+
+    // A lease file that does not parse: refused, or with --repair rebuilt from what is alive.
+    for network in &networks {
+        let state_dir = private_dir(root, &["networks", &network.name])?;
+        let leases = network.lease_file(&state_dir);
+        match leases.leases() {
+            Ok(_) => {}
+            Err(NetError::LeaseFileCorrupt { .. }) if args.repair => {
+                let count = leases.repair(&live_leases(&live, &network.name))?;
+                println!(
+                    "rebuilt {} with {count} leases of running containers (the old file is \
+                     leases.corrupt)",
+                    leases.path().display()
+                );
+            }
+            Err(e) => return Err(with_repair_hint(e)),
+        }
+    }
 
     // Containers whose launcher is gone: their processes, leases, veth and directory.
-    for (dir, state) in ContainerDir::list(root)? {
-        let state = match state {
-            Ok(state) => state,
-            Err(e) => {
-                eprintln!("berth: gc: skipping {}: {e}", dir.path().display());
-                continue;
-            }
-        };
-        // Running containers, and the kept records of ended detached ones (berth rm's).
-        if state.exit_code.is_some() || state.launcher_alive() {
-            states.push(state);
-            continue;
-        }
-        let short = state.short_id().to_owned();
+    for (dir, state) in &dead {
+        let short = state.short_id();
         if let Some(namespace) = state.mount_namespace {
             for pid in processes_of_container(namespace, &state.id) {
                 if kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
@@ -49,9 +88,7 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
         }
         for network in &networks {
             let state_dir = private_dir(root, &["networks", &network.name])?;
-            for addr in lease_file_or_repair(network, &state_dir, args.repair, &states)?
-                .release(&state.id)?
-            {
+            for addr in network.lease_file(&state_dir).release(&state.id)? {
                 println!("released address {addr} of container {short}");
             }
         }
@@ -60,15 +97,34 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
                 println!("removed interface {interface} of container {short}");
             }
         }
-        dir.remove()?;
+        remove(dir)?;
         println!("removed container {short} ({})", state.name);
+    }
+
+    // Host veth ends of berth's that no container directory accounts for, once those of
+    // namespaces the kernel is still destroying have had their moment to go.
+    let deadline = Instant::now() + DYING_NAMESPACE_GRACE;
+    for name in links.iter().filter(|name| is_berth_veth(name)) {
+        let id12 = &name[3..];
+        if dir_ids.iter().any(|id| id.starts_with(id12)) {
+            continue;
+        }
+        while Instant::now() < deadline && matches!(netlink.link_by_name(name), Ok(Some(_))) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if netlink.delete_link(name)? {
+            println!("removed interface {name}");
+        }
     }
 
     // Leases whose owner is gone and whose container's veth went with it.
     for network in &networks {
         let state_dir = private_dir(root, &["networks", &network.name])?;
-        let leases = lease_file_or_repair(network, &state_dir, args.repair, &states)?;
-        for (addr, owner) in leases.reclaim(|c| container_still_attached(&mut netlink, c))? {
+        let leases = network.lease_file(&state_dir);
+        let deadline = Instant::now() + DYING_NAMESPACE_GRACE;
+        for (addr, owner) in
+            leases.reclaim(|c| container_still_attached(&mut netlink, c, deadline))?
+        {
             println!(
                 "released address {addr} of container {}",
                 short(&owner.container)
@@ -76,61 +132,24 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
         }
         remove_stray_temporaries(&state_dir);
     }
-
-    // Host veth ends of berth's that no container owns any more.
-    let owned: HashSet<String> = states
-        .iter()
-        .filter_map(|s| s.host_interface.clone())
-        .collect();
-    for name in netlink.link_names()? {
-        if is_berth_veth(&name) && !owned.contains(&name) && netlink.delete_link(&name)? {
-            println!("removed interface {name}");
-        }
-    }
     Ok(0)
 }
 
-/// The lease file of `network`; with `repair`, one that does not parse is rebuilt from the
-/// live containers' state (the broken one is kept as `leases.corrupt`).
-fn lease_file_or_repair(
-    network: &NetworkSpec,
-    state_dir: &Path,
-    repair: bool,
-    live: &[State],
-) -> Result<netsetup::LeaseFile> {
-    let leases = network.lease_file(state_dir);
-    match leases.leases() {
-        Ok(_) => Ok(leases),
-        Err(NetError::LeaseFileCorrupt { .. }) if repair => {
-            let mut rebuilt = BTreeMap::new();
-            for state in live.iter().filter(|s| s.network == network.name) {
-                let Some(addr) = state
-                    .address
-                    .as_deref()
-                    .and_then(|a| a.parse::<Ipv4Addr>().ok())
-                else {
-                    continue;
-                };
-                rebuilt.insert(
-                    addr,
-                    LeaseOwner {
-                        container: state.id.clone(),
-                        pid: state.launcher_pid,
-                        start: state.launcher_start,
-                        boot: state.boot_id.clone(),
-                    },
-                );
-            }
-            leases.rebuild(&rebuilt)?;
-            println!(
-                "rebuilt {} from {} running containers (the old file is leases.corrupt)",
-                leases.path().display(),
-                rebuilt.len()
-            );
-            Ok(leases)
-        }
-        Err(e) => Err(with_repair_hint(e)),
-    }
+/// The leases the running containers of `network` hold, by their own records.
+fn live_leases(live: &[State], network: &str) -> BTreeMap<Ipv4Addr, LeaseOwner> {
+    live.iter()
+        .filter(|s| s.network == network && s.exit_code.is_none())
+        .filter_map(|s| {
+            let addr = s.address.as_deref()?.parse().ok()?;
+            let owner = LeaseOwner {
+                container: s.id.clone(),
+                pid: s.launcher_pid,
+                start: s.launcher_start,
+                boot: s.boot_id.clone(),
+            };
+            Some((addr, owner))
+        })
+        .collect()
 }
 
 /// A corrupt lease file's error, with the way out that berth offers.
@@ -141,6 +160,33 @@ pub fn with_repair_hint(error: NetError) -> Error {
         )),
         e => e.into(),
     }
+}
+
+fn lock(path: &Path) -> Result<Flock<fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| Error::file(path, e))?;
+    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| Error::file(path, e.into()))
+}
+
+/// Removes a container directory; one that is gone already is fine.
+fn remove(dir: &ContainerDir) -> Result<()> {
+    match dir.remove() {
+        Err(Error::File { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+fn older_than(path: &Path, age: Duration) -> bool {
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| SystemTime::now().duration_since(t).is_ok_and(|d| d > age))
 }
 
 /// Every process of container `id`, whose mount namespace had inode `namespace`. The kernel

@@ -103,9 +103,10 @@ fn launch(
             let state_dir = private_dir(root, &["networks", &network.name])?;
             let leases = network.lease_file(&state_dir);
             let mut netlink = Netlink::open()?;
+            let deadline = Instant::now() + DYING_NAMESPACE_GRACE;
             let addr = leases
                 .allocate(&owner, *requested, |container| {
-                    container_still_attached(&mut netlink, container)
+                    container_still_attached(&mut netlink, container, deadline)
                 })
                 .map_err(crate::commands::gc::with_repair_hint)?;
             made.lease = Some((leases, spec.id.clone()));
@@ -219,14 +220,14 @@ fn launch(
 
 /// How long an allocation waits, at most, for the veths of dead owners' containers to vanish
 /// with their namespaces before it counts those containers as still running.
-const DYING_NAMESPACE_GRACE: Duration = Duration::from_millis(250);
+pub const DYING_NAMESPACE_GRACE: Duration = Duration::from_millis(250);
 
 /// Whether `container`, whose launcher is dead, still holds its address: its host veth exists,
 /// so its network namespace is alive (processes of it outlived the launcher). A namespace
-/// whose last process just died is destroyed asynchronously: its veth gets a moment to go.
-pub fn container_still_attached(netlink: &mut Netlink, container: &str) -> bool {
+/// whose last process just died is destroyed asynchronously: its veth gets until `deadline`
+/// (one for all the leases a caller looks at) to go.
+pub fn container_still_attached(netlink: &mut Netlink, container: &str, deadline: Instant) -> bool {
     let host_end = netsetup::host_interface_name(container);
-    let deadline = Instant::now() + DYING_NAMESPACE_GRACE;
     loop {
         match netlink.link_by_name(&host_end) {
             Ok(None) => return false,

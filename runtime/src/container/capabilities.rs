@@ -34,24 +34,28 @@ pub struct CapabilityPolicy {
 }
 
 impl CapabilityPolicy {
-    /// docker's rules: start from the default set (all when `privileged`); `--cap-drop ALL`
-    /// empties it and `--cap-add ALL` fills it; then the named additions, then the named drops.
+    /// docker's rules (moby's TweakCapabilities): `--privileged` gets every capability and
+    /// ignores the rest; `--cap-add ALL` gets every one but the named drops; `--cap-drop ALL`
+    /// keeps only the named additions; otherwise the default set less the drops, plus the adds.
     pub fn from_args(add: &[String], drop: &[String], privileged: bool) -> Result<Self> {
         let add = parse_names(add, "--cap-add")?;
         let drop = parse_names(drop, "--cap-drop")?;
-        let mut keep: CapsHashSet = if privileged {
+        let keep: CapsHashSet = if privileged {
             caps::all()
+        } else if add.all {
+            caps::all()
+                .into_iter()
+                .filter(|cap| !drop.named.contains(cap))
+                .collect()
+        } else if drop.all {
+            add.named.into_iter().collect()
         } else {
-            DEFAULT.into_iter().collect()
+            DEFAULT
+                .into_iter()
+                .filter(|cap| !drop.named.contains(cap))
+                .chain(add.named)
+                .collect()
         };
-        if drop.all {
-            keep.clear();
-        }
-        if add.all {
-            keep = caps::all();
-        }
-        keep.extend(add.named);
-        keep.retain(|cap| !drop.named.contains(cap));
         Ok(CapabilityPolicy {
             keep,
             no_new_privs: !privileged,
@@ -158,6 +162,10 @@ mod tests {
         assert!(!p.keep.contains(&Capability::CAP_CHOWN));
         let only = policy(&["NET_ADMIN"], &["ALL"]);
         assert_eq!(only.keep, [Capability::CAP_NET_ADMIN].into_iter().collect());
+        let added_after_dropped = policy(&["NET_ADMIN"], &["NET_ADMIN"]);
+        assert!(added_after_dropped
+            .keep
+            .contains(&Capability::CAP_NET_ADMIN));
         let all_but = policy(&["ALL"], &["SYS_ADMIN"]);
         assert!(all_but.keep.contains(&Capability::CAP_SYS_MODULE));
         assert!(!all_but.keep.contains(&Capability::CAP_SYS_ADMIN));
@@ -166,7 +174,7 @@ mod tests {
 
     #[test]
     fn privileged_keeps_everything_and_allows_new_privileges() {
-        let p = CapabilityPolicy::from_args(&[], &[], true).unwrap();
+        let p = CapabilityPolicy::from_args(&[], &["SYS_ADMIN".into()], true).unwrap();
         assert_eq!(p.keep, caps::all());
         assert!(!p.no_new_privs);
     }
