@@ -136,3 +136,66 @@ fn a_thousand_runs_in_a_row_grow_nothing() {
     assert_eq!(snapshot(), before, "after 1000 runs");
     w.assert_clean();
 }
+
+/// gc running over and over while containers start and end takes nothing of theirs: every
+/// run works (a gc that took a starting container's veth broke it).
+#[test]
+fn gc_over_and_over_never_takes_from_a_live_container() {
+    let w = World::new();
+    w.berth_run(&["--net", "bridge", "true"]).expect_code(0);
+    let stop = w.path("stop-gc");
+    let gc_loop = format!(
+        "while [ ! -e '{}' ]; do {} --root '{}' gc || exit 1; done",
+        stop.display(),
+        berth_bin().display(),
+        w.root().display()
+    );
+    let mut gcs = w.spawn(w.cmd("sh").args(["-c", &gc_loop]));
+    for i in 0..40 {
+        let out =
+            w.berth_run(&["--net", "bridge", "sh", "-c", "sleep 0.02; ip -br addr show eth0"]);
+        assert!(out.ok().contains("10.201.0."), "run {i}\n{out}");
+    }
+    std::fs::write(&stop, "").unwrap();
+    gcs.wait(Duration::from_secs(30)).expect_code(0);
+    w.assert_clean();
+}
+
+#[test]
+fn gc_repair_keeps_the_leases_of_running_containers() {
+    let w = World::new();
+    let ready = w.path("ready");
+    let script = format!("touch '{}'; exec sleep 30", ready.display());
+    let mut live = w.spawn(w.berth().args(["run", "--net", "bridge", "sh", "-c", &script]));
+    assert!(wait_for_file(&ready, Duration::from_secs(10)), "{}", live.stderr_so_far());
+    let mut text = std::fs::read_to_string(w.leases_path()).unwrap();
+    text.push_str("garbage\n");
+    std::fs::write(w.leases_path(), text).unwrap();
+    w.berth_run(&["--net", "bridge", "true"]).expect_berth_error(&["gc --repair"]);
+
+    let repair = w.run(w.berth().args(["gc", "--repair"]));
+    assert!(repair.ok().contains("rebuilt"), "{repair}");
+    let next = w.berth_run(&["--net", "bridge", "ip", "-br", "-4", "addr", "show", "eth0"]);
+    assert_eq!(eth0_address(&next), "10.201.0.3/16", "10.201.0.2 is still the live one's\n{next}");
+    live.signal(libc::SIGTERM);
+    live.wait(Duration::from_secs(10));
+}
+
+#[test]
+fn two_gcs_at_once_both_succeed() {
+    let fault = berth_fault_bin();
+    let w = World::new();
+    let crashed = w.run(
+        w.cmd(&fault)
+            .arg("--root")
+            .arg(w.root())
+            .env("BERTH_FAULT", "after-veth")
+            .args(["run", "--net", "bridge", "true"]),
+    );
+    assert_eq!(crashed.killed_by_signal(), Some(libc::SIGKILL), "{crashed}");
+    let mut first = w.spawn(w.berth().arg("gc"));
+    let mut second = w.spawn(w.berth().arg("gc"));
+    first.wait(Duration::from_secs(10)).expect_code(0);
+    second.wait(Duration::from_secs(10)).expect_code(0);
+    w.assert_clean();
+}

@@ -5,6 +5,7 @@
 mod bad_input;
 mod cli;
 mod connectivity;
+mod containers;
 mod crash;
 mod firewall;
 mod harness;

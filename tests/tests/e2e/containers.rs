@@ -1,0 +1,113 @@
+//! Living with containers, daemonless: `run -d`, `ps`, `inspect`, `logs`, `stop`, `kill`, `rm`.
+
+use berth_e2e::*;
+use std::time::{Duration, Instant};
+
+/// A detached container named `name` that says hello, traps `traps`, and waits.
+fn start_detached(w: &World, name: &str, traps: &str) -> String {
+    let script = format!("echo hello from $(hostname); {traps}; while :; do sleep 0.05; done");
+    let out = w.berth_run(&["-d", "--name", name, "--net", "bridge", "sh", "-c", &script]);
+    let id = out.ok().trim().to_owned();
+    assert_eq!(id.len(), 64, "run -d prints the container's id\n{out}");
+    id
+}
+
+#[track_caller]
+fn wait_for_log(w: &World, name: &str, text: &str) -> String {
+    let found = poll(Duration::from_secs(10), Duration::from_millis(20), || {
+        let log = w.run(w.berth().args(["logs", name]));
+        log.stdout.contains(text).then(|| log.stdout.clone())
+    });
+    found.unwrap_or_else(|| panic!("{text:?} never showed in the log of {name}"))
+}
+
+#[test]
+fn a_detached_container_is_listed_logged_stopped_and_removed() {
+    let w = World::new();
+    let id = start_detached(&w, "web", "trap 'echo bye; exit 3' TERM");
+    wait_for_log(&w, "web", "hello from web");
+
+    let ps = w.run(w.berth().arg("ps"));
+    let row = ps.ok().lines().find(|l| l.starts_with("web ")).unwrap_or_else(|| panic!("{ps}"));
+    for cell in [&id[..12], "bridge", "10.201.0.2", "running", "sh -c"] {
+        assert!(row.contains(cell), "{cell:?} in the ps row\n{ps}");
+    }
+    let json = w.run(w.berth().args(["ps", "--format", "json"]));
+    let list: serde_json::Value = serde_json::from_str(json.ok()).expect("JSON");
+    assert_eq!(list[0]["name"], "web", "{json}");
+    assert_eq!(list[0]["address"], "10.201.0.2", "{json}");
+    let inspect = w.run(w.berth().args(["inspect", &id[..6]]));
+    let record: serde_json::Value = serde_json::from_str(inspect.ok()).expect("JSON");
+    assert_eq!(record["status"], "running", "{inspect}");
+    // The container is really there: the host reaches its address.
+    w.run(w.cmd("ping").args(["-c", "1", "-W", "5", "10.201.0.2"])).ok();
+
+    let started = Instant::now();
+    w.run(w.berth().args(["stop", "web"])).ok();
+    assert!(started.elapsed() < Duration::from_secs(5), "SIGTERM was enough");
+    assert!(wait_for_log(&w, "web", "bye").contains("hello from web"));
+    let all = w.run(w.berth().args(["ps", "-a"]));
+    assert!(all.ok().contains("exited (3)"), "{all}");
+    assert!(!w.run(w.berth().arg("ps")).ok().contains("web"), "not running any more");
+    assert!(w.leases().is_empty(), "the address is released at once");
+
+    w.run(w.berth().args(["rm", "web"])).ok();
+    assert!(!w.run(w.berth().args(["ps", "-a"])).ok().contains("web"));
+    w.assert_clean();
+}
+
+#[test]
+fn stop_kills_a_workload_that_ignores_sigterm_after_the_grace_period() {
+    let w = World::new();
+    start_detached(&w, "stubborn", "trap '' TERM");
+    wait_for_log(&w, "stubborn", "hello");
+    let started = Instant::now();
+    w.run(w.berth().args(["stop", "-t", "1", "stubborn"])).ok();
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(5), "{took:?}");
+    let all = w.run(w.berth().args(["ps", "-a"]));
+    assert!(all.ok().contains("exited (137)"), "{all}");
+    w.run(w.berth().args(["rm", "stubborn"])).ok();
+    w.assert_clean();
+}
+
+#[test]
+fn kill_sends_the_signal_asked_for() {
+    let w = World::new();
+    start_detached(&w, "hup", "trap 'echo got HUP' HUP");
+    wait_for_log(&w, "hup", "hello");
+    w.run(w.berth().args(["kill", "-s", "HUP", "hup"])).ok();
+    wait_for_log(&w, "hup", "got HUP");
+    w.run(w.berth().args(["kill", "hup"])).ok();
+    let ended = poll(Duration::from_secs(10), Duration::from_millis(20), || {
+        w.run(w.berth().args(["ps", "-a"])).stdout.contains("exited (137)").then_some(())
+    });
+    assert!(ended.is_some(), "SIGKILL by default");
+    w.run(w.berth().args(["rm", "hup"])).ok();
+    w.assert_clean();
+}
+
+#[test]
+fn mistakes_with_container_names_are_refused() {
+    let w = World::new();
+    w.run(w.berth().args(["logs", "nothing"])).expect_berth_error(&["no such container"]);
+    w.run(w.berth().args(["stop", "nothing"])).expect_berth_error(&["no such container"]);
+    start_detached(&w, "busy", "true");
+    wait_for_log(&w, "busy", "hello");
+    w.run(w.berth().args(["rm", "busy"])).expect_berth_error(&["is running", "berth stop"]);
+    w.run(w.berth().args(["kill", "-s", "NOPE", "busy"])).expect_berth_error(&["no such signal"]);
+    w.run(w.berth().args(["stop", "-t", "0", "busy"])).ok();
+    w.run(w.berth().args(["stop", "busy"])).expect_berth_error(&["not running"]);
+    w.run(w.berth().args(["rm", "busy"])).ok();
+    w.assert_clean();
+}
+
+#[test]
+fn a_detached_run_that_cannot_start_says_why_in_the_foreground() {
+    let w = World::new();
+    let out = w.berth_run(&["-d", "--net", "bridge", "no-such-command"]);
+    out.expect_code(127);
+    assert!(out.stderr.contains("no-such-command: command not found"), "{out}");
+    assert_eq!(out.stdout, "", "no id for a container that did not start\n{out}");
+    w.assert_clean();
+}
