@@ -30,6 +30,12 @@ pub enum Command {
     /// List containers: running ones, or all with -a.
     #[command(after_help = "Examples:\n  berth ps\n  berth ps -a --format json")]
     Ps(PsArgs),
+    /// Run a command in a running container (its network, UTS and mount namespaces, and its
+    /// capabilities); the command's exit code is berth's.
+    #[command(
+        after_help = "Examples:\n  berth exec web ip -br addr\n  berth exec -e DEBUG=1 -w /tmp web sh"
+    )]
+    Exec(ExecArgs),
     /// Show a container's record and status as JSON.
     #[command(after_help = "Example:\n  berth inspect web")]
     Inspect {
@@ -117,6 +123,22 @@ pub enum NetworkCommand {
     /// Restore berth's nftables table (after a firewall reload flushed the ruleset, say).
     #[command(after_help = "Example:\n  nft flush ruleset; berth network reload")]
     Reload,
+}
+
+/// Options of `berth exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Set an environment variable for the command (KEY=VALUE).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// The working directory inside the container (default /).
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+    /// The container's name or the start of its id.
+    pub name: String,
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
 }
 
 /// Options of `berth ps`.

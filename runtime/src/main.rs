@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(&cli.root, args),
         Command::Gc(args) => commands::gc::gc(&cli.root, args),
         Command::Ps(args) => commands::ps::ps(&cli.root, args),
+        Command::Exec(args) => commands::exec::exec(&cli.root, args),
         Command::Inspect { name } => commands::ps::inspect(&cli.root, &name),
         Command::Logs { follow, name } => commands::logs::logs(&cli.root, &name, follow),
         Command::Stop { time, names } => commands::stop::stop(&cli.root, &names, time),

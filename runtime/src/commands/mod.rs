@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod doctor;
+pub mod exec;
 pub mod gc;
 pub mod logs;
 pub mod network;

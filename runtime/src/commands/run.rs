@@ -79,6 +79,8 @@ fn launch(
         pid: None,
         mount_namespace: None,
         detached: spec.detached,
+        capabilities: spec.capabilities.names(),
+        no_new_privs: spec.capabilities.no_new_privs,
         exit_code: None,
     };
     let mut made = Made::default();

@@ -62,6 +62,21 @@ impl CapabilityPolicy {
         })
     }
 
+    /// The kept capabilities by name, sorted (`CAP_CHOWN`, ...).
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.keep.iter().map(|cap| cap.to_string()).collect();
+        names.sort();
+        names
+    }
+
+    /// The policy a container recorded (see [`CapabilityPolicy::names`]).
+    pub fn from_names(names: &[String], no_new_privs: bool) -> Self {
+        CapabilityPolicy {
+            keep: names.iter().filter_map(|name| name.parse().ok()).collect(),
+            no_new_privs,
+        }
+    }
+
     /// Applies the policy to the calling thread; call it last before the exec, after every
     /// step that needs privileges.
     pub fn apply(&self) -> std::result::Result<(), String> {

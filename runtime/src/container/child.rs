@@ -166,42 +166,41 @@ fn bind_read_only(source: &std::path::Path, target: &str) -> Result<(), String> 
 
 /// Execs the workload, searching PATH like execvp(3); reports and exits 126 or 127 on failure.
 fn exec(plan: &ChildPlan, ends: &mut ChildEnds) -> ! {
-    let command = &plan.argv[0];
-    let failure = if command.as_bytes().contains(&b'/') {
-        let errno = execve(command, &plan.argv, &plan.env).unwrap_err();
-        classify(errno)
-    } else {
-        let mut denied = None;
-        let mut other = None;
-        for dir in plan.path.split(|&b| b == b':') {
-            let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
-            let mut candidate = dir.to_vec();
-            candidate.push(b'/');
-            candidate.extend_from_slice(command.as_bytes());
-            let Ok(candidate) = CString::new(candidate) else {
-                continue;
-            };
-            match execve(&candidate, &plan.argv, &plan.env).unwrap_err() {
-                Errno::ENOENT | Errno::ENOTDIR => {}
-                Errno::EACCES => denied = Some(Errno::EACCES),
-                errno => {
-                    other = Some(errno);
-                    break;
-                }
-            }
-        }
-        match other.or(denied) {
-            Some(errno) => (Failure::NotExecutable, errno),
-            None => (Failure::NotFound, Errno::ENOENT),
-        }
-    };
-    let (failure, errno) = failure;
+    let (failure, errno) = exec_searching_path(&plan.argv, &plan.env, &plan.path);
     ends.report(failure, errno as i32, "");
     exit_now(if failure == Failure::NotFound {
         127
     } else {
         126
     })
+}
+
+/// Execs `argv` with `env`, looking the command up in `path` (a PATH value) when it has no '/',
+/// as execvp(3) does; returns only on failure, with what failed.
+pub fn exec_searching_path(argv: &[CString], env: &[CString], path: &[u8]) -> (Failure, Errno) {
+    let command = &argv[0];
+    if command.as_bytes().contains(&b'/') {
+        return classify(execve(command, argv, env).unwrap_err());
+    }
+    let mut denied = None;
+    for dir in path.split(|&b| b == b':') {
+        let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
+        let mut candidate = dir.to_vec();
+        candidate.push(b'/');
+        candidate.extend_from_slice(command.as_bytes());
+        let Ok(candidate) = CString::new(candidate) else {
+            continue;
+        };
+        match execve(&candidate, argv, env).unwrap_err() {
+            Errno::ENOENT | Errno::ENOTDIR => {}
+            Errno::EACCES => denied = Some(Errno::EACCES),
+            errno => return (Failure::NotExecutable, errno),
+        }
+    }
+    match denied {
+        Some(errno) => (Failure::NotExecutable, errno),
+        None => (Failure::NotFound, Errno::ENOENT),
+    }
 }
 
 fn classify(errno: Errno) -> (Failure, Errno) {

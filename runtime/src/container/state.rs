@@ -43,6 +43,13 @@ pub struct State {
     /// Whether it runs in the background (`run -d`), its output in `log`.
     #[serde(default)]
     pub detached: bool,
+    /// The capabilities the workload keeps (by name), and whether no_new_privs is set: `berth
+    /// exec` gives its commands the same.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// See `capabilities`.
+    #[serde(default)]
+    pub no_new_privs: bool,
     /// The workload's exit code, once a detached container has ended (its record is kept
     /// for `berth logs` and `berth ps -a` until `berth rm`).
     #[serde(default)]

@@ -10,7 +10,21 @@ fn berth(args: &[&str]) -> (i32, String) {
 
 #[test]
 fn every_command_has_help_with_examples() {
-    for command in [&["run"][..], &["gc"], &["network", "reload"], &["doctor"], &["completions"]] {
+    let commands: [&[&str]; 12] = [
+        &["run"],
+        &["exec"],
+        &["ps"],
+        &["inspect"],
+        &["logs"],
+        &["stop"],
+        &["kill"],
+        &["rm"],
+        &["gc"],
+        &["network", "reload"],
+        &["doctor"],
+        &["completions"],
+    ];
+    for command in commands {
         let mut args = command.to_vec();
         args.push("--help");
         let (code, text) = berth(&args);

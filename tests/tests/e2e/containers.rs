@@ -111,3 +111,35 @@ fn a_detached_run_that_cannot_start_says_why_in_the_foreground() {
     assert_eq!(out.stdout, "", "no id for a container that did not start\n{out}");
     w.assert_clean();
 }
+
+#[test]
+fn exec_joins_the_container_with_its_capabilities_and_passes_the_exit_code_back() {
+    let w = World::new();
+    start_detached(&w, "box", "true");
+    wait_for_log(&w, "box", "hello");
+    let script = "hostname; ip -br -4 addr show eth0; grep CapEff /proc/self/status; \
+                  ip link add evil0 type bridge 2>/dev/null || echo no-net-admin; \
+                  pwd; echo \"$GREETING\"; exit 7";
+    let out = w.run(w.berth().args([
+        "exec",
+        "-w",
+        "/tmp",
+        "-e",
+        "GREETING=hi",
+        "box",
+        "sh",
+        "-c",
+        script,
+    ]));
+    out.expect_code(7);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "box", "the container's hostname\n{out}");
+    assert!(lines[1].contains("10.201.0.2/16"), "the container's eth0\n{out}");
+    assert!(lines[2].ends_with("00000000a80425fb"), "the container's capabilities\n{out}");
+    assert_eq!(&lines[3..], ["no-net-admin", "/tmp", "hi"], "{out}");
+    w.run(w.berth().args(["exec", "box", "no-such-command"])).expect_code(127);
+    w.run(w.berth().args(["stop", "box"])).ok();
+    w.run(w.berth().args(["exec", "box", "true"])).expect_berth_error(&["not running"]);
+    w.run(w.berth().args(["rm", "box"])).ok();
+    w.assert_clean();
+}

@@ -1,0 +1,102 @@
+//! `berth exec`: runs a command in a running container. berth joins the container's network,
+//! UTS and mount namespaces (it is single-threaded, so the kernel lets it join a mount
+//! namespace), takes on the container's capability policy, and execs the command in its own
+//! place, so the command's exit code is berth's.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use nix::sched::{setns, CloneFlags};
+use nix::sys::signal::{signal, SigHandler, Signal};
+
+use crate::cli::ExecArgs;
+use crate::commands::run::check_privileges;
+use crate::container::capabilities::CapabilityPolicy;
+use crate::container::child::exec_searching_path;
+use crate::container::process::Failure;
+use crate::container::spec::DEFAULT_PATH;
+use crate::container::state::{ContainerDir, Status};
+use crate::error::{Error, Result};
+
+/// Runs `berth exec`; returns only if the command could not be executed.
+pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
+    check_privileges("exec")?;
+    let (_, state) = ContainerDir::find(root, &args.name)?;
+    if state.status() != Status::Running {
+        return Err(Error::Invalid(format!("{} is not running", args.name)));
+    }
+    let (Some(pid), Some(namespace)) = (state.pid, state.mount_namespace) else {
+        return Err(Error::Invalid(format!("{} has not started yet", args.name)));
+    };
+    let open = |kind: &str| {
+        let path = format!("/proc/{pid}/ns/{kind}");
+        File::open(&path).map_err(|e| Error::file(path, e))
+    };
+    let mount = open("mnt")?;
+    if mount.metadata().map(|m| m.ino()).ok() != Some(namespace) {
+        return Err(Error::Invalid(format!("{} is ending", args.name)));
+    }
+    let (network, uts) = (open("net")?, open("uts")?);
+
+    let mut env = vec![
+        format!("PATH={DEFAULT_PATH}"),
+        format!("HOSTNAME={}", state.hostname),
+        "HOME=/root".to_owned(),
+    ];
+    for entry in &args.env {
+        match entry.split_once('=') {
+            Some((key, _)) if !key.is_empty() => {
+                env.retain(|e| !e.starts_with(&format!("{key}=")));
+                env.push(entry.clone());
+            }
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "invalid environment entry {entry:?}: use KEY=VALUE"
+                )))
+            }
+        }
+    }
+    let c_strings = |items: Vec<Vec<u8>>| -> Result<Vec<CString>> {
+        items
+            .into_iter()
+            .map(|item| {
+                CString::new(item).map_err(|_| Error::Invalid("an argument contains a NUL".into()))
+            })
+            .collect()
+    };
+    let argv = c_strings(args.command.iter().map(|a| a.as_bytes().to_vec()).collect())?;
+    let env = c_strings(env.into_iter().map(String::into_bytes).collect())?;
+    let path = env
+        .iter()
+        .find_map(|e| e.as_bytes().strip_prefix(b"PATH=").map(<[u8]>::to_vec))
+        .unwrap_or_default();
+
+    for (file, kind, what) in [
+        (&network, CloneFlags::CLONE_NEWNET, "network"),
+        (&uts, CloneFlags::CLONE_NEWUTS, "UTS"),
+        (&mount, CloneFlags::CLONE_NEWNS, "mount"),
+    ] {
+        setns(file, kind)
+            .map_err(|e| Error::system(format!("join the container's {what} namespace"), e))?;
+    }
+    let workdir = args.workdir.as_deref().unwrap_or(Path::new("/"));
+    std::env::set_current_dir(workdir).map_err(|e| Error::file(workdir, e))?;
+    CapabilityPolicy::from_names(&state.capabilities, state.no_new_privs)
+        .apply()
+        .map_err(Error::Container)?;
+    // SAFETY: restoring the default disposition installs no handler.
+    unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }
+        .map_err(|e| Error::system("reset SIGPIPE", e))?;
+
+    let command = args.command[0].to_string_lossy().into_owned();
+    Err(match exec_searching_path(&argv, &env, &path) {
+        (Failure::NotFound, _) => Error::CommandNotFound(command),
+        (_, errno) => Error::NotExecutable {
+            command,
+            source: errno.into(),
+        },
+    })
+}
