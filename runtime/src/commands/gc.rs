@@ -17,7 +17,7 @@ use crate::cli::GcArgs;
 use crate::commands::run::{
     canonical_root, check_privileges, container_still_attached, DYING_NAMESPACE_GRACE,
 };
-use crate::container::state::{private_dir, ContainerDir, State};
+use crate::container::state::{private_dir, release_name, ContainerDir, State};
 use crate::error::{Error, Result};
 
 /// How old a container directory still being made (`.ID`, no state yet) must be before gc
@@ -98,6 +98,7 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
             }
         }
         remove(dir)?;
+        release_name(root, &state.name, &state.id);
         println!("removed container {short} ({})", state.name);
     }
 

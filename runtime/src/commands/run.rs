@@ -13,7 +13,7 @@ use crate::container::child::{self, ChildNetwork, ChildPlan};
 use crate::container::detach;
 use crate::container::process::clone_into_namespaces;
 use crate::container::spec::{Network, RunSpec};
-use crate::container::state::{private_dir, ContainerDir, State};
+use crate::container::state::{claim_name, private_dir, release_name, ContainerDir, State};
 use crate::container::supervise::{self, BlockedSignals};
 use crate::error::{Error, Result};
 use crate::fault;
@@ -88,6 +88,10 @@ fn launch(
         .container_dir
         .insert(ContainerDir::create(root, &state)?);
     fault::point("after-state");
+    if spec.named {
+        claim_name(root, &spec.name, &spec.id)?;
+        made.name = Some((root.to_path_buf(), spec.name.clone(), spec.id.clone()));
+    }
     if spec.detached {
         // The workload's output, and berth's own from here on, go to the container's log.
         let log = container_dir.create_log()?;
@@ -213,6 +217,7 @@ fn launch(
         if let Some(dir) = made.container_dir.take() {
             state.exit_code = Some(code);
             dir.write_state(&state)?;
+            made.name = None; // The name stays the record's until `berth rm`.
         }
     }
     drop(made);
@@ -315,6 +320,7 @@ fn write_etc_files(
 #[derive(Default)]
 struct Made {
     container_dir: Option<ContainerDir>,
+    name: Option<(PathBuf, String, String)>,
     lease: Option<(LeaseFile, String)>,
     child: Option<crate::container::process::Child>,
 }
@@ -331,6 +337,9 @@ impl Drop for Made {
             }
         }
         fault::point("during-teardown");
+        if let Some((root, name, id)) = self.name.take() {
+            release_name(&root, &name, &id);
+        }
         if let Some(dir) = self.container_dir.take() {
             if let Err(e) = dir.remove() {
                 eprintln!("berth: {e}");

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::container::state::{ContainerDir, State, Status};
+use crate::container::state::{release_name, ContainerDir, State, Status};
 use crate::error::{Error, Result};
 
 /// Runs `berth stop [-t SECONDS] NAME...`: SIGTERM, then SIGKILL after the grace period.
@@ -44,7 +44,10 @@ pub fn rm(root: &Path, names: &[String]) -> Result<u8> {
     for name in names {
         let (dir, state) = ContainerDir::find(root, name)?;
         match state.status() {
-            Status::Exited(_) => dir.remove()?,
+            Status::Exited(_) => {
+                dir.remove()?;
+                release_name(root, &state.name, &state.id);
+            }
             Status::Running => {
                 return Err(Error::Invalid(format!(
                     "{name} is running: stop it first (berth stop {name})"

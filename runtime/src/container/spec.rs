@@ -61,12 +61,15 @@ pub struct RunSpec {
     pub capabilities: CapabilityPolicy,
     /// Whether it runs in the background (`-d`).
     pub detached: bool,
+    /// Whether the name was given (`--name`), and so must be claimed.
+    pub named: bool,
 }
 
 impl RunSpec {
     /// Checks every input of `berth run` and builds the spec; nothing is created here.
     pub fn from_args(args: RunArgs) -> Result<Self> {
         let id = new_id()?;
+        let named = args.name.is_some();
         let name = match args.name {
             Some(name) => {
                 check_name(&name)?;
@@ -131,6 +134,7 @@ impl RunSpec {
             env,
             capabilities,
             detached: args.detach,
+            named,
         })
     }
 

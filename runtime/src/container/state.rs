@@ -139,6 +139,62 @@ fn check_real_dir(path: &Path) -> Result<()> {
     )))
 }
 
+/// Claims `name` for container `id`: `ROOT/names/NAME`, created exclusively, holds the id. A
+/// claim whose container is gone (no directory, or a dead launcher) is taken over. Call it once
+/// the container's directory exists, so that a claim always points at a directory.
+pub fn claim_name(root: &Path, name: &str, id: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let names = private_dir(root, &["names"])?;
+    let path = names.join(name);
+    for _ in 0..2 {
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+        {
+            Ok(mut file) => {
+                return file
+                    .write_all(id.as_bytes())
+                    .map_err(|e| Error::file(&path, e));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let holder = fs::read_to_string(&path).unwrap_or_default();
+                let dir = ContainerDir {
+                    path: root.join("containers").join(holder.trim()),
+                };
+                let holding = !holder.trim().is_empty()
+                    && dir
+                        .read_state()
+                        .is_ok_and(|state| state.status() != Status::Dead);
+                if holding {
+                    return Err(Error::Invalid(format!(
+                        "the name {name:?} is already in use by container {}: stop and remove \
+                         it (berth stop {name}; berth rm {name}), or choose another name",
+                        holder.trim().get(..12).unwrap_or(holder.trim())
+                    )));
+                }
+                // A stale claim: its container is gone. Take it over.
+                let _ = fs::remove_file(&path);
+            }
+            Err(e) => return Err(Error::file(&path, e)),
+        }
+    }
+    Err(Error::Invalid(format!(
+        "the name {name:?} is being claimed by another container right now"
+    )))
+}
+
+/// Releases `name`, if container `id` holds it.
+pub fn release_name(root: &Path, name: &str, id: &str) {
+    let path = root.join("names").join(name);
+    if fs::read_to_string(&path).is_ok_and(|holder| holder.trim() == id) {
+        let _ = fs::remove_file(&path);
+    }
+}
+
 /// A container's directory under `ROOT/containers/`.
 #[derive(Debug)]
 pub struct ContainerDir {

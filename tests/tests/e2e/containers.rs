@@ -143,3 +143,21 @@ fn exec_joins_the_container_with_its_capabilities_and_passes_the_exit_code_back(
     w.run(w.berth().args(["rm", "box"])).ok();
     w.assert_clean();
 }
+
+#[test]
+fn a_name_belongs_to_one_container_until_it_is_removed() {
+    let w = World::new();
+    start_detached(&w, "solo", "true");
+    wait_for_log(&w, "solo", "hello");
+    w.berth_run(&["--name", "solo", "--net", "none", "true"])
+        .expect_berth_error(&["already in use", "solo"]);
+    w.run(w.berth().args(["stop", "solo"])).ok();
+    w.berth_run(&["--name", "solo", "--net", "none", "true"])
+        .expect_berth_error(&["already in use", "berth rm solo"]);
+    w.run(w.berth().args(["rm", "solo"])).ok();
+    // Free again, for foreground runs one after the other.
+    for _ in 0..2 {
+        w.berth_run(&["--name", "solo", "--net", "none", "true"]).expect_code(0);
+    }
+    w.assert_clean();
+}
