@@ -331,7 +331,7 @@ pub fn check_address(subnet: Ipv4Net, gateway: Ipv4Addr, addr: Ipv4Addr) -> Resu
 
 /// Takes an exclusive lock on the file at `path`, creating it (0600) if needed; the lock lasts
 /// as long as the returned guard.
-pub(crate) fn lock(path: &Path) -> Result<Flock<File>> {
+pub fn lock(path: &Path) -> Result<Flock<File>> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)

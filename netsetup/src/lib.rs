@@ -21,7 +21,7 @@ pub use ipnet::Ipv4Net;
 
 pub use dns::{container_resolv_conf, hosts_file};
 pub use error::{Error, Result};
-pub use ipam::{boot_id, process_alive, start_time, write_atomically, LeaseFile, LeaseOwner};
+pub use ipam::{boot_id, lock, process_alive, start_time, write_atomically, LeaseFile, LeaseOwner};
 pub use netlink::{Link, Netlink};
 pub use veth::{mac_for, Namespace};
 

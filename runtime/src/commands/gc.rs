@@ -9,7 +9,6 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use netsetup::{Error as NetError, LeaseOwner, Netlink, NetworkSpec};
-use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -28,7 +27,7 @@ const UNFINISHED_AGE: Duration = Duration::from_secs(60);
 pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
     check_privileges("gc")?;
     let root = &canonical_root(root)?;
-    let _one_gc_at_a_time = lock(&root.join("gc.lock"))?;
+    let _one_gc_at_a_time = netsetup::lock(&root.join("gc.lock"))?;
     let mut netlink = Netlink::open()?;
     let networks = [NetworkSpec::default_bridge()];
 
@@ -161,19 +160,6 @@ pub fn with_repair_hint(error: NetError) -> Error {
         )),
         e => e.into(),
     }
-}
-
-fn lock(path: &Path) -> Result<Flock<fs::File>> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| Error::file(path, e))?;
-    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| Error::file(path, e.into()))
 }
 
 /// Removes a container directory; one that is gone already is fine.

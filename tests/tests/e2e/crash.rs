@@ -20,6 +20,25 @@ fn fault_steps() -> Vec<&'static str> {
     steps
 }
 
+/// `berth run ARGS...` by the fault-injection build, killed at `step`; asserts it died so.
+#[track_caller]
+fn crash_at(w: &World, step: &str, args: &[&str]) -> Outcome {
+    let crashed = w.run(
+        w.cmd(berth_fault_bin())
+            .arg("--root")
+            .arg(w.root())
+            .env("BERTH_FAULT", step)
+            .arg("run")
+            .args(args),
+    );
+    assert_eq!(
+        crashed.killed_by_signal(),
+        Some(libc::SIGKILL),
+        "{step}: berth must die\n{crashed}"
+    );
+    crashed
+}
+
 /// After a crash: gc, then nothing of the crashed container is left, a second gc removes
 /// nothing, and the next run works and gets the lowest address again.
 #[track_caller]
@@ -40,41 +59,21 @@ fn gc_leaves_nothing(w: &World, orphan: &str, step: &str) {
 
 #[test]
 fn berth_killed_at_every_step_leaves_nothing_after_gc() {
-    let fault = berth_fault_bin();
     for step in fault_steps() {
         let w = World::new();
         let orphan = unique_sleep_arg();
         // A background process that would outlive berth, then a quick end of the workload
         // itself (so the teardown steps are reached).
         let script = format!("sleep {orphan} & sleep 0.3");
-        let crashed = w.run(
-            w.cmd(&fault)
-                .arg("--root")
-                .arg(w.root())
-                .env("BERTH_FAULT", step)
-                .args(["run", "--net", "bridge", "sh", "-c", &script]),
-        );
-        assert_eq!(
-            crashed.killed_by_signal(),
-            Some(libc::SIGKILL),
-            "{step}: berth must die\n{crashed}"
-        );
+        crash_at(&w, step, &["--net", "bridge", "sh", "-c", &script]);
         gc_leaves_nothing(&w, &orphan, step);
     }
 }
 
 #[test]
 fn without_gc_the_next_run_reclaims_what_a_crash_left() {
-    let fault = berth_fault_bin();
     let w = World::new();
-    let crashed = w.run(
-        w.cmd(&fault)
-            .arg("--root")
-            .arg(w.root())
-            .env("BERTH_FAULT", "after-exec")
-            .args(["run", "--net", "bridge", "sleep", "30"]),
-    );
-    assert_eq!(crashed.killed_by_signal(), Some(libc::SIGKILL), "{crashed}");
+    crash_at(&w, "after-exec", &["--net", "bridge", "sleep", "30"]);
     let next = w.berth_run(&["--net", "bridge", "ip", "-br", "-4", "addr", "show", "eth0"]);
     assert_eq!(
         eth0_address(&next),
@@ -183,16 +182,8 @@ fn gc_repair_keeps_the_leases_of_running_containers() {
 
 #[test]
 fn two_gcs_at_once_both_succeed() {
-    let fault = berth_fault_bin();
     let w = World::new();
-    let crashed = w.run(
-        w.cmd(&fault)
-            .arg("--root")
-            .arg(w.root())
-            .env("BERTH_FAULT", "after-veth")
-            .args(["run", "--net", "bridge", "true"]),
-    );
-    assert_eq!(crashed.killed_by_signal(), Some(libc::SIGKILL), "{crashed}");
+    crash_at(&w, "after-veth", &["--net", "bridge", "true"]);
     let mut first = w.spawn(w.berth().arg("gc"));
     let mut second = w.spawn(w.berth().arg("gc"));
     first.wait(Duration::from_secs(10)).expect_code(0);
