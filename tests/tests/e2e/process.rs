@@ -119,7 +119,7 @@ fn a_forwarded_signal_that_kills_the_workload_gives_128_plus_n() {
         berth.stderr_so_far()
     );
     // Wait for the exec, so the signal reaches sleep and not the shell before it.
-    poll(Duration::from_secs(5), Duration::from_millis(5), || {
+    poll(Duration::from_secs(15), Duration::from_millis(5), || {
         (!sys::pids_with_argv(&["sleep", &sleep]).is_empty()).then_some(())
     });
     berth.signal(libc::SIGTERM);
@@ -147,7 +147,7 @@ fn every_forwarded_signal_reaches_the_workload() {
         [libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH];
     for (name, sig) in names.iter().zip(sigs) {
         berth.signal(sig);
-        let seen = poll(Duration::from_secs(5), Duration::from_millis(5), || {
+        let seen = poll(Duration::from_secs(15), Duration::from_millis(5), || {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             text.lines().any(|l| l == *name).then_some(())
         });
@@ -156,7 +156,7 @@ fn every_forwarded_signal_reaches_the_workload() {
                 panic!("SIG{name} was not forwarded (berth ended)\n{o}");
             }
             panic!(
-                "SIG{name} did not reach the workload within 5 s; seen so far: {:?}",
+                "SIG{name} did not reach the workload within 15 s; seen so far: {:?}",
                 std::fs::read_to_string(&log).unwrap_or_default()
             );
         }
@@ -182,7 +182,7 @@ fn leftover_background_processes_are_killed_when_the_workload_ends() {
         berth.stderr_so_far()
     );
     // The background process really runs while the workload does ...
-    let running = poll(Duration::from_secs(5), Duration::from_millis(5), || {
+    let running = poll(Duration::from_secs(15), Duration::from_millis(5), || {
         (!sys::pids_with_argv(&["sleep", &sleep]).is_empty()).then_some(())
     });
     assert!(running.is_some(), "the workload's `sleep {sleep} &` never showed up");
@@ -191,7 +191,7 @@ fn leftover_background_processes_are_killed_when_the_workload_ends() {
     let out = berth.wait(Duration::from_secs(10));
     assert_eq!(out.ok(), "done\n", "{out}");
     let mut left = Vec::new();
-    let gone = poll(Duration::from_secs(5), Duration::from_millis(10), || {
+    let gone = poll(Duration::from_secs(15), Duration::from_millis(10), || {
         left = sys::pids_with_argv(&["sleep", &sleep]);
         left.is_empty().then_some(())
     });
