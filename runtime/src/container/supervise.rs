@@ -28,13 +28,18 @@ pub struct BlockedSignals {
 }
 
 impl BlockedSignals {
-    /// Blocks the forwarded signals and SIGCHLD.
+    /// Blocks the forwarded signals and SIGCHLD, after restoring their default dispositions: an
+    /// ignored signal is discarded even while blocked (a script's `berth run ... &` starts with
+    /// SIGINT and SIGQUIT ignored), and an ignored SIGCHLD would reap the workload unseen. The
+    /// workload inherits the defaults, as a container started by docker does.
     pub fn block() -> Result<Self> {
         let mut set = SigSet::empty();
-        for signal in FORWARDED {
+        for signal in FORWARDED.into_iter().chain([Signal::SIGCHLD]) {
+            // SAFETY: installing the default disposition installs no handler.
+            unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl) }
+                .map_err(|e| Error::system(format!("reset {signal}"), e))?;
             set.add(signal);
         }
-        set.add(Signal::SIGCHLD);
         let mut original = SigSet::empty();
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut original))
             .map_err(|e| Error::system("block signals", e))?;

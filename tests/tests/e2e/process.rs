@@ -203,3 +203,39 @@ fn leftover_background_processes_are_killed_when_the_workload_ends() {
     }
     w.assert_clean();
 }
+
+/// A script's `berth run ... &` starts with SIGINT and SIGQUIT ignored (POSIX, for background
+/// jobs without job control): berth must still take and forward them.
+#[test]
+fn signals_are_forwarded_when_berth_starts_with_them_ignored() {
+    let w = World::new();
+    let ready = w.path("ready");
+    let log = w.path("signals.log");
+    let traps = format!(
+        "trap 'echo INT >> {0}' INT; trap 'echo QUIT >> {0}' QUIT; trap 'exit 4' TERM",
+        log.display()
+    );
+    let script = trapping_workload(&traps, &ready);
+    let mut cmd = w.berth();
+    cmd.args(["run", "--net", "none", "--name", "sig", "sh", "-c", &script]);
+    // SAFETY: the hook only changes signal dispositions; it runs after the world's own hooks.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+            Ok(())
+        })
+    };
+    let mut berth = w.spawn(&mut cmd);
+    assert!(wait_for_file(&ready, Duration::from_secs(10)), "{}", berth.stderr_so_far());
+    for (name, sig) in [("INT", libc::SIGINT), ("QUIT", libc::SIGQUIT)] {
+        berth.signal(sig);
+        let seen = poll(Duration::from_secs(15), Duration::from_millis(5), || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            text.lines().any(|l| l == name).then_some(())
+        });
+        assert!(seen.is_some(), "SIG{name} must reach the workload");
+    }
+    berth.signal(libc::SIGTERM);
+    berth.wait(Duration::from_secs(10)).expect_code(4);
+}
