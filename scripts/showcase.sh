@@ -14,7 +14,8 @@ if [ -z "${BERTH_SHOWCASE_INSIDE:-}" ]; then
     exec env BERTH_SHOWCASE_INSIDE=1 unshare --net --mount --propagation private -- "$0"
 fi
 
-berth=$PWD/target/release/berth
+export PATH="$PWD/target/release:$PATH"
+berth=berth
 work=$(mktemp -d)
 mount -t tmpfs berth-showcase "$work"
 mkdir "$work/tmp"
@@ -27,7 +28,17 @@ cleanup() {
 }
 trap cleanup EXIT
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-show() { printf '$'; printf ' %q' "$@"; printf '\n'; "$@"; }
+show() { # prints the command as one would type it, then runs it
+    printf '$'
+    for arg in "$@"; do
+        case "$arg" in
+            *[[:space:]\;\&\|\$]*) printf " '%s'" "$arg" ;;
+            *) printf ' %s' "$arg" ;;
+        esac
+    done
+    printf '\n'
+    "$@"
+}
 
 # The simulated outside world: an "upstream" namespace at 198.51.100.2 with a web server that
 # answers with the client address it sees, and a DNS server that knows web.upstream.test.
