@@ -236,3 +236,39 @@ fn own_name_resolves_with_net_none() {
 fn own_name_resolves_with_net_host() {
     assert_own_name_resolves("host");
 }
+
+/// systemd machines make /etc/resolv.conf a symbolic link: berth reads through it, and binds the
+/// container's own file over it there, leaving the link's target untouched.
+#[test]
+fn a_symlinked_host_resolv_conf_works_and_stays_untouched() {
+    let w = World::new();
+    let etc = w.path("etc");
+    let target = w.path("real-resolv.conf");
+    std::fs::write(&target, "nameserver 198.51.100.2\nsearch link.test\n").unwrap();
+    // In the world's own mount namespace: a copy of /etc whose resolv.conf is a link.
+    w.sh(&format!(
+        "cp -a /etc '{etc}' 2>/dev/null; rm -f '{etc}/resolv.conf' && \
+         ln -s '{target}' '{etc}/resolv.conf' && mount --bind '{etc}' /etc",
+        etc = etc.display(),
+        target = target.display()
+    ))
+    .ok();
+    let out = w.berth_run(&[
+        "--net",
+        "bridge",
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; echo 'nameserver 203.0.113.66' >> /etc/resolv.conf || echo read-only",
+    ]);
+    let text = out.ok();
+    assert!(text.contains("nameserver 198.51.100.2"), "read through the link\n{out}");
+    assert!(text.contains("search link.test"), "{out}");
+    assert!(text.contains("read-only"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "nameserver 198.51.100.2\nsearch link.test\n",
+        "the link's target is untouched"
+    );
+    w.sh("umount /etc").ok();
+    w.assert_clean();
+}
