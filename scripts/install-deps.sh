@@ -9,7 +9,8 @@
 # the machine gains packages and nothing that listens.
 set -euo pipefail
 
-packages=(nftables iproute2 nginx curl dnsmasq-base iputils-ping hyperfine jq procps util-linux)
+packages=(nftables iproute2 nginx curl dnsmasq-base iputils-ping hyperfine jq procps util-linux
+    bsdextrautils hostname)
 
 missing=()
 for package in "${packages[@]}"; do
