@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what berth's build, tests, demo and benchmark need on Debian (run as root):
 # nftables and iproute2 (berth's needs), nginx, curl, dnsmasq-base, iputils-ping (the test
-# worlds' servers and clients), hyperfine and jq (the benchmark). Rust >= 1.85 must be there
+# worlds' servers and clients), hyperfine, jq and column (the benchmark), g++ (libFuzzer, built
+# by cargo fuzz). Rust >= 1.85 must be there
 # already (rustup); Debian's own cargo is too old.
 #
 # Debian starts nginx as a host service when it is installed; a policy-rc.d that forbids
@@ -10,7 +11,7 @@
 set -euo pipefail
 
 packages=(nftables iproute2 nginx curl dnsmasq-base iputils-ping hyperfine jq procps util-linux
-    bsdextrautils hostname)
+    bsdextrautils hostname g++)
 
 missing=()
 for package in "${packages[@]}"; do
