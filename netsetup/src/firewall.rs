@@ -52,6 +52,18 @@ pub struct ForwardDrop {
 }
 
 impl ForwardDrop {
+    /// What this chain does to containers on `bridge`, and what to run about it.
+    pub fn warning(&self, bridge: &str) -> String {
+        format!(
+            "chain {} of table {} {} drops forwarded packets by default, so containers on \
+             {bridge} cannot reach beyond this host; to let them: {}",
+            self.chain,
+            self.family,
+            self.table,
+            self.remedy(bridge)
+        )
+    }
+
     /// What to run so that the bridge's traffic passes this chain.
     pub fn remedy(&self, bridge: &str) -> String {
         let (family, table, chain) = (self.family, &self.table, &self.chain);

@@ -128,7 +128,7 @@ pub enum NetworkCommand {
 /// Options of `berth exec`.
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// Set an environment variable for the command (KEY=VALUE).
+    /// Set an environment variable for the command (KEY=VALUE, or KEY to copy berth's).
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
     /// The working directory inside the container (default /).

@@ -80,18 +80,7 @@ pub fn doctor() -> Result<u8> {
             ),
             Ok(chains) => {
                 for chain in chains {
-                    report.say(
-                        Verdict::Warn,
-                        "forward policy",
-                        &format!(
-                            "chain {} of table {} {} drops forwarded packets by default, so \
-                             containers cannot reach beyond this host; to let them: {}",
-                            chain.chain,
-                            chain.family,
-                            chain.table,
-                            chain.remedy("berth0")
-                        ),
-                    )
+                    report.say(Verdict::Warn, "forward policy", &chain.warning("berth0"));
                 }
             }
             Err(e) => report.say(Verdict::Warn, "forward policy", &e.to_string()),

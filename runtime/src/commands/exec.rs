@@ -3,9 +3,7 @@
 //! namespace), takes on the container's capability policy, and execs the command in its own
 //! place, so the command's exit code is berth's.
 
-use std::ffi::CString;
 use std::fs::File;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -17,7 +15,7 @@ use crate::commands::run::check_privileges;
 use crate::container::capabilities::CapabilityPolicy;
 use crate::container::child::exec_searching_path;
 use crate::container::process::Failure;
-use crate::container::spec::DEFAULT_PATH;
+use crate::container::spec::{c_string, environment, path_of};
 use crate::container::state::{ContainerDir, Status};
 use crate::error::{Error, Result};
 
@@ -28,51 +26,29 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
     if state.status() != Status::Running {
         return Err(Error::Invalid(format!("{} is not running", args.name)));
     }
-    let (Some(pid), Some(namespace)) = (state.pid, state.mount_namespace) else {
-        return Err(Error::Invalid(format!("{} has not started yet", args.name)));
+    let Some(pid) = state.live_workload() else {
+        return Err(Error::Invalid(format!(
+            "{} is not running its workload",
+            args.name
+        )));
     };
     let open = |kind: &str| {
         let path = format!("/proc/{pid}/ns/{kind}");
         File::open(&path).map_err(|e| Error::file(path, e))
     };
-    let mount = open("mnt")?;
-    if mount.metadata().map(|m| m.ino()).ok() != Some(namespace) {
+    let (mount, network, uts) = (open("mnt")?, open("net")?, open("uts")?);
+    // Held open, the namespace cannot change under us: check it is still the container's.
+    if mount.metadata().map(|m| m.ino()).ok() != state.mount_namespace {
         return Err(Error::Invalid(format!("{} is ending", args.name)));
     }
-    let (network, uts) = (open("net")?, open("uts")?);
-
-    let mut env = vec![
-        format!("PATH={DEFAULT_PATH}"),
-        format!("HOSTNAME={}", state.hostname),
-        "HOME=/root".to_owned(),
-    ];
-    for entry in &args.env {
-        match entry.split_once('=') {
-            Some((key, _)) if !key.is_empty() => {
-                env.retain(|e| !e.starts_with(&format!("{key}=")));
-                env.push(entry.clone());
-            }
-            _ => {
-                return Err(Error::Invalid(format!(
-                    "invalid environment entry {entry:?}: use KEY=VALUE"
-                )))
-            }
-        }
-    }
-    let c_strings = |items: Vec<Vec<u8>>| -> Result<Vec<CString>> {
-        items
-            .into_iter()
-            .map(|item| {
-                CString::new(item).map_err(|_| Error::Invalid("an argument contains a NUL".into()))
-            })
-            .collect()
-    };
-    let argv = c_strings(args.command.iter().map(|a| a.as_bytes().to_vec()).collect())?;
-    let env = c_strings(env.into_iter().map(String::into_bytes).collect())?;
-    let path = env
+    // The same environment rules as `berth run`: docker's clean one, then `-e`.
+    let env = environment(&args.env, &state.hostname)?;
+    let argv = args
+        .command
         .iter()
-        .find_map(|e| e.as_bytes().strip_prefix(b"PATH=").map(<[u8]>::to_vec))
-        .unwrap_or_default();
+        .map(|arg| c_string(arg, "command argument"))
+        .collect::<Result<Vec<_>>>()?;
+    let path = path_of(&env).to_vec();
 
     for (file, kind, what) in [
         (&network, CloneFlags::CLONE_NEWNET, "network"),

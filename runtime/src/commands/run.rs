@@ -248,14 +248,7 @@ pub fn container_still_attached(netlink: &mut Netlink, container: &str, deadline
 /// containers then reach the host but nothing beyond it.
 fn warn_about_forward_drops(bridge: &str) {
     for chain in netsetup::firewall::forward_drop_chains(bridge).unwrap_or_default() {
-        eprintln!(
-            "berth: warning: chain {} of table {} {} drops forwarded packets by default, so \
-             containers on {bridge} cannot reach beyond this host; to let them: {}",
-            chain.chain,
-            chain.family,
-            chain.table,
-            chain.remedy(bridge)
-        );
+        eprintln!("berth: warning: {}", chain.warning(bridge));
     }
 }
 

@@ -1,6 +1,5 @@
 //! `berth stop`, `berth kill` and `berth rm`.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -72,21 +71,20 @@ fn running(root: &Path, name: &str) -> Result<(ContainerDir, State)> {
     }
 }
 
-/// Sends `signal` to the container's workload, after checking that its pid still is the
-/// workload (its mount namespace is the container's).
+/// Sends `signal` to the container's workload, if its pid still is the workload (else it
+/// ended already and its launcher is finishing the teardown).
 fn signal_workload(state: &State, signal: Signal) -> Result<()> {
-    let (Some(pid), Some(namespace)) = (state.pid, state.mount_namespace) else {
+    if state.pid.is_none() {
         return Err(Error::Invalid(format!(
             "{} has not started yet",
             state.name
         )));
-    };
-    let same = std::fs::metadata(format!("/proc/{pid}/ns/mnt")).is_ok_and(|m| m.ino() == namespace);
-    if !same {
-        return Ok(()); // It ended already; its launcher is finishing the teardown.
     }
-    kill(Pid::from_raw(pid), signal)
-        .map_err(|e| Error::system(format!("send {signal} to {}", state.name), e))
+    match state.live_workload() {
+        Some(pid) => kill(Pid::from_raw(pid), signal)
+            .map_err(|e| Error::system(format!("send {signal} to {}", state.name), e)),
+        None => Ok(()),
+    }
 }
 
 fn wait_until_ended(dir: &ContainerDir, timeout: Duration) -> bool {

@@ -154,10 +154,7 @@ impl RunSpec {
 
     /// The PATH the workload's command is looked up in.
     pub fn path(&self) -> &[u8] {
-        self.env
-            .iter()
-            .find_map(|entry| entry.as_bytes().strip_prefix(b"PATH="))
-            .unwrap_or(DEFAULT_PATH.as_bytes())
+        path_of(&self.env)
     }
 }
 
@@ -208,8 +205,15 @@ fn check_hostname(hostname: &str) -> Result<()> {
     }
 }
 
+/// The PATH in environment `env`, or docker's default.
+pub fn path_of(env: &[CString]) -> &[u8] {
+    env.iter()
+        .find_map(|entry| entry.as_bytes().strip_prefix(b"PATH="))
+        .unwrap_or(DEFAULT_PATH.as_bytes())
+}
+
 /// The workload's environment: docker's clean one (PATH, HOSTNAME, HOME), then `-e` entries.
-fn environment(entries: &[String], hostname: &str) -> Result<Vec<CString>> {
+pub fn environment(entries: &[String], hostname: &str) -> Result<Vec<CString>> {
     let mut env: Vec<(String, String)> = vec![
         ("PATH".into(), DEFAULT_PATH.into()),
         ("HOSTNAME".into(), hostname.into()),
@@ -237,7 +241,8 @@ fn environment(entries: &[String], hostname: &str) -> Result<Vec<CString>> {
         .collect()
 }
 
-fn c_string(text: &OsString, what: &str) -> Result<CString> {
+/// `text` as a C string, refused when it holds a NUL byte.
+pub fn c_string(text: &OsString, what: &str) -> Result<CString> {
     CString::new(text.as_bytes())
         .map_err(|_| Error::Invalid(format!("{what} {text:?} contains a NUL byte")))
 }

@@ -92,6 +92,16 @@ impl State {
         }
     }
 
+    /// The workload's pid, if that pid still is the workload: its mount namespace is the
+    /// container's (a pid, and a namespace's inode number, are reused once they are free).
+    pub fn live_workload(&self) -> Option<i32> {
+        use std::os::unix::fs::MetadataExt;
+        let (pid, namespace) = (self.pid?, self.mount_namespace?);
+        fs::metadata(format!("/proc/{pid}/ns/mnt"))
+            .is_ok_and(|m| m.ino() == namespace)
+            .then_some(pid)
+    }
+
     /// The first 12 characters of the id, as docker shows it.
     pub fn short_id(&self) -> &str {
         self.id.get(..12).unwrap_or(&self.id)

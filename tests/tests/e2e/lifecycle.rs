@@ -253,6 +253,11 @@ fn sigkilled_launcher_takes_its_workload_along_and_its_lease_is_reclaimed() {
     assert!(veths.is_empty(), "interfaces left: {veths:?}");
 }
 
+/// A bridge run that asks for `addr` and prints its eth0 (`ip -j`).
+fn eth0_with_ip(w: &World, addr: &str) -> Outcome {
+    w.berth_run(&["--net", "bridge", "--ip", addr, "ip", "-j", "-4", "addr", "show", "dev", "eth0"])
+}
+
 #[test]
 fn stale_leases_are_reclaimed_and_live_ones_kept() {
     let w = World::new();
@@ -288,33 +293,9 @@ fn stale_leases_are_reclaimed_and_live_ones_kept() {
         [(ip(2), 16)],
         "a lease whose owner has another start time is free\n{out}"
     );
-    let out = w.berth_run(&[
-        "--net",
-        "bridge",
-        "--ip",
-        "10.201.0.3",
-        "ip",
-        "-j",
-        "-4",
-        "addr",
-        "show",
-        "dev",
-        "eth0",
-    ]);
+    let out = eth0_with_ip(&w, "10.201.0.3");
     assert_eq!(addr_of(&out), [(ip(3), 16)], "a lease from another boot is free\n{out}");
-    let out = w.berth_run(&[
-        "--net",
-        "bridge",
-        "--ip",
-        "10.201.0.5",
-        "ip",
-        "-j",
-        "-4",
-        "addr",
-        "show",
-        "dev",
-        "eth0",
-    ]);
+    let out = eth0_with_ip(&w, "10.201.0.5");
     assert_eq!(addr_of(&out), [(ip(5), 16)], "a lease whose owner is gone is free\n{out}");
 
     let leases = w.leases();

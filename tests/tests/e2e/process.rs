@@ -127,6 +127,25 @@ fn a_forwarded_signal_that_kills_the_workload_gives_128_plus_n() {
     w.assert_clean();
 }
 
+/// Sends `sig` to berth and waits for the workload's trap to write `name` in `log`.
+#[track_caller]
+fn assert_signal_reaches_workload(berth: &mut Bg, log: &std::path::Path, name: &str, sig: i32) {
+    berth.signal(sig);
+    let seen = poll(Duration::from_secs(15), Duration::from_millis(5), || {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        text.lines().any(|l| l == name).then_some(())
+    });
+    if seen.is_none() {
+        if let Some(o) = berth.try_outcome() {
+            panic!("SIG{name} was not forwarded (berth ended)\n{o}");
+        }
+        panic!(
+            "SIG{name} did not reach the workload within 15 s; seen so far: {:?}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    }
+}
+
 #[test]
 fn every_forwarded_signal_reaches_the_workload() {
     let w = World::new();
@@ -146,20 +165,7 @@ fn every_forwarded_signal_reaches_the_workload() {
     let sigs =
         [libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH];
     for (name, sig) in names.iter().zip(sigs) {
-        berth.signal(sig);
-        let seen = poll(Duration::from_secs(15), Duration::from_millis(5), || {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            text.lines().any(|l| l == *name).then_some(())
-        });
-        if seen.is_none() {
-            if let Some(o) = berth.try_outcome() {
-                panic!("SIG{name} was not forwarded (berth ended)\n{o}");
-            }
-            panic!(
-                "SIG{name} did not reach the workload within 15 s; seen so far: {:?}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
+        assert_signal_reaches_workload(&mut berth, &log, name, sig);
     }
     berth.signal(libc::SIGTERM);
     berth.wait(Duration::from_secs(10)).expect_code(3);
@@ -229,12 +235,7 @@ fn signals_are_forwarded_when_berth_starts_with_them_ignored() {
     let mut berth = w.spawn(&mut cmd);
     assert!(wait_for_file(&ready, Duration::from_secs(10)), "{}", berth.stderr_so_far());
     for (name, sig) in [("INT", libc::SIGINT), ("QUIT", libc::SIGQUIT)] {
-        berth.signal(sig);
-        let seen = poll(Duration::from_secs(15), Duration::from_millis(5), || {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            text.lines().any(|l| l == name).then_some(())
-        });
-        assert!(seen.is_some(), "SIG{name} must reach the workload");
+        assert_signal_reaches_workload(&mut berth, &log, name, sig);
     }
     berth.signal(libc::SIGTERM);
     berth.wait(Duration::from_secs(10)).expect_code(4);
