@@ -1,8 +1,15 @@
 //! The files that tell a container who it is and where names are resolved: resolv.conf and
 //! hosts.
 
-use std::fs;
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Seek, Write};
 use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::{Error, Result};
 
 /// Where systemd-resolved keeps the real upstream servers when /etc/resolv.conf holds only
 /// its stub listener.
@@ -71,15 +78,116 @@ pub fn hosts_file(hostname: &str, name: &str, addr: Option<Ipv4Addr>) -> String 
     } else {
         format!("{hostname} {name}")
     };
-    format!(
-        "127.0.0.1\tlocalhost\n\
-         ::1\tlocalhost ip6-localhost ip6-loopback\n\
-         fe00::0\tip6-localnet\n\
-         ff00::0\tip6-mcastprefix\n\
-         ff02::1\tip6-allnodes\n\
-         ff02::2\tip6-allrouters\n\
-         {own}\t{aliases}\n"
-    )
+    format!("{LOOPBACK_NAMES}{own}\t{aliases}\n")
+}
+
+/// The loopback and IPv6 names every hosts file starts with.
+const LOOPBACK_NAMES: &str = "127.0.0.1\tlocalhost\n\
+    ::1\tlocalhost ip6-localhost ip6-loopback\n\
+    fe00::0\tip6-localnet\n\
+    ff00::0\tip6-mcastprefix\n\
+    ff02::1\tip6-allnodes\n\
+    ff02::2\tip6-allrouters\n";
+
+/// The hosts file that every member of a named network has as its /etc/hosts: the loopback
+/// names, then one line per member (its address, name and hostname), so that members reach
+/// each other by name without a daemon. It is bind-mounted, so it is rewritten in place (never
+/// replaced by a rename, which the mounts would not see), under a lock on the file itself.
+#[derive(Debug, Clone)]
+pub struct MemberHosts {
+    path: PathBuf,
+}
+
+impl MemberHosts {
+    /// The members' hosts file at `path` (made on the first change).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        MemberHosts { path: path.into() }
+    }
+
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Adds a member: `addr` with `names`, in place of any line of that address.
+    pub fn add(&self, addr: Ipv4Addr, names: &[&str]) -> Result<()> {
+        let line = names.join(" ");
+        self.edit(|members| {
+            members.retain(|(a, _)| *a != addr);
+            members.push((addr, line));
+        })
+        .map(drop)
+    }
+
+    /// Removes the member of address `addr`.
+    pub fn remove(&self, addr: Ipv4Addr) -> Result<()> {
+        self.edit(|members| members.retain(|(a, _)| *a != addr))
+            .map(drop)
+    }
+
+    /// Keeps the members whose address `keep` accepts; returns the addresses removed.
+    pub fn retain(&self, keep: impl Fn(Ipv4Addr) -> bool) -> Result<Vec<Ipv4Addr>> {
+        let mut removed = Vec::new();
+        self.edit(|members| {
+            members.retain(|(addr, _)| {
+                let kept = keep(*addr);
+                if !kept {
+                    removed.push(*addr);
+                }
+                kept
+            })
+        })?;
+        Ok(removed)
+    }
+
+    /// The members on record: each address and its names.
+    pub fn members(&self) -> Result<Vec<(Ipv4Addr, String)>> {
+        match fs::read_to_string(&self.path) {
+            Ok(text) => Ok(parse_members(&text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::file(&self.path, e)),
+        }
+    }
+
+    fn edit(&self, change: impl FnOnce(&mut Vec<(Ipv4Addr, String)>)) -> Result<()> {
+        let error = |e| Error::file(&self.path, e);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&self.path)
+            .map_err(error)?;
+        let mut file =
+            Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| error(errno.into()))?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(error)?;
+        let mut members = parse_members(&text);
+        change(&mut members);
+        let mut new = String::from(LOOPBACK_NAMES);
+        for (addr, names) in &members {
+            new.push_str(&format!("{addr}\t{names}\n"));
+        }
+        // New bytes over the old, then the length: a reader sees one file or the other, or,
+        // for an instant, the new one followed by the old one's tail.
+        file.write_all_at(new.as_bytes(), 0).map_err(error)?;
+        file.set_len(new.len() as u64).map_err(error)?;
+        file.rewind().map_err(error)?;
+        file.flush().map_err(error)
+    }
+}
+
+/// The member lines of a hosts file: every IPv4 line but loopback's.
+fn parse_members(text: &str) -> Vec<(Ipv4Addr, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let (addr, names) = line.split_once('\t')?;
+            let addr: Ipv4Addr = addr.parse().ok()?;
+            (!addr.is_loopback()).then(|| (addr, names.trim().to_owned()))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -95,6 +203,29 @@ mod tests {
         assert!(text.contains("nameserver 198.51.100.2\n"));
         assert!(text.contains("search example.test\n"));
         assert!(text.contains("options ndots:1\n"));
+    }
+
+    #[test]
+    fn members_come_and_go_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = MemberHosts::new(dir.path().join("hosts"));
+        let a: Ipv4Addr = "10.1.0.2".parse().unwrap();
+        let b: Ipv4Addr = "10.1.0.3".parse().unwrap();
+        hosts.add(a, &["web"]).unwrap();
+        let inode = std::os::unix::fs::MetadataExt::ino(&fs::metadata(hosts.path()).unwrap());
+        hosts.add(b, &["db", "db-host"]).unwrap();
+        hosts.add(a, &["web2"]).unwrap();
+        let text = fs::read_to_string(hosts.path()).unwrap();
+        assert!(text.starts_with("127.0.0.1\tlocalhost\n"), "{text}");
+        assert!(
+            text.ends_with("10.1.0.3\tdb db-host\n10.1.0.2\tweb2\n"),
+            "{text}"
+        );
+        hosts.remove(b).unwrap();
+        assert_eq!(hosts.retain(|addr| addr != a).unwrap(), vec![a]);
+        assert_eq!(fs::read_to_string(hosts.path()).unwrap(), LOOPBACK_NAMES);
+        let same = std::os::unix::fs::MetadataExt::ino(&fs::metadata(hosts.path()).unwrap());
+        assert_eq!(inode, same, "rewritten in place, so bind mounts see it");
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! berth's one nftables table: masquerade for the subnets it manages and forward accepts.
+//! berth's one nftables table: masquerade for the subnets it manages, forward accepts, and
+//! isolation between its networks.
 //!
-//! The table is created once through the `nftables` crate (JSON handed to `nft`); every later
-//! run only asks the kernel over netlink whether it is still there, which costs one round trip
-//! instead of a process.
+//! A network is installed once through the `nftables` crate (JSON handed to `nft`); every
+//! later run only asks the kernel over netlink whether its marker is still there, which costs
+//! one round trip instead of a process.
 
 use std::borrow::Cow;
 use std::io;
@@ -12,7 +13,10 @@ use nftables::batch::Batch;
 use nftables::expr::{
     Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix, CT,
 };
-use nftables::schema::{Chain, NfListObject, Rule, Table};
+use nftables::schema::{
+    Chain, Element, FlushObject, NfCmd, NfListObject, Rule, Set, SetFlag, SetType, SetTypeValue,
+    Table,
+};
 use nftables::stmt::{Match, Operator, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
@@ -133,25 +137,7 @@ fn dump(
     mut each: impl FnMut(u8, &[u8]),
 ) -> io::Result<()> {
     let socket = netfilter_socket()?;
-    let mut attributes = Vec::new();
-    for (kind, text) in filters {
-        let start = attributes.len();
-        attributes.extend_from_slice(&((4 + text.len() + 1) as u16).to_ne_bytes());
-        attributes.extend_from_slice(&kind.to_ne_bytes());
-        attributes.extend_from_slice(text.as_bytes());
-        attributes.push(0);
-        attributes.resize(start + (attributes.len() - start).next_multiple_of(4), 0);
-    }
-    let length = 20 + attributes.len();
-    let mut request = Vec::with_capacity(length);
-    request.extend_from_slice(&(length as u32).to_ne_bytes());
-    request.extend_from_slice(&((NFNL_SUBSYS_NFTABLES << 8) | kind).to_ne_bytes());
-    request.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    request.extend_from_slice(&1u32.to_ne_bytes());
-    request.extend_from_slice(&0u32.to_ne_bytes());
-    request.extend_from_slice(&[family, 0, 0, 0]);
-    request.extend_from_slice(&attributes);
-    socket.send(&request, 0)?;
+    socket.send(&request(kind, NLM_F_DUMP, family, filters), 0)?;
 
     loop {
         let (datagram, _) = socket.recv_from_full()?;
@@ -247,60 +233,154 @@ fn netfilter_socket() -> io::Result<Socket> {
     Ok(socket)
 }
 
-/// Asks the kernel whether table `inet berth` exists in this network namespace.
+/// Whether `network` is installed in berth's table (its marker chain exists, and so its set
+/// elements, which come in the same transaction). One netlink round trip, no process.
+pub fn installed(network: &NetworkSpec) -> Result<bool> {
+    let marker = marker_chain(network);
+    let filters = [
+        (NFTA_CHAIN_TABLE, TABLE),
+        (NFTA_CHAIN_NAME, marker.as_str()),
+    ];
+    exists(NFT_MSG_GETCHAIN, &filters).map_err(|source| Error::Netlink {
+        op: "look up nftables chain",
+        object: format!("inet {TABLE} {marker}"),
+        source,
+    })
+}
+
+/// Whether table `inet berth` exists in this network namespace.
 pub fn table_exists() -> Result<bool> {
-    query_table(TABLE).map_err(|source| Error::Netlink {
+    exists(NFT_MSG_GETTABLE, &[(NFTA_TABLE_NAME, TABLE)]).map_err(|source| Error::Netlink {
         op: "look up nftables table",
         object: format!("inet {TABLE}"),
         source,
     })
 }
 
-fn query_table(name: &str) -> io::Result<bool> {
+/// Asks for one object of berth's `inet` family by its string attributes: found or ENOENT.
+fn exists(kind: u16, filters: &[(u16, &str)]) -> io::Result<bool> {
     let socket = netfilter_socket()?;
-
-    let mut attribute = Vec::with_capacity(16);
-    let name_len = name.len() + 1;
-    attribute.extend_from_slice(&((4 + name_len) as u16).to_ne_bytes());
-    attribute.extend_from_slice(&NFTA_TABLE_NAME.to_ne_bytes());
-    attribute.extend_from_slice(name.as_bytes());
-    attribute.push(0);
-    attribute.resize(attribute.len().next_multiple_of(4), 0);
-
-    let length = 16 + 4 + attribute.len();
-    let mut request = Vec::with_capacity(length);
-    request.extend_from_slice(&(length as u32).to_ne_bytes());
-    request.extend_from_slice(&((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE).to_ne_bytes());
-    request.extend_from_slice(&1u16.to_ne_bytes()); // NLM_F_REQUEST
-    request.extend_from_slice(&1u32.to_ne_bytes()); // sequence
-    request.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it in
-    request.extend_from_slice(&[NFPROTO_INET, 0, 0, 0]); // nfgenmsg: family, version, res_id
-    request.extend_from_slice(&attribute);
-    socket.send(&request, 0)?;
-
+    socket.send(&request(kind, 0, NFPROTO_INET, filters), 0)?;
     let (reply, _) = socket.recv_from_full()?;
-    if reply.len() < 16 {
+    if reply.len() < 20 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "short netlink reply",
         ));
     }
-    let kind = u16::from_ne_bytes([reply[4], reply[5]]);
-    if kind != NLMSG_ERROR {
+    if u16::from_ne_bytes([reply[4], reply[5]]) != NLMSG_ERROR {
         return Ok(true);
     }
-    let code = i32::from_ne_bytes([reply[16], reply[17], reply[18], reply[19]]);
-    match -code {
+    match -i32::from_ne_bytes([reply[16], reply[17], reply[18], reply[19]]) {
         0 => Ok(true),
         libc::ENOENT => Ok(false),
         errno => Err(io::Error::from_raw_os_error(errno)),
     }
 }
 
-/// Creates table `inet berth` with masquerade and forward accepts for `network`; with
-/// `replace`, an existing one is replaced in the same transaction (a reload). The caller holds
-/// the network's lock.
-pub fn create_table(network: &NetworkSpec, replace: bool) -> Result<()> {
+/// An nftables request of `kind` with `flags` beside NLM_F_REQUEST, for `family`, carrying
+/// string attributes `filters`.
+fn request(kind: u16, flags: u16, family: u8, filters: &[(u16, &str)]) -> Vec<u8> {
+    let mut attributes = Vec::new();
+    for (kind, text) in filters {
+        let start = attributes.len();
+        attributes.extend_from_slice(&((4 + text.len() + 1) as u16).to_ne_bytes());
+        attributes.extend_from_slice(&kind.to_ne_bytes());
+        attributes.extend_from_slice(text.as_bytes());
+        attributes.push(0);
+        attributes.resize(start + (attributes.len() - start).next_multiple_of(4), 0);
+    }
+    let length = 20 + attributes.len();
+    let mut request = Vec::with_capacity(length);
+    request.extend_from_slice(&(length as u32).to_ne_bytes());
+    request.extend_from_slice(&((NFNL_SUBSYS_NFTABLES << 8) | kind).to_ne_bytes());
+    request.extend_from_slice(&(NLM_F_REQUEST | flags).to_ne_bytes());
+    request.extend_from_slice(&1u32.to_ne_bytes()); // sequence
+    request.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it in
+    request.extend_from_slice(&[family, 0, 0, 0]); // nfgenmsg: family, version, res_id
+    request.extend_from_slice(&attributes);
+    request
+}
+
+/// Installs `network` in berth's table, making the table if it is missing: one transaction,
+/// idempotent, and safe when many callers race. The table's rules are a fixed handful that
+/// look networks up in sets; a network is only elements of those sets:
+///
+/// - `bridges`: every berth bridge. Forwarded packets from one to another are dropped (networks
+///   are isolated), those from a bridge out are accepted, and replies back in.
+/// - `same_bridge`: `bridge . bridge` pairs, accepted before that drop (hairpin traffic).
+/// - `internal`: bridges of internal networks, whose traffic never leaves the host.
+/// - `masquerade`: the subnets whose traffic is masqueraded when it leaves by another interface.
+///
+/// An empty chain `bridge-BRIDGE` marks the network as installed (see [`installed`]).
+pub fn install(network: &NetworkSpec) -> Result<()> {
+    apply(&table_batch(&[network], false).to_nftables())
+}
+
+/// Replaces berth's table by a fresh one holding `networks` (after a firewall reload flushed
+/// it, say), in one transaction.
+pub fn reinstall(networks: &[&NetworkSpec]) -> Result<()> {
+    apply(&table_batch(networks, true).to_nftables())
+}
+
+/// Removes `network`'s elements and marker from berth's table; nothing to do when it is not
+/// installed. The caller keeps others from installing the same network meanwhile.
+pub fn uninstall(network: &NetworkSpec) -> Result<()> {
+    if !installed(network)? {
+        return Ok(());
+    }
+    let mut batch = Batch::new();
+    for (set, element) in elements(network) {
+        batch.delete(NfListObject::Element(Element {
+            family: NfFamily::INet,
+            table: Cow::Borrowed(TABLE),
+            name: Cow::Borrowed(set),
+            elem: Cow::Owned(vec![element]),
+        }));
+    }
+    batch.delete(NfListObject::Chain(Chain {
+        family: NfFamily::INet,
+        table: Cow::Borrowed(TABLE),
+        name: Cow::Owned(marker_chain(network)),
+        ..Chain::default()
+    }));
+    apply(&batch.to_nftables())
+}
+
+fn marker_chain(network: &NetworkSpec) -> String {
+    format!("bridge-{}", network.bridge)
+}
+
+/// The set elements that stand for `network` in berth's table.
+fn elements(network: &NetworkSpec) -> Vec<(&'static str, Expression<'static>)> {
+    let bridge = || Expression::String(Cow::Owned(network.bridge.clone()));
+    let mut elements = vec![
+        ("bridges", bridge()),
+        (
+            "same_bridge",
+            Expression::Named(NamedExpression::Concat(vec![bridge(), bridge()])),
+        ),
+    ];
+    if network.internal {
+        elements.push(("internal", bridge()));
+    } else {
+        elements.push((
+            "masquerade",
+            Expression::Named(NamedExpression::Prefix(Prefix {
+                addr: Box::new(Expression::String(Cow::Owned(
+                    network.subnet.network().to_string(),
+                ))),
+                len: network.subnet.prefix_len().into(),
+            })),
+        ));
+    }
+    elements
+}
+
+/// The transaction that makes (or with `replace`, remakes) berth's table with its sets, chains
+/// and fixed rules, and installs `networks` in it. Without `replace`, sets and their elements
+/// that exist are kept; the base chains are flushed and refilled, so the rules never double.
+fn table_batch<'a>(networks: &[&NetworkSpec], replace: bool) -> Batch<'a> {
     let family = NfFamily::INet;
     let table = Cow::Borrowed(TABLE);
     let mut batch = Batch::new();
@@ -317,6 +397,36 @@ pub fn create_table(network: &NetworkSpec, replace: bool) -> Result<()> {
         batch.delete(berth_table());
     }
     batch.add(berth_table());
+    let set = |name: &'static str, set_type, flags: Option<SetFlag>| {
+        NfListObject::Set(Box::new(Set {
+            family,
+            table: table.clone(),
+            name: Cow::Borrowed(name),
+            handle: None,
+            set_type,
+            policy: None,
+            flags: flags.map(|flag| [flag].into_iter().collect()),
+            elem: None,
+            timeout: None,
+            gc_interval: None,
+            size: None,
+            comment: None,
+        }))
+    };
+    let ifname = || SetTypeValue::Single(SetType::Ifname);
+    batch.add(set("bridges", ifname(), None));
+    batch.add(set(
+        "same_bridge",
+        SetTypeValue::Concatenated(Cow::Owned(vec![SetType::Ifname, SetType::Ifname])),
+        None,
+    ));
+    batch.add(set("internal", ifname(), None));
+    batch.add(set(
+        "masquerade",
+        SetTypeValue::Single(SetType::Ipv4Addr),
+        Some(SetFlag::Interval),
+    ));
+
     let chain = |name: &'static str, kind, hook, prio| Chain {
         family,
         table: table.clone(),
@@ -327,18 +437,12 @@ pub fn create_table(network: &NetworkSpec, replace: bool) -> Result<()> {
         policy: Some(NfChainPolicy::Accept),
         ..Chain::default()
     };
-    batch.add(NfListObject::Chain(chain(
-        "postrouting",
-        NfChainType::NAT,
-        NfHook::Postrouting,
-        100,
-    )));
-    batch.add(NfListObject::Chain(chain(
-        "forward",
-        NfChainType::Filter,
-        NfHook::Forward,
-        0,
-    )));
+    let postrouting = chain("postrouting", NfChainType::NAT, NfHook::Postrouting, 100);
+    let forward = chain("forward", NfChainType::Filter, NfHook::Forward, 0);
+    for base in [postrouting, forward] {
+        batch.add(NfListObject::Chain(base.clone()));
+        batch.add_cmd(NfCmd::Flush(FlushObject::Chain(base)));
+    }
     let rule = |chain: &'static str, expr: Vec<Statement<'static>>| {
         NfListObject::Rule(Rule {
             family,
@@ -348,11 +452,13 @@ pub fn create_table(network: &NetworkSpec, replace: bool) -> Result<()> {
             ..Rule::default()
         })
     };
-    let bridge = || Expression::String(Cow::Owned(network.bridge.clone()));
-    let interface = |key| Expression::Named(NamedExpression::Meta(Meta { key }));
+    let meta = |key| Expression::Named(NamedExpression::Meta(Meta { key }));
+    let set_ref = |name: &'static str| Expression::String(Cow::Borrowed(name));
     let matches = |left, op, right| Statement::Match(Match { left, right, op });
+    let iif_in = |set| matches(meta(MetaKey::Iifname), Operator::EQ, set_ref(set));
+    let oif_in = |set| matches(meta(MetaKey::Oifname), Operator::EQ, set_ref(set));
 
-    // Masquerade what leaves the subnet by any interface but the bridge.
+    // Masquerade what leaves a masqueraded subnet by an interface that is not a berth bridge.
     batch.add(rule(
         "postrouting",
         vec![
@@ -364,29 +470,38 @@ pub fn create_table(network: &NetworkSpec, replace: bool) -> Result<()> {
                     },
                 ))),
                 Operator::EQ,
-                Expression::Named(NamedExpression::Prefix(Prefix {
-                    addr: Box::new(Expression::String(Cow::Owned(
-                        network.subnet.network().to_string(),
-                    ))),
-                    len: network.subnet.prefix_len().into(),
-                })),
+                set_ref("@masquerade"),
             ),
-            matches(interface(MetaKey::Oifname), Operator::NEQ, bridge()),
+            matches(meta(MetaKey::Oifname), Operator::NEQ, set_ref("@bridges")),
             Statement::Masquerade(None),
         ],
     ));
-    // Forward what comes from the bridge, and the replies that go back to it.
-    batch.add(rule(
-        "forward",
+    let forward_rules = [
+        // Routed within one bridge (hairpin): allowed.
         vec![
-            matches(interface(MetaKey::Iifname), Operator::EQ, bridge()),
+            matches(
+                Expression::Named(NamedExpression::Concat(vec![
+                    meta(MetaKey::Iifname),
+                    meta(MetaKey::Oifname),
+                ])),
+                Operator::EQ,
+                set_ref("@same_bridge"),
+            ),
             Statement::Accept(None),
         ],
-    ));
-    batch.add(rule(
-        "forward",
+        // From one network to another: dropped.
         vec![
-            matches(interface(MetaKey::Oifname), Operator::EQ, bridge()),
+            iif_in("@bridges"),
+            oif_in("@bridges"),
+            Statement::Drop(None),
+        ],
+        // In or out of an internal network: dropped.
+        vec![iif_in("@internal"), Statement::Drop(None)],
+        vec![oif_in("@internal"), Statement::Drop(None)],
+        // Out of a network, and the replies back in.
+        vec![iif_in("@bridges"), Statement::Accept(None)],
+        vec![
+            oif_in("@bridges"),
             matches(
                 Expression::Named(NamedExpression::CT(CT {
                     key: Cow::Borrowed("state"),
@@ -401,8 +516,28 @@ pub fn create_table(network: &NetworkSpec, replace: bool) -> Result<()> {
             ),
             Statement::Accept(None),
         ],
-    ));
-    apply(&batch.to_nftables())
+    ];
+    for expr in forward_rules {
+        batch.add(rule("forward", expr));
+    }
+
+    for network in networks {
+        for (set, element) in elements(network) {
+            batch.add(NfListObject::Element(Element {
+                family,
+                table: table.clone(),
+                name: Cow::Borrowed(set),
+                elem: Cow::Owned(vec![element]),
+            }));
+        }
+        batch.add(NfListObject::Chain(Chain {
+            family,
+            table: table.clone(),
+            name: Cow::Owned(marker_chain(network)),
+            ..Chain::default()
+        }));
+    }
+    batch
 }
 
 /// Hands a ruleset to `nft -j -f -` and returns nft's own message when it refuses.
@@ -428,7 +563,7 @@ fn apply(ruleset: &nftables::schema::Nftables<'_>) -> Result<()> {
         return Ok(());
     }
     Err(Error::Nftables(format!(
-        "nft could not create table inet {TABLE}: {} (does the kernel have nf_tables with NAT: \
+        "nft could not change table inet {TABLE}: {} (does the kernel have nf_tables with NAT: \
          modprobe nft_masq?)",
         String::from_utf8_lossy(&output.stderr).trim()
     )))

@@ -208,6 +208,16 @@ impl LeaseFile {
         self.read()
     }
 
+    /// Calls `with` on the leases while the file stays locked, so that no address is given
+    /// or released meanwhile.
+    pub fn while_locked<T>(
+        &self,
+        with: impl FnOnce(&BTreeMap<Ipv4Addr, LeaseOwner>) -> Result<T>,
+    ) -> Result<T> {
+        let _lock = self.lock()?;
+        with(&self.read()?)
+    }
+
     fn lowest_free(&self, leases: &BTreeMap<Ipv4Addr, LeaseOwner>) -> Result<Ipv4Addr> {
         self.subnet
             .hosts()

@@ -19,7 +19,7 @@ use std::path::Path;
 
 pub use ipnet::Ipv4Net;
 
-pub use dns::{container_resolv_conf, hosts_file};
+pub use dns::{container_resolv_conf, hosts_file, MemberHosts};
 pub use error::{Error, Result};
 pub use ipam::{boot_id, lock, process_alive, start_time, write_atomically, LeaseFile, LeaseOwner};
 pub use netlink::{Link, Netlink};
@@ -34,8 +34,11 @@ pub struct NetworkSpec {
     pub bridge: String,
     /// The containers' subnet.
     pub subnet: Ipv4Net,
-    /// The bridge's own address in the subnet; the containers' default route.
+    /// The bridge's own address in the subnet; the containers' default route unless the
+    /// network is internal.
     pub gateway: Ipv4Addr,
+    /// An internal network: no NAT, no default route, no traffic in or out of the host.
+    pub internal: bool,
 }
 
 impl NetworkSpec {
@@ -46,6 +49,7 @@ impl NetworkSpec {
             bridge: "berth0".into(),
             subnet: Ipv4Net::new(Ipv4Addr::new(10, 201, 0, 0), 16).expect("a valid prefix"),
             gateway: Ipv4Addr::new(10, 201, 0, 1),
+            internal: false,
         }
     }
 
@@ -67,9 +71,9 @@ impl NetworkSpec {
 }
 
 /// Makes sure `network` is ready for containers: the bridge exists, carries the gateway
-/// address and is up; IPv4 forwarding is on; berth's nftables table exists. Cheap when all
-/// is in place (three netlink round trips and a read of one sysctl), idempotent, and safe when
-/// many callers race. Returns the bridge's interface index.
+/// address and is up; IPv4 forwarding is on; the network is installed in berth's nftables
+/// table. Cheap when all is in place (three netlink round trips and a read of one sysctl),
+/// idempotent, and safe when many callers race. Returns the bridge's interface index.
 ///
 /// The bridge's alias names the state directory whose lease file hands out its addresses; a
 /// bridge that another state directory manages is refused, since two lease files would hand
@@ -120,20 +124,18 @@ pub fn ensure_network(
         netlink.set_up(bridge.index, &network.bridge)?;
     }
     enable_forwarding()?;
-    if !firewall::table_exists()? {
-        let _lock = ipam::lock(&state_dir.join("firewall.lock"))?;
-        if !firewall::table_exists()? {
-            firewall::create_table(network, false)?;
-        }
+    if !firewall::installed(network)? {
+        firewall::install(network)?;
     }
     Ok(bridge.index)
 }
 
-/// Replaces berth's nftables table with a fresh one for `network` (after a firewall reload
-/// flushed it, say), in one transaction.
-pub fn reload_firewall(network: &NetworkSpec, state_dir: &Path) -> Result<()> {
-    let _lock = ipam::lock(&state_dir.join("firewall.lock"))?;
-    firewall::create_table(network, true)
+/// Undoes [`ensure_network`] for a network being removed: its elements leave berth's table and
+/// its bridge is deleted (with any veth still on it).
+pub fn remove_network(netlink: &mut Netlink, network: &NetworkSpec) -> Result<()> {
+    firewall::uninstall(network)?;
+    netlink.delete_link(&network.bridge)?;
+    Ok(())
 }
 
 fn enable_forwarding() -> Result<()> {
@@ -179,12 +181,12 @@ pub fn loopback_up(netlink: &mut Netlink) -> Result<()> {
 }
 
 /// Configures a container's interface from inside its namespace (`netlink` opened there): up,
-/// its address, and the default route through `gateway`.
+/// its address, and the default route through `gateway` when there is one.
 pub fn configure_container_interface(
     netlink: &mut Netlink,
     interface: &str,
     addr: Ipv4Net,
-    gateway: Ipv4Addr,
+    gateway: Option<Ipv4Addr>,
 ) -> Result<()> {
     let index = nix::net::if_::if_nametoindex(interface).map_err(|errno| Error::Netlink {
         op: "look up interface",
@@ -193,5 +195,8 @@ pub fn configure_container_interface(
     })?;
     netlink.set_up(index, interface)?;
     netlink.add_address(index, interface, addr)?;
-    netlink.add_default_route(index, interface, gateway)
+    match gateway {
+        Some(gateway) => netlink.add_default_route(index, interface, gateway),
+        None => Ok(()),
+    }
 }

@@ -120,9 +120,66 @@ pub enum CompletionShell {
 /// `berth network` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum NetworkCommand {
+    /// Make a bridge network; containers join it with `berth run --net NAME` and reach each
+    /// other by name.
+    #[command(after_help = "Examples:\n  \
+        berth network create backend\n  \
+        berth network create --subnet 10.30.0.0/24 --gateway 10.30.0.254 --bridge br-app app\n  \
+        berth network create --internal secrets")]
+    Create(NetworkCreateArgs),
+    /// List networks: the built-in bridge, host and none, and the created ones.
+    #[command(
+        visible_alias = "list",
+        after_help = "Examples:\n  berth network ls\n  berth network ls --format json"
+    )]
+    Ls {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: PsFormat,
+    },
+    /// Show a network's settings and its containers as JSON.
+    #[command(after_help = "Example:\n  berth network inspect backend")]
+    Inspect {
+        /// The network's name.
+        name: String,
+    },
+    /// Remove created networks (refused while a container uses one): their bridge, leases and
+    /// firewall entries.
+    #[command(
+        visible_alias = "remove",
+        after_help = "Example:\n  berth network rm backend"
+    )]
+    Rm {
+        /// The networks' names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove every created network that no container uses.
+    #[command(after_help = "Example:\n  berth network prune")]
+    Prune,
     /// Restore berth's nftables table (after a firewall reload flushed the ruleset, say).
     #[command(after_help = "Example:\n  nft flush ruleset; berth network reload")]
     Reload,
+}
+
+/// Options of `berth network create`.
+#[derive(Debug, Args)]
+pub struct NetworkCreateArgs {
+    /// The subnet in CIDR notation, a /29 or larger; default: the first free /16 from
+    /// 10.202.0.0/16 on.
+    #[arg(long, value_name = "CIDR")]
+    pub subnet: Option<netsetup::Ipv4Net>,
+    /// The bridge's address, the containers' gateway; default: the subnet's first address.
+    #[arg(long, value_name = "ADDR")]
+    pub gateway: Option<Ipv4Addr>,
+    /// The bridge interface's name; default: the first free berthN.
+    #[arg(long, value_name = "IFNAME")]
+    pub bridge: Option<String>,
+    /// No NAT and no route out: members reach each other and the host, nothing beyond.
+    #[arg(long)]
+    pub internal: bool,
+    /// The network's name (letters, digits, '_', '.', '-').
+    pub name: String,
 }
 
 /// Options of `berth exec`.
@@ -173,7 +230,8 @@ pub struct GcArgs {
 /// Options of `berth run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Network to join: bridge (berth0, NAT to the outside), none (loopback only) or host.
+    /// Network to join: bridge (berth0, NAT to the outside), none (loopback only), host, or a
+    /// network made by `berth network create`.
     #[arg(
         long = "net",
         visible_alias = "network",

@@ -5,6 +5,7 @@ mod commands;
 mod container;
 mod error;
 mod fault;
+mod networks;
 mod trace;
 
 use std::process::ExitCode;

@@ -16,8 +16,9 @@ use crate::cli::GcArgs;
 use crate::commands::run::{
     canonical_root, check_privileges, container_still_attached, DYING_NAMESPACE_GRACE,
 };
-use crate::container::state::{private_dir, release_name, ContainerDir, State};
+use crate::container::state::{release_name, ContainerDir, State};
 use crate::error::{Error, Result};
+use crate::networks::{self, Record};
 
 /// How old a container directory still being made (`.ID`, no state yet) must be before gc
 /// takes it for the leftover of a launcher killed in that instant.
@@ -29,7 +30,7 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
     let root = &canonical_root(root)?;
     let _one_gc_at_a_time = netsetup::lock(&root.join("gc.lock"))?;
     let mut netlink = Netlink::open()?;
-    let networks = [NetworkSpec::default_bridge()];
+    let networks: Vec<NetworkSpec> = networks::list(root)?.iter().map(Record::spec).collect();
 
     // The links first, then the containers: a run makes its directory before its veth, so
     // every veth of a live or starting container has a directory in the listing that follows.
@@ -59,7 +60,7 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
 
     // A lease file that does not parse: refused, or with --repair rebuilt from what is alive.
     for network in &networks {
-        let state_dir = private_dir(root, &["networks", &network.name])?;
+        let state_dir = networks::state_dir(root, &network.name)?;
         let leases = network.lease_file(&state_dir);
         match leases.leases() {
             Ok(_) => {}
@@ -86,7 +87,7 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
             }
         }
         for network in &networks {
-            let state_dir = private_dir(root, &["networks", &network.name])?;
+            let state_dir = networks::state_dir(root, &network.name)?;
             for addr in network.lease_file(&state_dir).release(&state.id)? {
                 println!("released address {addr} of container {short}");
             }
@@ -119,7 +120,7 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
 
     // Leases whose owner is gone and whose container's veth went with it.
     for network in &networks {
-        let state_dir = private_dir(root, &["networks", &network.name])?;
+        let state_dir = networks::state_dir(root, &network.name)?;
         let leases = network.lease_file(&state_dir);
         let deadline = Instant::now() + DYING_NAMESPACE_GRACE;
         for (addr, owner) in
@@ -129,6 +130,18 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
                 "released address {addr} of container {}",
                 short(&owner.container)
             );
+        }
+        if network.name != networks::DEFAULT {
+            // Under the lease lock: a member that just took an address has its line kept.
+            let hosts = networks::member_hosts(&state_dir);
+            let removed =
+                leases.while_locked(|leased| hosts.retain(|a| leased.contains_key(&a)))?;
+            for addr in removed {
+                println!(
+                    "removed {addr} from the hosts file of network {}",
+                    network.name
+                );
+            }
         }
         remove_stray_temporaries(&state_dir);
     }

@@ -1,25 +1,163 @@
-//! `berth network`: the networks berth manages.
+//! `berth network`: create, list, inspect, remove and prune networks, and reload the firewall.
 
 use std::path::Path;
 
-use netsetup::NetworkSpec;
+use netsetup::Netlink;
+use serde_json::json;
 
-use crate::cli::NetworkCommand;
+use crate::cli::{NetworkCommand, NetworkCreateArgs, PsFormat};
+use crate::commands::ps::print_columns;
 use crate::commands::run::{canonical_root, check_privileges};
-use crate::container::state::private_dir;
-use crate::error::Result;
+use crate::container::state::{ContainerDir, State, Status};
+use crate::error::{Error, Result};
+use crate::networks::{self, Record};
 
 /// Runs a `berth network` subcommand.
 pub fn network(root: &Path, command: NetworkCommand) -> Result<u8> {
     match command {
-        NetworkCommand::Reload => {
-            check_privileges("network reload")?;
-            let root = canonical_root(root)?;
-            let network = NetworkSpec::default_bridge();
-            let state_dir = private_dir(&root, &["networks", &network.name])?;
-            netsetup::reload_firewall(&network, &state_dir)?;
-            println!("restored nftables table inet {}", netsetup::firewall::TABLE);
-            Ok(0)
+        NetworkCommand::Create(args) => create(root, args),
+        NetworkCommand::Ls { format } => ls(root, format),
+        NetworkCommand::Inspect { name } => inspect(root, &name),
+        NetworkCommand::Rm { names } => rm(root, &names),
+        NetworkCommand::Prune => prune(root),
+        NetworkCommand::Reload => reload(root),
+    }
+}
+
+fn create(root: &Path, args: NetworkCreateArgs) -> Result<u8> {
+    check_privileges("network create")?;
+    let root = &canonical_root(root)?;
+    let _registry = netsetup::lock(&root.join("networks.lock"))?;
+    let mut netlink = Netlink::open()?;
+    let request = networks::Request {
+        name: &args.name,
+        subnet: args.subnet,
+        gateway: args.gateway,
+        bridge: args.bridge.as_deref(),
+        internal: args.internal,
+    };
+    let record = networks::create(root, &request, &netlink.link_names()?)?;
+    let spec = record.spec();
+    let state_dir = networks::state_dir(root, &record.name)?;
+    let made = netsetup::ensure_network(&mut netlink, &spec, &state_dir)
+        .map_err(Error::from)
+        .and_then(|_| {
+            networks::member_hosts(&state_dir)
+                .retain(|_| true)
+                .map_err(Error::from)
+        });
+    if let Err(error) = made {
+        let _ = netsetup::remove_network(&mut netlink, &spec);
+        let _ = networks::remove(root, &record, Vec::new);
+        return Err(error);
+    }
+    println!("{}", record.name);
+    Ok(0)
+}
+
+fn ls(root: &Path, format: PsFormat) -> Result<u8> {
+    let records = networks::list(root)?;
+    match format {
+        PsFormat::Json => {
+            let mut list: Vec<_> = records.iter().map(describe).collect();
+            list.extend(["host", "none"].map(|name| json!({ "name": name })));
+            println!("{}", serde_json::Value::Array(list));
+        }
+        PsFormat::Table => {
+            let mut rows = vec![["NAME", "BRIDGE", "SUBNET", "GATEWAY", "INTERNAL"]
+                .map(String::from)
+                .to_vec()];
+            for record in &records {
+                rows.push(vec![
+                    record.name.clone(),
+                    record.bridge.clone(),
+                    record.subnet.to_string(),
+                    record.gateway.to_string(),
+                    if record.internal { "yes" } else { "no" }.into(),
+                ]);
+            }
+            for name in ["host", "none"] {
+                rows.push([name, "-", "-", "-", "-"].map(String::from).to_vec());
+            }
+            print_columns(&rows);
         }
     }
+    Ok(0)
+}
+
+fn inspect(root: &Path, name: &str) -> Result<u8> {
+    let record = networks::find(root, name)?;
+    let mut value = describe(&record);
+    value["containers"] = users(root, &record.name)
+        .iter()
+        .map(|s| json!({ "name": s.name, "id": s.id, "address": s.address }))
+        .collect();
+    println!("{}", serde_json::to_string_pretty(&value).expect("JSON"));
+    Ok(0)
+}
+
+fn rm(root: &Path, names: &[String]) -> Result<u8> {
+    check_privileges("network rm")?;
+    let root = &canonical_root(root)?;
+    let _registry = netsetup::lock(&root.join("networks.lock"))?;
+    let mut netlink = Netlink::open()?;
+    for name in names {
+        remove(root, &mut netlink, &networks::find(root, name)?)?;
+        println!("{name}");
+    }
+    Ok(0)
+}
+
+fn prune(root: &Path) -> Result<u8> {
+    check_privileges("network prune")?;
+    let root = &canonical_root(root)?;
+    let _registry = netsetup::lock(&root.join("networks.lock"))?;
+    let mut netlink = Netlink::open()?;
+    for record in networks::list(root)?.iter().filter(|r| !r.is_default()) {
+        match remove(root, &mut netlink, record) {
+            Ok(()) => println!("{}", record.name),
+            Err(Error::Invalid(_)) => {} // In use: kept.
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(0)
+}
+
+/// Removes a created network: its record first (refused while a run holds it), then its
+/// bridge and firewall entries.
+fn remove(root: &Path, netlink: &mut Netlink, record: &Record) -> Result<()> {
+    networks::remove(root, record, || {
+        users(root, &record.name)
+            .into_iter()
+            .map(|s| s.name)
+            .collect()
+    })?;
+    netsetup::remove_network(netlink, &record.spec())?;
+    Ok(())
+}
+
+fn reload(root: &Path) -> Result<u8> {
+    check_privileges("network reload")?;
+    let root = &canonical_root(root)?;
+    let _registry = netsetup::lock(&root.join("networks.lock"))?;
+    let specs: Vec<_> = networks::list(root)?.iter().map(Record::spec).collect();
+    netsetup::firewall::reinstall(&specs.iter().collect::<Vec<_>>())?;
+    println!("restored nftables table inet {}", netsetup::firewall::TABLE);
+    Ok(0)
+}
+
+/// The running containers on network `name`.
+fn users(root: &Path, name: &str) -> Vec<State> {
+    ContainerDir::list(root)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(_, state)| state.ok())
+        .filter(|s| s.network == name && s.status() == Status::Running)
+        .collect()
+}
+
+fn describe(record: &Record) -> serde_json::Value {
+    let mut value = serde_json::to_value(record).expect("JSON");
+    value["default"] = json!(record.is_default());
+    value
 }

@@ -27,10 +27,11 @@ pub fn ps(root: &Path, args: PsArgs) -> Result<u8> {
             let mut rows = vec![[
                 "NAME", "ID", "PID", "NETWORK", "ADDRESS", "STATUS", "UPTIME", "COMMAND",
             ]
-            .map(String::from)];
+            .map(String::from)
+            .to_vec()];
             for state in &states {
                 let status = state.status();
-                rows.push([
+                rows.push(vec![
                     state.name.clone(),
                     state.short_id().to_owned(),
                     state.pid.map_or("-".into(), |p| p.to_string()),
@@ -45,23 +46,29 @@ pub fn ps(root: &Path, args: PsArgs) -> Result<u8> {
                     state.command.clone(),
                 ]);
             }
-            let widths: Vec<usize> = (0..8)
-                .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-                .collect();
-            for row in rows {
-                let line: Vec<String> = row
-                    .iter()
-                    .enumerate()
-                    .map(|(i, cell)| match i {
-                        7 => cell.clone(),
-                        _ => format!("{cell:<width$}", width = widths[i]),
-                    })
-                    .collect();
-                println!("{}", line.join("  ").trim_end());
-            }
+            print_columns(&rows);
         }
     }
     Ok(0)
+}
+
+/// Prints `rows` as aligned columns (the last one not padded).
+pub fn print_columns(rows: &[Vec<String>]) {
+    let columns = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| match i + 1 == columns {
+                true => cell.clone(),
+                false => format!("{cell:<width$}", width = widths[i]),
+            })
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
 }
 
 /// Runs `berth inspect`: the container's record and status as JSON.

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use caps::{CapSet, Capability};
-use netsetup::{LeaseFile, LeaseOwner, Namespace, Netlink};
+use std::net::Ipv4Addr;
+
+use netsetup::{LeaseFile, LeaseOwner, MemberHosts, Namespace, Netlink};
 use nix::unistd::getpid;
 
 use crate::cli::RunArgs;
@@ -17,6 +19,7 @@ use crate::container::state::{claim_name, private_dir, release_name, ContainerDi
 use crate::container::supervise::{self, BlockedSignals};
 use crate::error::{Error, Result};
 use crate::fault;
+use crate::networks;
 use crate::trace;
 
 /// The container's interface name on a bridge network.
@@ -28,7 +31,7 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
     // Signals are blocked from here on, so that none can end berth halfway through its setup;
     // one that arrives is taken after the workload starts and forwarded to it.
     let signals = BlockedSignals::block()?;
-    let spec = RunSpec::from_args(args)?;
+    let spec = RunSpec::from_args(args, root)?;
     check_privileges("run")?;
     if matches!(spec.network, Network::Bridge { .. }) {
         check_nft_installed()?;
@@ -102,11 +105,13 @@ fn launch(
     // 3. The lease, then the network (bridge only): the lease first, so that a bad lease file
     // or a taken address stops the run before any interface is touched.
     let mut host_netlink = None;
+    let mut member_hosts = None;
     let bridge = match &spec.network {
         Network::Bridge {
             network, requested, ..
         } => {
-            let state_dir = private_dir(root, &["networks", &network.name])?;
+            made.network = Some(networks::InUse::hold(root, &network.name)?);
+            let state_dir = networks::state_dir(root, &network.name)?;
             let leases = network.lease_file(&state_dir);
             let mut netlink = Netlink::open()?;
             let deadline = Instant::now() + DYING_NAMESPACE_GRACE;
@@ -120,6 +125,17 @@ fn launch(
             trace::step("leased an address");
             let bridge_index = netsetup::ensure_network(&mut netlink, network, &state_dir)?;
             warn_about_forward_drops(&network.bridge);
+            if network.name != networks::DEFAULT {
+                // Members of a created network find each other by name in a shared hosts file.
+                let hosts = networks::member_hosts(&state_dir);
+                let mut names = vec![spec.name.as_str()];
+                if spec.hostname != spec.name {
+                    names.push(&spec.hostname);
+                }
+                hosts.add(addr, &names)?;
+                member_hosts = Some(hosts.path().to_path_buf());
+                made.member = Some((hosts, addr));
+            }
             fault::point("after-network");
             host_netlink = Some(netlink);
             state.address = Some(addr.to_string());
@@ -132,7 +148,7 @@ fn launch(
 
     // The files bound read-only over /etc in the container.
     let addr = bridge.map(|(_, addr, _)| addr);
-    let binds = write_etc_files(container_dir, spec, addr)?;
+    let binds = write_etc_files(container_dir, spec, addr, member_hosts)?;
     trace::step("wrote the container's files");
 
     // 4. The clone: the child waits for the go-ahead while berth wires its network.
@@ -143,7 +159,7 @@ fn launch(
             Some((network, addr, _)) => ChildNetwork::Bridge {
                 interface: CONTAINER_INTERFACE,
                 address: network.with_prefix(addr),
-                gateway: network.gateway,
+                gateway: (!network.internal).then_some(network.gateway),
             },
             None if matches!(spec.network, Network::Host) => ChildNetwork::Host,
             None => ChildNetwork::Loopback,
@@ -267,13 +283,14 @@ fn mount_namespace_of(pid: i32) -> Option<u64> {
         .map(|m| m.ino())
 }
 
-/// Writes the container's hostname, hosts file (so its own name resolves) and resolv.conf;
-/// returns them with the paths they are bound over. They are copies: the host's files stay
-/// untouched.
+/// Writes the container's hostname, hosts file (so its own name resolves; on a created network
+/// the members' shared one, `member_hosts`, is bound instead) and resolv.conf; returns them
+/// with the paths they are bound over. They are copies: the host's files stay untouched.
 fn write_etc_files(
     dir: &ContainerDir,
     spec: &RunSpec,
     addr: Option<std::net::Ipv4Addr>,
+    member_hosts: Option<PathBuf>,
 ) -> Result<Vec<(PathBuf, &'static str)>> {
     let host_resolv_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let (hosts, resolv_conf) = match &spec.network {
@@ -300,7 +317,13 @@ fn write_etc_files(
             dir.write("hostname", hostname.as_bytes(), 0o644)?,
             "/etc/hostname",
         ),
-        (dir.write("hosts", hosts.as_bytes(), 0o644)?, "/etc/hosts"),
+        (
+            match member_hosts {
+                Some(shared) => shared,
+                None => dir.write("hosts", hosts.as_bytes(), 0o644)?,
+            },
+            "/etc/hosts",
+        ),
         (
             dir.write("resolv.conf", resolv_conf.as_bytes(), 0o644)?,
             "/etc/resolv.conf",
@@ -310,12 +333,15 @@ fn write_etc_files(
 
 /// What a run has made so far, undone in reverse when the run ends or fails. The host's veth
 /// end is not here: it goes with the container's network namespace when its last process ends.
+/// The hold on the network is let go last, once nothing of the container is left on it.
 #[derive(Default)]
 struct Made {
     container_dir: Option<ContainerDir>,
     name: Option<(PathBuf, String, String)>,
     lease: Option<(LeaseFile, String)>,
+    member: Option<(MemberHosts, Ipv4Addr)>,
     child: Option<crate::container::process::Child>,
+    network: Option<networks::InUse>,
 }
 
 impl Drop for Made {
@@ -323,6 +349,11 @@ impl Drop for Made {
         if let Some(child) = self.child.take() {
             child.kill_and_reap();
             supervise::kill_leftovers();
+        }
+        if let Some((hosts, addr)) = self.member.take() {
+            if let Err(e) = hosts.remove(addr) {
+                eprintln!("berth: {e}");
+            }
         }
         if let Some((leases, container)) = self.lease.take() {
             if let Err(e) = leases.release(&container) {

@@ -27,8 +27,8 @@ pub enum ChildNetwork {
         interface: &'static str,
         /// The container's address with the subnet's prefix.
         address: Ipv4Net,
-        /// The default route's gateway.
-        gateway: Ipv4Addr,
+        /// The default route's gateway (none on an internal network).
+        gateway: Option<Ipv4Addr>,
     },
 }
 

@@ -3,12 +3,14 @@
 use std::ffi::{CString, OsString};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use netsetup::NetworkSpec;
 
 use crate::cli::RunArgs;
 use crate::container::capabilities::CapabilityPolicy;
 use crate::error::{Error, Result};
+use crate::networks;
 
 /// The PATH a workload gets unless `-e PATH=...` says otherwise (docker's).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -66,8 +68,9 @@ pub struct RunSpec {
 }
 
 impl RunSpec {
-    /// Checks every input of `berth run` and builds the spec; nothing is created here.
-    pub fn from_args(args: RunArgs) -> Result<Self> {
+    /// Checks every input of `berth run` and builds the spec (a named network is looked up
+    /// under `root`); nothing is created here.
+    pub fn from_args(args: RunArgs, root: &Path) -> Result<Self> {
         let id = new_id()?;
         let named = args.name.is_some();
         let name = match args.name {
@@ -95,23 +98,16 @@ impl RunSpec {
             }
             "host" => Network::Host,
             "none" => Network::None,
-            "bridge" | "default" => {
-                let network = NetworkSpec::default_bridge();
+            name => {
+                let network = networks::find(root, name)?.spec();
                 if let Some(addr) = args.ip {
-                    network
-                        .lease_file(std::path::Path::new(""))
-                        .check_address(addr)?;
+                    network.check_address(addr)?;
                 }
                 Network::Bridge {
                     network,
                     requested: args.ip,
                     dns: args.dns,
                 }
-            }
-            other => {
-                return Err(Error::Invalid(format!(
-                    "unknown network {other:?}: use bridge, none or host"
-                )))
             }
         };
         if args.command.first().is_some_and(|c| c.is_empty()) {

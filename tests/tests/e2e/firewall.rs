@@ -45,17 +45,22 @@ fn a_forward_drop_policy_elsewhere_is_reported_with_a_remedy_that_works() {
 fn a_flushed_ruleset_is_restored_by_network_reload_and_by_the_next_run() {
     let w = World::with_upstream();
     assert_eq!(fetch_upstream(&w).ok(), format!("{HOST_ADDR}\n"));
+    w.run(w.berth().args(["network", "create", "--internal", "app"])).ok();
 
     w.run(w.cmd("nft").args(["flush", "ruleset"])).ok();
     let reload = w.run(w.berth().args(["network", "reload"]));
     assert!(reload.ok().contains("restored"), "{reload}");
     let table = w.run(w.cmd("nft").args(["list", "table", "inet", "berth"]));
     assert!(table.ok().contains("masquerade"), "{table}");
+    for element in ["\"berth0\"", "\"berth1\"", "10.201.0.0/16"] {
+        assert!(table.ok().contains(element), "every network is restored: {element}\n{table}");
+    }
+    w.run(w.berth().args(["network", "rm", "app"])).ok();
     assert_eq!(fetch_upstream(&w).ok(), format!("{HOST_ADDR}\n"), "NAT after reload");
 
     w.run(w.cmd("nft").args(["flush", "ruleset"])).ok();
     assert_eq!(fetch_upstream(&w).ok(), format!("{HOST_ADDR}\n"), "NAT restored by a run");
     let rules = w.run(w.cmd("nft").args(["list", "ruleset"]));
-    assert_eq!(rules.ok().matches("masquerade").count(), 1, "{rules}");
+    assert_eq!(rules.ok().matches("@bridges masquerade").count(), 1, "{rules}");
     w.assert_clean();
 }

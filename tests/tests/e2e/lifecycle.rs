@@ -116,7 +116,13 @@ fn a_hundred_runs_racing_on_a_fresh_root() {
     let ruleset = w.run(w.cmd("nft").args(["list", "ruleset"]));
     let text = ruleset.ok();
     assert_eq!(text.matches("table ").count(), 1, "one table\n{ruleset}");
-    for rule in ["masquerade", "iifname \"berth0\" accept", "ct state established,related accept"] {
+    for rule in [
+        "oifname != @bridges masquerade",
+        "iifname @bridges accept",
+        "ct state established,related accept",
+        "elements = { \"berth0\" }",
+        "elements = { 10.201.0.0/16 }",
+    ] {
         assert_eq!(text.matches(rule).count(), 1, "{rule:?} exactly once\n{ruleset}");
     }
     w.assert_clean();

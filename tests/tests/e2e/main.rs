@@ -11,6 +11,7 @@ mod firewall;
 mod harness;
 mod lifecycle;
 mod network;
+mod networks;
 mod ownership;
 mod process;
 mod security;

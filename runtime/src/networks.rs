@@ -1,0 +1,340 @@
+//! The registry of networks: the default `bridge` network, which always exists, and those made
+//! by `berth network create`, each a directory `ROOT/networks/NAME` holding its record
+//! (`network.json`), its lease file and, for created networks, its members' hosts file.
+//!
+//! A run holds a shared lock on its network's record for as long as it lives; `network rm`
+//! takes an exclusive one without waiting, so a network in use is never removed and no lock is
+//! ever left stale by a process that died.
+
+use std::fs::{self, File};
+use std::net::Ipv4Addr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use netsetup::{Ipv4Net, MemberHosts, NetworkSpec};
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::container::state::private_dir;
+use crate::error::{Error, Result};
+
+/// The default network's name.
+pub const DEFAULT: &str = "bridge";
+
+/// Names that `--net` gives a meaning of its own.
+const RESERVED: [&str; 4] = [DEFAULT, "default", "host", "none"];
+
+/// A created network's record, as `network.json` holds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    /// The network's name.
+    pub name: String,
+    /// Its bridge interface.
+    pub bridge: String,
+    /// Its subnet.
+    pub subnet: Ipv4Net,
+    /// The bridge's address.
+    pub gateway: Ipv4Addr,
+    /// No NAT, no default route.
+    pub internal: bool,
+    /// When it was made, in seconds since the epoch (0 for the default network).
+    pub created: u64,
+}
+
+impl Record {
+    /// The network as netsetup takes it.
+    pub fn spec(&self) -> NetworkSpec {
+        NetworkSpec {
+            name: self.name.clone(),
+            bridge: self.bridge.clone(),
+            subnet: self.subnet,
+            gateway: self.gateway,
+            internal: self.internal,
+        }
+    }
+
+    /// Whether this is the default network.
+    pub fn is_default(&self) -> bool {
+        self.name == DEFAULT
+    }
+
+    fn default_network() -> Record {
+        let spec = NetworkSpec::default_bridge();
+        Record {
+            name: spec.name,
+            bridge: spec.bridge,
+            subnet: spec.subnet,
+            gateway: spec.gateway,
+            internal: spec.internal,
+            created: 0,
+        }
+    }
+}
+
+/// The directory of network `name`'s state: its record, leases and hosts file.
+pub fn state_dir(root: &Path, name: &str) -> Result<PathBuf> {
+    private_dir(root, &["networks", name])
+}
+
+/// The hosts file shared by the members of created network `name`.
+pub fn member_hosts(state_dir: &Path) -> MemberHosts {
+    MemberHosts::new(state_dir.join("hosts"))
+}
+
+fn record_path(root: &Path, name: &str) -> PathBuf {
+    root.join("networks").join(name).join("network.json")
+}
+
+/// Network `name`: the default one, or a created one; a clear error for any other.
+pub fn find(root: &Path, name: &str) -> Result<Record> {
+    if name == DEFAULT || name == "default" {
+        return Ok(Record::default_network());
+    }
+    let path = record_path(root, name);
+    match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Invalid(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Invalid(format!(
+            "no such network: {name} (berth network ls lists them; berth network create \
+             {name} makes one)"
+        ))),
+        Err(e) => Err(Error::file(&path, e)),
+    }
+}
+
+/// Every network, the default one first, then the created ones by name.
+pub fn list(root: &Path) -> Result<Vec<Record>> {
+    let mut records = vec![Record::default_network()];
+    let dir = root.join("networks");
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(records),
+        Err(e) => return Err(Error::file(&dir, e)),
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| name != DEFAULT && record_path(root, name).exists())
+        .collect();
+    names.sort();
+    for name in names {
+        match find(root, &name) {
+            Ok(record) => records.push(record),
+            Err(Error::Invalid(_)) if !record_path(root, &name).exists() => {} // Just removed.
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(records)
+}
+
+/// A run's hold on its network: while it lives, `network rm` refuses the network.
+#[derive(Debug)]
+pub struct InUse {
+    _lock: Option<Flock<File>>,
+}
+
+impl InUse {
+    /// Holds network `name` for a run. A network removed since it was looked up is an error.
+    pub fn hold(root: &Path, name: &str) -> Result<InUse> {
+        if name == DEFAULT {
+            return Ok(InUse { _lock: None });
+        }
+        let path = record_path(root, name);
+        let gone = || Error::Invalid(format!("network {name} was removed"));
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(gone()),
+            Err(e) => return Err(Error::file(&path, e)),
+        };
+        let lock = Flock::lock(file, FlockArg::LockShared)
+            .map_err(|(_, errno)| Error::file(&path, errno.into()))?;
+        // `network rm` unlinks the record while it holds the exclusive lock.
+        if lock.metadata().map_err(|e| Error::file(&path, e))?.nlink() == 0 {
+            return Err(gone());
+        }
+        Ok(InUse { _lock: Some(lock) })
+    }
+}
+
+/// What `berth network create` asks for.
+#[derive(Debug)]
+pub struct Request<'a> {
+    /// The name.
+    pub name: &'a str,
+    /// The subnet, or the first free /16 of 10.202.0.0 to 10.254.0.0.
+    pub subnet: Option<Ipv4Net>,
+    /// The gateway, or the subnet's first host address.
+    pub gateway: Option<Ipv4Addr>,
+    /// The bridge, or the first free `berthN`.
+    pub bridge: Option<&'a str>,
+    /// No NAT, no route out.
+    pub internal: bool,
+}
+
+/// Records a new network after checking the request against the others; the caller makes its
+/// bridge and firewall entries, and calls [`remove`] if that fails. `existing_links` are the
+/// host's interface names, which a new bridge must not take.
+pub fn create(root: &Path, request: &Request<'_>, existing_links: &[String]) -> Result<Record> {
+    check_network_name(request.name)?;
+    let others = list(root)?;
+    if others.iter().any(|n| n.name == request.name) {
+        return Err(Error::Invalid(format!(
+            "network {} already exists",
+            request.name
+        )));
+    }
+    let subnet = match request.subnet {
+        Some(subnet) => {
+            if subnet.addr() != subnet.network() {
+                return Err(Error::Invalid(format!(
+                    "--subnet {subnet} has host bits set; did you mean {}?",
+                    subnet.trunc()
+                )));
+            }
+            if subnet.prefix_len() > 29 {
+                return Err(Error::Invalid(format!(
+                    "--subnet {subnet} is too small: a network needs a /29 or larger (a \
+                     gateway and at least one container)"
+                )));
+            }
+            if let Some(other) = others.iter().find(|n| overlaps(n.subnet, subnet)) {
+                return Err(Error::Invalid(format!(
+                    "--subnet {subnet} overlaps network {} ({})",
+                    other.name, other.subnet
+                )));
+            }
+            subnet
+        }
+        None => (202..=254)
+            .map(|octet| Ipv4Net::new(Ipv4Addr::new(10, octet, 0, 0), 16).expect("a /16"))
+            .find(|candidate| !others.iter().any(|n| overlaps(n.subnet, *candidate)))
+            .ok_or_else(|| {
+                Error::Invalid("no free 10.x.0.0/16 subnet is left: give one with --subnet".into())
+            })?,
+    };
+    let gateway = match request.gateway {
+        Some(gateway) => {
+            if !subnet.contains(&gateway)
+                || gateway == subnet.network()
+                || gateway == subnet.broadcast()
+            {
+                return Err(Error::Invalid(format!(
+                    "--gateway {gateway} is not a host address of {subnet}"
+                )));
+            }
+            gateway
+        }
+        None => subnet.hosts().next().expect("a /29 or larger has hosts"),
+    };
+    let taken = |bridge: &str| {
+        others.iter().any(|n| n.bridge == bridge) || existing_links.iter().any(|l| l == bridge)
+    };
+    let bridge = match request.bridge {
+        Some(bridge) => {
+            check_bridge_name(bridge)?;
+            if taken(bridge) {
+                return Err(Error::Invalid(format!(
+                    "--bridge {bridge}: an interface of that name exists already"
+                )));
+            }
+            bridge.to_owned()
+        }
+        None => (1..)
+            .map(|n| format!("berth{n}"))
+            .find(|name| !taken(name))
+            .expect("some berthN is free"),
+    };
+    let record = Record {
+        name: request.name.to_owned(),
+        bridge,
+        subnet,
+        gateway,
+        internal: request.internal,
+        created: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    };
+    let dir = state_dir(root, &record.name)?;
+    let json = serde_json::to_vec_pretty(&record).expect("a record serializes");
+    netsetup::write_atomically(&dir.join("network.json"), &json, 0o644)?;
+    Ok(record)
+}
+
+/// Removes network `name`'s record and state, unless a run holds it: then the error names the
+/// containers. The caller removes its bridge and firewall entries first.
+pub fn remove(root: &Path, record: &Record, users: impl FnOnce() -> Vec<String>) -> Result<()> {
+    if record.is_default() {
+        return Err(Error::Invalid(
+            "the default network bridge cannot be removed".into(),
+        ));
+    }
+    let dir = root.join("networks").join(&record.name);
+    let path = dir.join("network.json");
+    let file = File::open(&path).map_err(|e| Error::file(&path, e))?;
+    let _lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => lock,
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+            let users = users();
+            return Err(Error::Invalid(format!(
+                "network {} is in use by {}: stop {} first",
+                record.name,
+                if users.is_empty() {
+                    "a container being started".to_owned()
+                } else {
+                    users.join(", ")
+                },
+                if users.len() == 1 { "it" } else { "them" }
+            )));
+        }
+        Err((_, errno)) => return Err(Error::file(&path, errno.into())),
+    };
+    fs::remove_file(&path).map_err(|e| Error::file(&path, e))?;
+    fs::remove_dir_all(&dir).map_err(|e| Error::file(&dir, e))
+}
+
+fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// A network name: letters, digits, '_', '.', '-', starting with a letter or digit, at most 64.
+fn check_network_name(name: &str) -> Result<()> {
+    if RESERVED.contains(&name) {
+        return Err(Error::Invalid(format!(
+            "network name {name} is reserved (bridge, default, host and none are built in)"
+        )));
+    }
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "invalid network name {name:?}: use letters, digits, '_', '.' and '-', starting \
+             with a letter or digit, at most 64 characters"
+        )))
+    }
+}
+
+/// An interface name the kernel takes and nft prints plainly: at most 15 bytes of letters,
+/// digits, '_', '.' and '-'.
+fn check_bridge_name(name: &str) -> Result<()> {
+    let valid = !name.is_empty()
+        && name.len() <= 15
+        && name.as_bytes()[0].is_ascii_alphabetic()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "invalid bridge name {name:?}: at most 15 letters, digits, '_', '.' and '-', \
+             starting with a letter"
+        )))
+    }
+}

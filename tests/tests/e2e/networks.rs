@@ -1,0 +1,304 @@
+//! Named networks: `berth network create/ls/inspect/rm/prune`, `run --net NAME`, isolation
+//! between networks, `--internal`, names resolving among members, and a full subnet.
+
+use berth_e2e::*;
+use std::time::Duration;
+
+/// Starts a detached container `name` on `network` that runs `script` (then waits).
+fn start(w: &World, network: &str, name: &str, script: &str) -> String {
+    let script = format!("{script}; while :; do sleep 0.05; done");
+    let out = w.berth_run(&["-d", "--net", network, "--name", name, "sh", "-c", &script]);
+    out.ok().trim().to_owned()
+}
+
+/// The address `berth inspect` gives container `name`.
+fn address_of(w: &World, name: &str) -> String {
+    let record = crate::json(w.run(w.berth().args(["inspect", name])).ok());
+    record["address"].as_str().unwrap_or_else(|| panic!("no address: {record}")).to_owned()
+}
+
+fn create(w: &World, args: &[&str]) {
+    w.run(w.berth().args(["network", "create"]).args(args)).ok();
+}
+
+/// berth's nftables table as `nft` lists it.
+fn berth_table(w: &World) -> String {
+    w.run(w.cmd("nft").args(["list", "table", "inet", "berth"])).ok().to_owned()
+}
+
+/// Whether `ping` from a container on `network` reaches `target` (name or address).
+fn pings(w: &World, network: &str, target: &str) -> bool {
+    let ping = format!("ping -c 1 -W 1 {target} >/dev/null 2>&1 && echo yes || echo no");
+    w.berth_run(&["--net", network, "sh", "-c", &ping]).ok() == "yes\n"
+}
+
+#[test]
+fn created_networks_are_listed_inspected_and_removed_leaving_nothing() {
+    let w = World::new();
+    create(&w, &["app"]);
+    create(
+        &w,
+        &["--subnet", "10.30.0.0/24", "--gateway", "10.30.0.254", "--bridge", "br-db", "db"],
+    );
+
+    let ls = w.run(w.berth().args(["network", "ls"]));
+    let rows: Vec<Vec<&str>> = ls.ok().lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["NAME", "BRIDGE", "SUBNET", "GATEWAY", "INTERNAL"], "{ls}");
+    assert_eq!(rows[1], ["bridge", "berth0", "10.201.0.0/16", "10.201.0.1", "no"], "{ls}");
+    assert_eq!(rows[2], ["app", "berth1", "10.202.0.0/16", "10.202.0.1", "no"], "{ls}");
+    assert_eq!(rows[3], ["db", "br-db", "10.30.0.0/24", "10.30.0.254", "no"], "{ls}");
+    assert_eq!(rows[4][0], "host", "{ls}");
+    assert_eq!(rows[5][0], "none", "{ls}");
+
+    // Made at once, like docker: the bridge with its gateway address, and the firewall entries.
+    let link = w.link("br-db").expect("the bridge br-db exists");
+    assert_eq!(link["linkinfo"]["info_kind"], "bridge", "{link}");
+    let addrs = w.run(w.cmd("ip").args(["-br", "-4", "addr", "show", "br-db"]));
+    assert!(addrs.ok().contains("10.30.0.254/24"), "{addrs}");
+    let table = berth_table(&w);
+    for element in ["br-db", "berth1", "10.30.0.0/24", "10.202.0.0/16"] {
+        assert!(table.contains(element), "{element} in berth's table\n{table}");
+    }
+
+    // A container joins it and gets an address of its subnet with the gateway as its route.
+    let seen = w.berth_run(&["--net", "db", "sh", "-c", "ip -br -4 addr show eth0; ip route"]);
+    assert!(seen.ok().contains("10.30.0.1/24"), "{seen}");
+    assert!(seen.ok().contains("default via 10.30.0.254 dev eth0"), "{seen}");
+
+    let inspect = crate::json(w.run(w.berth().args(["network", "inspect", "db"])).ok());
+    assert_eq!(inspect["bridge"], "br-db");
+    assert_eq!(inspect["subnet"], "10.30.0.0/24");
+    assert_eq!(inspect["internal"], false);
+    assert_eq!(inspect["containers"], serde_json::json!([]));
+
+    let rm = w.run(w.berth().args(["network", "rm", "app", "db"]));
+    assert_eq!(rm.ok(), "app\ndb\n");
+    assert!(w.link("br-db").is_none() && w.link("berth1").is_none(), "bridges removed");
+    let table = berth_table(&w);
+    for element in ["br-db", "berth1", "10.30.0.0", "10.202.0.0"] {
+        assert!(!table.contains(element), "{element} gone from berth's table\n{table}");
+    }
+    let ls = w.run(w.berth().args(["network", "ls"]));
+    assert_eq!(ls.ok().lines().count(), 4, "header, bridge, host, none\n{ls}");
+    w.assert_clean();
+}
+
+#[test]
+fn members_reach_each_other_by_name_and_one_that_leaves_disappears() {
+    let w = World::new();
+    create(&w, &["app"]);
+    // The client starts first and watches: the shared hosts file is updated under it.
+    start(
+        &w,
+        "app",
+        "client",
+        "until getent hosts web; do sleep 0.02; done; ping -c 1 -W 2 web && echo reached-web",
+    );
+    start(&w, "app", "web", "true");
+    let web = address_of(&w, "web");
+    let log = poll(Duration::from_secs(10), Duration::from_millis(20), || {
+        let log = w.run(w.berth().args(["logs", "client"])).ok().to_owned();
+        log.contains("reached-web").then_some(log)
+    })
+    .expect("the client resolved web and reached it");
+    assert!(log.contains(&format!("{web} ")), "web resolves to its address\n{log}");
+
+    let inspect = crate::json(w.run(w.berth().args(["network", "inspect", "app"])).ok());
+    let names: Vec<&str> = inspect["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{inspect}");
+    assert!(names.contains(&"web") && names.contains(&"client"), "{inspect}");
+
+    // The default network is not a created one: its containers do not see the members.
+    let outsider =
+        w.berth_run(&["--net", "bridge", "sh", "-c", "getent hosts web || echo unknown"]);
+    assert_eq!(outsider.ok(), "unknown\n");
+
+    w.run(w.berth().args(["stop", "-t", "1", "web"])).ok();
+    let gone =
+        w.run(w.berth().args(["exec", "client", "sh", "-c", "getent hosts web || echo gone"]));
+    assert_eq!(gone.ok(), "gone\n", "a member that left is no longer resolved");
+    let own = w.run(w.berth().args(["exec", "client", "getent", "hosts", "client"]));
+    assert!(own.ok().starts_with("10.202.0."), "{own}");
+
+    w.run(w.berth().args(["stop", "-t", "1", "client"])).ok();
+    w.run(w.berth().args(["rm", "web", "client"])).ok();
+    w.run(w.berth().args(["network", "rm", "app"])).ok();
+    w.assert_clean();
+}
+
+#[test]
+fn containers_on_different_networks_cannot_reach_each_other_but_both_reach_out() {
+    let w = World::with_upstream();
+    create(&w, &["red"]);
+    create(&w, &["blue"]);
+    start(&w, "red", "r1", "true");
+    start(&w, "blue", "b1", "true");
+    let (r1, b1) = (address_of(&w, "r1"), address_of(&w, "b1"));
+
+    assert!(pings(&w, "red", &r1), "same network: reached");
+    assert!(!pings(&w, "red", &b1), "red must not reach blue's {b1}");
+    assert!(!pings(&w, "blue", &r1), "blue must not reach red's {r1}");
+    assert!(!pings(&w, "bridge", &r1), "the default network must not reach red's {r1}");
+    // Both still go out through NAT: the upstream sees the host's address.
+    for network in ["red", "blue"] {
+        let fetch = format!("curl -sS --max-time 3 http://{UPSTREAM_ADDR}/");
+        let seen = w.berth_run(&["--net", network, "sh", "-c", &fetch]);
+        assert_eq!(seen.ok(), format!("{HOST_ADDR}\n"), "from {network}");
+    }
+
+    w.run(w.berth().args(["stop", "-t", "1", "r1", "b1"])).ok();
+    w.run(w.berth().args(["rm", "r1", "b1"])).ok();
+    w.run(w.berth().args(["network", "prune"])).ok();
+    w.assert_clean();
+}
+
+#[test]
+fn an_internal_network_has_no_way_out_but_its_members_reach_each_other() {
+    let w = World::with_upstream();
+    create(&w, &["--internal", "vault"]);
+    create(&w, &["open"]);
+    start(&w, "vault", "keeper", "true");
+    start(&w, "open", "clerk", "true");
+    let (keeper, clerk) = (address_of(&w, "keeper"), address_of(&w, "clerk"));
+    assert!(pings(&w, "vault", "keeper"), "members reach each other by name");
+    let routes = w.berth_run(&["--net", "vault", "ip", "route"]);
+    assert!(!routes.ok().contains("default"), "no default route\n{routes}");
+
+    // The upstream learns a route to berth's subnets, so that only berth's rules stand between.
+    w.run(w.upstream_cmd("ip").args(["route", "add", "10.0.0.0/8", "via", &HOST_ADDR.to_string()]))
+        .ok();
+    let upstream_pings =
+        |addr: &str| w.run(w.upstream_cmd("ping").args(["-c", "1", "-W", "1", addr])).code() == 0;
+    assert!(upstream_pings(&clerk), "the control: the upstream reaches a non-internal network");
+    assert!(!upstream_pings(&keeper), "the upstream must not reach into an internal network");
+    // A container that adds the route itself gets nowhere either: the host drops its packets.
+    let escape = format!(
+        "ip route add default via 10.202.0.1 && \
+         curl -sS --max-time 2 http://{UPSTREAM_ADDR}/ || echo blocked"
+    );
+    let out = w.berth_run(&["--net", "vault", "--cap-add", "NET_ADMIN", "sh", "-c", &escape]);
+    assert!(out.ok().ends_with("blocked\n"), "{out}");
+    let table = berth_table(&w);
+    assert!(!table.contains("10.202.0.0/16"), "no masquerade for an internal network\n{table}");
+
+    w.run(w.berth().args(["stop", "-t", "1", "keeper", "clerk"])).ok();
+    w.run(w.berth().args(["rm", "keeper", "clerk"])).ok();
+    w.run(w.berth().args(["network", "rm", "vault", "open"])).ok();
+    w.assert_clean();
+}
+
+#[test]
+fn a_full_subnet_is_a_clear_error_that_leaves_nothing_behind() {
+    let w = World::new();
+    create(&w, &["--subnet", "10.30.0.0/29", "tiny"]);
+    // A /29: the network and broadcast addresses and the gateway leave five for containers.
+    let names: Vec<String> = (1..=5).map(|i| format!("c{i}")).collect();
+    for name in &names {
+        start(&w, "tiny", name, "true");
+    }
+    let leases_path = w.root().join("networks/tiny/leases");
+    let before = parse_leases(&std::fs::read_to_string(&leases_path).unwrap());
+    assert_eq!(before.len(), 5, "{before:#?}");
+    let veths = w.veths();
+
+    let full = w.berth_run(&["--net", "tiny", "--name", "sixth", "true"]);
+    full.expect_berth_error(&["no free address", "10.30.0.0/29"]);
+    let after = parse_leases(&std::fs::read_to_string(&leases_path).unwrap());
+    assert_eq!(after, before, "the leases are untouched");
+    assert_eq!(w.veths(), veths, "no interface was made");
+    assert_eq!(w.container_dirs().len(), 5, "no container directory is left");
+
+    let mut stop = w.berth();
+    stop.args(["stop", "-t", "1"]).args(&names);
+    w.run(&mut stop).ok();
+    let mut rm = w.berth();
+    rm.arg("rm").args(&names);
+    w.run(&mut rm).ok();
+    w.run(w.berth().args(["network", "rm", "tiny"])).ok();
+    w.assert_clean();
+}
+
+#[test]
+fn a_network_in_use_is_not_removed_and_prune_keeps_it() {
+    let w = World::new();
+    create(&w, &["busy"]);
+    create(&w, &["idle"]);
+    start(&w, "busy", "worker", "true");
+
+    let rm = w.run(w.berth().args(["network", "rm", "busy"]));
+    rm.expect_berth_error(&["network busy is in use by worker"]);
+    let prune = w.run(w.berth().args(["network", "prune"]));
+    assert_eq!(prune.ok(), "idle\n", "prune removes only the unused network");
+    assert!(w.link("berth1").is_some(), "busy's bridge is still there");
+    assert!(pings(&w, "busy", "worker"), "and busy still works");
+
+    w.run(w.berth().args(["stop", "-t", "1", "worker"])).ok();
+    w.run(w.berth().args(["rm", "worker"])).ok();
+    assert_eq!(w.run(w.berth().args(["network", "rm", "busy"])).ok(), "busy\n");
+    w.assert_clean();
+}
+
+#[test]
+fn bad_network_requests_are_refused_by_name_and_leave_nothing() {
+    let w = World::new();
+    create(&w, &["--subnet", "10.30.0.0/24", "taken"]);
+    let links = w.link_names();
+    let table = berth_table(&w);
+    let cases: &[(&[&str], &str)] = &[
+        (&["bridge"], "reserved"),
+        (&["host"], "reserved"),
+        (&["bad/name"], "invalid network name"),
+        (&["taken"], "network taken already exists"),
+        (&["--subnet", "10.30.0.128/25", "over"], "overlaps network taken"),
+        (&["--subnet", "10.201.5.0/24", "over"], "overlaps network bridge"),
+        (&["--subnet", "10.40.0.1/24", "bits"], "did you mean 10.40.0.0/24"),
+        (&["--subnet", "10.40.0.0/30", "small"], "too small"),
+        (&["--subnet", "10.40.0.0/24", "--gateway", "10.41.0.1", "gw"], "not a host address"),
+        (&["--subnet", "10.40.0.0/24", "--gateway", "10.40.0.255", "gw"], "not a host address"),
+        (&["--bridge", "lo", "lo-net"], "--bridge lo: an interface of that name exists"),
+        (&["--bridge", "a-name-far-too-long", "long"], "invalid bridge name"),
+        (&["--subnet", "10.40.0.0", "cidr"], "10.40.0.0"),
+    ];
+    for (args, message) in cases {
+        let out = w.run(w.berth().args(["network", "create"]).args(*args));
+        out.expect_berth_error(&[message]);
+    }
+    w.berth_run(&["--net", "nosuch", "true"])
+        .expect_berth_error(&["no such network: nosuch", "berth network create nosuch"]);
+    w.run(w.berth().args(["network", "rm", "bridge"]))
+        .expect_berth_error(&["the default network bridge cannot be removed"]);
+    w.run(w.berth().args(["network", "rm", "nosuch"])).expect_berth_error(&["no such network"]);
+    w.berth_run(&["--net", "taken", "--ip", "10.31.0.5", "true"])
+        .expect_berth_error(&["10.31.0.5", "10.30.0.0/24"]);
+
+    assert_eq!(w.link_names(), links, "no interface was made");
+    assert_eq!(berth_table(&w), table, "berth's table is unchanged");
+    w.run(w.berth().args(["network", "rm", "taken"])).ok();
+    w.assert_clean();
+}
+
+#[test]
+fn gc_removes_a_dead_members_name_from_the_hosts_file() {
+    let w = World::new();
+    create(&w, &["app"]);
+    let ready = w.path("ready");
+    let script = format!("touch '{}'; exec sleep 600", ready.display());
+    let mut launcher =
+        w.spawn(w.berth().args(["run", "--net", "app", "--name", "ghost", "sh", "-c", &script]));
+    assert!(wait_for_file(&ready, Duration::from_secs(10)), "{}", launcher.stderr_so_far());
+    let hosts = w.root().join("networks/app/hosts");
+    assert!(std::fs::read_to_string(&hosts).unwrap().contains("\tghost"));
+    launcher.signal(libc::SIGKILL);
+    launcher.wait(Duration::from_secs(10));
+
+    let gc = w.run(w.berth().arg("gc"));
+    assert!(gc.ok().contains("from the hosts file of network app"), "{gc}");
+    assert!(!std::fs::read_to_string(&hosts).unwrap().contains("ghost"), "{gc}");
+    w.run(w.berth().args(["network", "rm", "app"])).ok();
+    w.assert_clean();
+}
