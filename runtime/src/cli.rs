@@ -167,7 +167,7 @@ pub enum NetworkCommand {
 pub struct NetworkCreateArgs {
     /// The subnet in CIDR notation, a /29 or larger; default: the first free /16 from
     /// 10.202.0.0/16 on.
-    #[arg(long, value_name = "CIDR")]
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
     pub subnet: Option<netsetup::Ipv4Net>,
     /// The bridge's address, the containers' gateway; default: the subnet's first address.
     #[arg(long, value_name = "ADDR")]
@@ -180,6 +180,11 @@ pub struct NetworkCreateArgs {
     pub internal: bool,
     /// The network's name (letters, digits, '_', '.', '-').
     pub name: String,
+}
+
+fn parse_cidr(text: &str) -> Result<netsetup::Ipv4Net, String> {
+    text.parse()
+        .map_err(|_| format!("{text} is not an IPv4 subnet in CIDR notation, such as 10.30.0.0/24"))
 }
 
 /// Options of `berth exec`.

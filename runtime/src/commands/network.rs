@@ -127,10 +127,12 @@ fn prune(root: &Path) -> Result<u8> {
 /// bridge and firewall entries.
 fn remove(root: &Path, netlink: &mut Netlink, record: &Record) -> Result<()> {
     networks::remove(root, record, || {
-        users(root, &record.name)
+        let mut names: Vec<String> = users(root, &record.name)
             .into_iter()
             .map(|s| s.name)
-            .collect()
+            .collect();
+        names.sort();
+        names
     })?;
     netsetup::remove_network(netlink, &record.spec())?;
     Ok(())
