@@ -561,6 +561,34 @@ impl World {
         self.ns_cmd(program, self.upstream.id())
     }
 
+    /// Writes a config for an nginx that keeps all its files in the directory `name` of this
+    /// world, listens on port 80 and answers every request with "hello from HOSTNAME to
+    /// CLIENT"; returns the command line that runs it in the foreground.
+    pub fn nginx_command(&self, name: &str) -> Vec<String> {
+        let d = self.path(name);
+        std::fs::create_dir_all(&d).expect("mkdir nginx");
+        let p = d.display();
+        let conf = d.join("nginx.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "worker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\n\
+                 events {{ worker_connections 64; }}\n\
+                 http {{\n  access_log off;\n  client_body_temp_path {p}/body;\n  \
+                 proxy_temp_path {p}/proxy;\n  fastcgi_temp_path {p}/fastcgi;\n  \
+                 uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n  \
+                 server {{ listen 80; default_type text/plain; \
+                 location / {{ return 200 \"hello from $hostname to $remote_addr\\n\"; }} }}\n}}\n"
+            ),
+        )
+        .expect("write nginx.conf");
+        ["nginx", "-p", &p.to_string(), "-c", &conf.display().to_string()]
+            .into_iter()
+            .map(String::from)
+            .chain(["-e", &format!("{p}/error.log"), "-g", "daemon off;"].map(String::from))
+            .collect()
+    }
+
     /// `berth --root ROOT` on the host.
     pub fn berth(&self) -> Command {
         let mut c = self.cmd(berth_bin());

@@ -49,29 +49,8 @@ fn two_containers_ping_each_other() {
 fn host_and_containers_reach_nginx_in_a_container_without_nat_on_the_bridge() {
     let w = World::new();
     let d = w.path("nginx");
-    std::fs::create_dir(&d).unwrap();
-    let p = d.display();
-    let conf = d.join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "worker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\n\
-             events {{ worker_connections 64; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {p}/body;\n  proxy_temp_path {p}/proxy;\n\
-             fastcgi_temp_path {p}/fastcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n\
-             server {{ listen 80; default_type text/plain; location / {{ return 200 \"hello from $hostname to $remote_addr\\n\"; }} }}\n}}\n"
-        ),
-    )
-    .unwrap();
     let mut berth = w.spawn(
-        w.berth()
-            .args(["run", "--net", "bridge", "--name", "webc", "nginx", "-p"])
-            .arg(&d)
-            .arg("-c")
-            .arg(&conf)
-            .arg("-e")
-            .arg(d.join("error.log"))
-            .args(["-g", "daemon off;"]),
+        w.berth().args(["run", "--net", "bridge", "--name", "webc"]).args(w.nginx_command("nginx")),
     );
     let addr: SocketAddr = "10.201.0.2:80".parse().unwrap();
     if !w.wait_tcp(addr, Duration::from_secs(10)) {

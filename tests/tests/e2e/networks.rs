@@ -302,3 +302,43 @@ fn gc_removes_a_dead_members_name_from_the_hosts_file() {
     w.run(w.berth().args(["network", "rm", "app"])).ok();
     w.assert_clean();
 }
+
+#[test]
+fn a_detached_nginx_on_a_network_is_listed_reached_by_name_entered_and_stopped() {
+    let w = World::new();
+    create(&w, &["app"]);
+    let nginx = w.nginx_command("nginx").join("' '");
+    let script = format!("echo starting nginx; exec '{nginx}'");
+    let id = w.berth_run(&["-d", "--net", "app", "--name", "web", "sh", "-c", &script]);
+    let id = id.ok().trim().to_owned();
+    let web = address_of(&w, "web");
+    assert!(w.wait_tcp(format!("{web}:80").parse().unwrap(), Duration::from_secs(10)), "nginx up");
+
+    let ps = w.run(w.berth().arg("ps"));
+    let row = ps.ok().lines().find(|l| l.starts_with("web ")).unwrap_or_else(|| panic!("{ps}"));
+    for cell in [&id[..12], "app", &web, "running"] {
+        assert!(row.contains(cell), "{cell:?} in the ps row\n{ps}");
+    }
+    let from_host =
+        w.run(w.cmd("curl").args(["-sS", "--max-time", "5", &format!("http://{web}/")]));
+    assert_eq!(from_host.ok(), "hello from web to 10.202.0.1\n");
+    let by_name = w.berth_run(&["--net", "app", "curl", "-sS", "--max-time", "5", "http://web/"]);
+    assert!(by_name.ok().starts_with("hello from web to 10.202.0."), "{by_name}");
+
+    let inside =
+        w.run(w.berth().args(["exec", "web", "sh", "-c", "hostname; ip -br -4 addr show eth0"]));
+    assert!(inside.ok().starts_with("web\neth0"), "{inside}");
+    assert!(inside.ok().contains(&format!("{web}/16")), "{inside}");
+
+    let started = std::time::Instant::now();
+    w.run(w.berth().args(["stop", "web"])).ok();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "nginx ends on SIGTERM, within the grace period"
+    );
+    let log = w.run(w.berth().args(["logs", "web"]));
+    assert!(log.ok().contains("starting nginx"), "{log}");
+    w.run(w.berth().args(["rm", "web"])).ok();
+    w.run(w.berth().args(["network", "rm", "app"])).ok();
+    w.assert_clean();
+}
