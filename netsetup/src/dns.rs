@@ -170,10 +170,14 @@ impl MemberHosts {
         for (addr, names) in &members {
             new.push_str(&format!("{addr}\t{names}\n"));
         }
-        // New bytes over the old, then the length: a reader sees one file or the other, or,
-        // for an instant, the new one followed by the old one's tail.
+        // New bytes over the old, then the length. A shorter file is first padded with blank
+        // lines to the old length, so that a reader in between never sees the old one's tail.
+        let length = new.len();
+        if text.len() > length {
+            new.push_str(&"\n".repeat(text.len() - length));
+        }
         file.write_all_at(new.as_bytes(), 0).map_err(error)?;
-        file.set_len(new.len() as u64).map_err(error)?;
+        file.set_len(length as u64).map_err(error)?;
         file.rewind().map_err(error)?;
         file.flush().map_err(error)
     }

@@ -20,7 +20,7 @@ use nftables::schema::{
 use nftables::stmt::{Match, Operator, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
-use crate::{Error, NetworkSpec, Result};
+use crate::{Error, Ipv4Net, NetworkSpec, Result};
 
 /// The name of berth's table (family `inet`).
 pub const TABLE: &str = "berth";
@@ -236,7 +236,7 @@ fn netfilter_socket() -> io::Result<Socket> {
 /// Whether `network` is installed in berth's table (its marker chain exists, and so its set
 /// elements, which come in the same transaction). One netlink round trip, no process.
 pub fn installed(network: &NetworkSpec) -> Result<bool> {
-    let marker = marker_chain(network);
+    let marker = Installed::of(network).marker();
     let filters = [
         (NFTA_CHAIN_TABLE, TABLE),
         (NFTA_CHAIN_NAME, marker.as_str()),
@@ -302,7 +302,7 @@ fn request(kind: u16, flags: u16, family: u8, filters: &[(u16, &str)]) -> Vec<u8
     request
 }
 
-/// Installs `network` in berth's table, making the table if it is missing: one transaction,
+/// Installs `networks` in berth's table, making the table if it is missing: one transaction,
 /// idempotent, and safe when many callers race. The table's rules are a fixed handful that
 /// look networks up in sets; a network is only elements of those sets:
 ///
@@ -310,11 +310,13 @@ fn request(kind: u16, flags: u16, family: u8, filters: &[(u16, &str)]) -> Vec<u8
 ///   are isolated), those from a bridge out are accepted, and replies back in.
 /// - `same_bridge`: `bridge . bridge` pairs, accepted before that drop (hairpin traffic).
 /// - `internal`: bridges of internal networks, whose traffic never leaves the host.
-/// - `masquerade`: the subnets whose traffic is masqueraded when it leaves by another interface.
+/// - `masq_subnets`: the subnets whose traffic is masqueraded when it leaves by another
+///   interface.
 ///
-/// An empty chain `bridge-BRIDGE` marks the network as installed (see [`installed`]).
-pub fn install(network: &NetworkSpec) -> Result<()> {
-    apply(&table_batch(&[network], false).to_nftables())
+/// An empty chain named after the network's bridge, subnet and kind (`net/SUBNET/PREFIX/x|i/
+/// BRIDGE`) marks it as installed (see [`installed`]) and says which elements are its own.
+pub fn install(networks: &[&NetworkSpec]) -> Result<()> {
+    apply(&table_batch(networks, false).to_nftables())
 }
 
 /// Replaces berth's table by a fresh one holding `networks` (after a firewall reload flushed
@@ -323,58 +325,144 @@ pub fn reinstall(networks: &[&NetworkSpec]) -> Result<()> {
     apply(&table_batch(networks, true).to_nftables())
 }
 
-/// Removes `network`'s elements and marker from berth's table; nothing to do when it is not
-/// installed. The caller keeps others from installing the same network meanwhile.
-pub fn uninstall(network: &NetworkSpec) -> Result<()> {
-    if !installed(network)? {
-        return Ok(());
-    }
+/// Removes from berth's table every network installed on `bridge` (its elements and marker),
+/// whatever its subnet; nothing to do when there is none.
+pub fn uninstall(bridge: &str) -> Result<()> {
     let mut batch = Batch::new();
-    for (set, element) in elements(network) {
-        batch.delete(NfListObject::Element(Element {
+    let mut any = false;
+    for marker in markers()? {
+        let Some(installed) = Installed::from_marker(&marker) else {
+            continue;
+        };
+        if installed.bridge != bridge {
+            continue;
+        }
+        any = true;
+        for (set, element) in installed.elements() {
+            batch.delete(NfListObject::Element(Element {
+                family: NfFamily::INet,
+                table: Cow::Borrowed(TABLE),
+                name: Cow::Borrowed(set),
+                elem: Cow::Owned(vec![element]),
+            }));
+        }
+        batch.delete(NfListObject::Chain(Chain {
             family: NfFamily::INet,
             table: Cow::Borrowed(TABLE),
-            name: Cow::Borrowed(set),
-            elem: Cow::Owned(vec![element]),
+            name: Cow::Owned(marker),
+            ..Chain::default()
         }));
     }
-    batch.delete(NfListObject::Chain(Chain {
-        family: NfFamily::INet,
-        table: Cow::Borrowed(TABLE),
-        name: Cow::Owned(marker_chain(network)),
-        ..Chain::default()
-    }));
+    if !any {
+        return Ok(());
+    }
     apply(&batch.to_nftables())
 }
 
-fn marker_chain(network: &NetworkSpec) -> String {
-    format!("bridge-{}", network.bridge)
+/// The names of the marker chains in berth's table (none when there is no table).
+fn markers() -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let listed = dump(
+        NFT_MSG_GETCHAIN,
+        NFPROTO_INET,
+        &[(NFTA_CHAIN_TABLE, TABLE)],
+        |_, attributes| {
+            let (mut table, mut name) = (None, None);
+            for (kind, value) in attributes_of(attributes) {
+                match kind {
+                    NFTA_CHAIN_TABLE => table = c_string(value),
+                    NFTA_CHAIN_NAME => name = c_string(value),
+                    _ => {}
+                }
+            }
+            if let (Some(TABLE), Some(name)) = (table.as_deref(), name) {
+                if name.starts_with(MARKER_PREFIX) {
+                    names.push(name);
+                }
+            }
+        },
+    );
+    match listed {
+        Ok(()) => Ok(names),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(Vec::new()),
+        Err(source) => Err(Error::Netlink {
+            op: "list",
+            object: format!("chains of inet {TABLE}"),
+            source,
+        }),
+    }
 }
 
-/// The set elements that stand for `network` in berth's table.
-fn elements(network: &NetworkSpec) -> Vec<(&'static str, Expression<'static>)> {
-    let bridge = || Expression::String(Cow::Owned(network.bridge.clone()));
-    let mut elements = vec![
-        ("bridges", bridge()),
-        (
-            "same_bridge",
-            Expression::Named(NamedExpression::Concat(vec![bridge(), bridge()])),
-        ),
-    ];
-    if network.internal {
-        elements.push(("internal", bridge()));
-    } else {
-        elements.push((
-            "masquerade",
-            Expression::Named(NamedExpression::Prefix(Prefix {
-                addr: Box::new(Expression::String(Cow::Owned(
-                    network.subnet.network().to_string(),
-                ))),
-                len: network.subnet.prefix_len().into(),
-            })),
-        ));
+const MARKER_PREFIX: &str = "net/";
+
+/// What a marker chain says of the network it marks: the elements that are its own.
+struct Installed {
+    bridge: String,
+    subnet: Ipv4Net,
+    internal: bool,
+}
+
+impl Installed {
+    fn of(network: &NetworkSpec) -> Self {
+        Installed {
+            bridge: network.bridge.clone(),
+            subnet: network.subnet,
+            internal: network.internal,
+        }
     }
-    elements
+
+    /// `net/SUBNET/PREFIX/x|i/BRIDGE`: a bridge name holds no '/', so it can come last.
+    fn marker(&self) -> String {
+        format!(
+            "{MARKER_PREFIX}{}/{}/{}/{}",
+            self.subnet.network(),
+            self.subnet.prefix_len(),
+            if self.internal { "i" } else { "x" },
+            self.bridge
+        )
+    }
+
+    fn from_marker(name: &str) -> Option<Self> {
+        let mut parts = name.strip_prefix(MARKER_PREFIX)?.splitn(4, '/');
+        let addr: std::net::Ipv4Addr = parts.next()?.parse().ok()?;
+        let prefix: u8 = parts.next()?.parse().ok()?;
+        let internal = match parts.next()? {
+            "i" => true,
+            "x" => false,
+            _ => return None,
+        };
+        Some(Installed {
+            subnet: Ipv4Net::new(addr, prefix).ok()?,
+            internal,
+            bridge: parts.next()?.to_owned(),
+        })
+    }
+
+    /// The set elements that stand for the network in berth's table.
+    fn elements(&self) -> Vec<(&'static str, Expression<'static>)> {
+        let bridge = || Expression::String(Cow::Owned(self.bridge.clone()));
+        let mut elements = vec![
+            ("bridges", bridge()),
+            (
+                "same_bridge",
+                Expression::Named(NamedExpression::Concat(vec![bridge(), bridge()])),
+            ),
+        ];
+        if self.internal {
+            elements.push(("internal", bridge()));
+        } else {
+            elements.push((
+                "masq_subnets",
+                Expression::Named(NamedExpression::Prefix(Prefix {
+                    addr: Box::new(Expression::String(Cow::Owned(
+                        self.subnet.network().to_string(),
+                    ))),
+                    len: self.subnet.prefix_len().into(),
+                })),
+            ));
+        }
+        elements
+    }
 }
 
 /// The transaction that makes (or with `replace`, remakes) berth's table with its sets, chains
@@ -422,7 +510,7 @@ fn table_batch<'a>(networks: &[&NetworkSpec], replace: bool) -> Batch<'a> {
     ));
     batch.add(set("internal", ifname(), None));
     batch.add(set(
-        "masquerade",
+        "masq_subnets",
         SetTypeValue::Single(SetType::Ipv4Addr),
         Some(SetFlag::Interval),
     ));
@@ -470,7 +558,7 @@ fn table_batch<'a>(networks: &[&NetworkSpec], replace: bool) -> Batch<'a> {
                     },
                 ))),
                 Operator::EQ,
-                set_ref("@masquerade"),
+                set_ref("@masq_subnets"),
             ),
             matches(meta(MetaKey::Oifname), Operator::NEQ, set_ref("@bridges")),
             Statement::Masquerade(None),
@@ -522,7 +610,8 @@ fn table_batch<'a>(networks: &[&NetworkSpec], replace: bool) -> Batch<'a> {
     }
 
     for network in networks {
-        for (set, element) in elements(network) {
+        let installed = Installed::of(network);
+        for (set, element) in installed.elements() {
             batch.add(NfListObject::Element(Element {
                 family,
                 table: table.clone(),
@@ -533,7 +622,7 @@ fn table_batch<'a>(networks: &[&NetworkSpec], replace: bool) -> Batch<'a> {
         batch.add(NfListObject::Chain(Chain {
             family,
             table: table.clone(),
-            name: Cow::Owned(marker_chain(network)),
+            name: Cow::Owned(installed.marker()),
             ..Chain::default()
         }));
     }
@@ -562,9 +651,15 @@ fn apply(ruleset: &nftables::schema::Nftables<'_>) -> Result<()> {
     if output.status.success() {
         return Ok(());
     }
+    let message = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+    // A kernel without nf_tables' NAT refuses the masquerade rule with one of these.
+    let hint = if message.contains("No such file or directory") || message.contains("not supported")
+    {
+        " (does the kernel have nf_tables with NAT: modprobe nft_masq?)"
+    } else {
+        ""
+    };
     Err(Error::Nftables(format!(
-        "nft could not change table inet {TABLE}: {} (does the kernel have nf_tables with NAT: \
-         modprobe nft_masq?)",
-        String::from_utf8_lossy(&output.stderr).trim()
+        "nft could not change table inet {TABLE}: {message}{hint}"
     )))
 }

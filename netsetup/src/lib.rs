@@ -73,7 +73,12 @@ impl NetworkSpec {
 /// Makes sure `network` is ready for containers: the bridge exists, carries the gateway
 /// address and is up; IPv4 forwarding is on; the network is installed in berth's nftables
 /// table. Cheap when all is in place (three netlink round trips and a read of one sysctl),
-/// idempotent, and safe when many callers race. Returns the bridge's interface index.
+/// idempotent, and safe when many callers race.
+///
+/// When the network is not installed (the first run, or a firewall reload flushed berth's
+/// table), every network that `every_network` lists is installed with it, in one
+/// transaction: a flushed table comes back whole, never with one network in it and the
+/// others' isolation gone.
 ///
 /// The bridge's alias names the state directory whose lease file hands out its addresses; a
 /// bridge that another state directory manages is refused, since two lease files would hand
@@ -82,8 +87,9 @@ pub fn ensure_network(
     netlink: &mut Netlink,
     network: &NetworkSpec,
     state_dir: &Path,
+    every_network: impl FnOnce() -> Vec<NetworkSpec>,
 ) -> Result<u32> {
-    let owner = format!("berth:{}", state_dir.display());
+    let owner = bridge_alias(state_dir);
     let bridge = match netlink.link_by_name(&network.bridge)? {
         Some(link) => link,
         None => {
@@ -125,17 +131,34 @@ pub fn ensure_network(
     }
     enable_forwarding()?;
     if !firewall::installed(network)? {
-        firewall::install(network)?;
+        let mut networks = every_network();
+        networks.retain(|other| other.bridge != network.bridge);
+        networks.push(network.clone());
+        firewall::install(&networks.iter().collect::<Vec<_>>())?;
     }
     Ok(bridge.index)
 }
 
-/// Undoes [`ensure_network`] for a network being removed: its elements leave berth's table and
-/// its bridge is deleted (with any veth still on it).
-pub fn remove_network(netlink: &mut Netlink, network: &NetworkSpec) -> Result<()> {
-    firewall::uninstall(network)?;
-    netlink.delete_link(&network.bridge)?;
+/// Undoes [`ensure_network`] for a network being removed: its elements leave berth's table,
+/// and its bridge is deleted (with any veth still on it) if `state_dir` manages it.
+pub fn remove_network(
+    netlink: &mut Netlink,
+    network: &NetworkSpec,
+    state_dir: &Path,
+) -> Result<()> {
+    firewall::uninstall(&network.bridge)?;
+    let ours = netlink
+        .link_by_name(&network.bridge)?
+        .is_some_and(|link| link.alias.as_deref() == Some(bridge_alias(state_dir).as_str()));
+    if ours {
+        netlink.delete_link(&network.bridge)?;
+    }
     Ok(())
+}
+
+/// The alias of a bridge whose addresses the lease file in `state_dir` hands out.
+fn bridge_alias(state_dir: &Path) -> String {
+    format!("berth:{}", state_dir.display())
 }
 
 fn enable_forwarding() -> Result<()> {

@@ -10,6 +10,9 @@ pub enum Error {
     /// The command line or the spec asks for something invalid.
     #[error("{0}")]
     Invalid(String),
+    /// A network cannot be removed while containers use it.
+    #[error("{0}")]
+    InUse(String),
     /// berth lacks the privileges it needs.
     #[error("{0}")]
     Privileges(String),

@@ -135,8 +135,10 @@ pub struct InUse {
 }
 
 impl InUse {
-    /// Holds network `name` for a run. A network removed since it was looked up is an error.
-    pub fn hold(root: &Path, name: &str) -> Result<InUse> {
+    /// Holds network `network` for a run. A network removed, or removed and made anew, since
+    /// it was looked up is an error.
+    pub fn hold(root: &Path, network: &NetworkSpec) -> Result<InUse> {
+        let name = network.name.as_str();
         if name == DEFAULT {
             return Ok(InUse { _lock: None });
         }
@@ -152,6 +154,11 @@ impl InUse {
         // `network rm` unlinks the record while it holds the exclusive lock.
         if lock.metadata().map_err(|e| Error::file(&path, e))?.nlink() == 0 {
             return Err(gone());
+        }
+        if find(root, name)?.spec() != *network {
+            return Err(Error::Invalid(format!(
+                "network {name} was removed and made anew while berth started: run again"
+            )));
         }
         Ok(InUse { _lock: Some(lock) })
     }
@@ -172,10 +179,11 @@ pub struct Request<'a> {
     pub internal: bool,
 }
 
-/// Records a new network after checking the request against the others; the caller makes its
-/// bridge and firewall entries, and calls [`remove`] if that fails. `existing_links` are the
-/// host's interface names, which a new bridge must not take.
-pub fn create(root: &Path, request: &Request<'_>, existing_links: &[String]) -> Result<Record> {
+/// Checks a request for a new network against the others and settles its subnet, gateway and
+/// bridge; nothing is written. `existing_links` are the host's interface names, which a new
+/// bridge must not take. The caller holds the registry's lock, makes the bridge and firewall
+/// entries, and then [`record`]s the network, last, so that a half-made one is never seen.
+pub fn plan(root: &Path, request: &Request<'_>, existing_links: &[String]) -> Result<Record> {
     check_network_name(request.name)?;
     let others = list(root)?;
     if others.iter().any(|n| n.name == request.name) {
@@ -233,6 +241,11 @@ pub fn create(root: &Path, request: &Request<'_>, existing_links: &[String]) -> 
     let bridge = match request.bridge {
         Some(bridge) => {
             check_bridge_name(bridge)?;
+            if bridge.starts_with("bth") {
+                return Err(Error::Invalid(format!(
+                    "--bridge {bridge}: names starting with bth are berth's container interfaces"
+                )));
+            }
             if taken(bridge) {
                 return Err(Error::Invalid(format!(
                     "--bridge {bridge}: an interface of that name exists already"
@@ -245,7 +258,7 @@ pub fn create(root: &Path, request: &Request<'_>, existing_links: &[String]) -> 
             .find(|name| !taken(name))
             .expect("some berthN is free"),
     };
-    let record = Record {
+    Ok(Record {
         name: request.name.to_owned(),
         bridge,
         subnet,
@@ -254,43 +267,71 @@ pub fn create(root: &Path, request: &Request<'_>, existing_links: &[String]) -> 
         created: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
-    };
-    let dir = state_dir(root, &record.name)?;
-    let json = serde_json::to_vec_pretty(&record).expect("a record serializes");
-    netsetup::write_atomically(&dir.join("network.json"), &json, 0o644)?;
-    Ok(record)
+    })
 }
 
-/// Removes network `name`'s record and state, unless a run holds it: then the error names the
-/// containers. The caller removes its bridge and firewall entries first.
-pub fn remove(root: &Path, record: &Record, users: impl FnOnce() -> Vec<String>) -> Result<()> {
+/// Writes a planned network's record: from here on, runs find it.
+pub fn record(root: &Path, record: &Record) -> Result<()> {
+    let dir = state_dir(root, &record.name)?;
+    let json = serde_json::to_vec_pretty(record).expect("a record serializes");
+    Ok(netsetup::write_atomically(
+        &dir.join("network.json"),
+        &json,
+        0o644,
+    )?)
+}
+
+/// Removes network `name`'s state directory (record, leases, hosts file), whether or not it
+/// was recorded.
+pub fn forget(root: &Path, name: &str) -> Result<()> {
+    let dir = root.join("networks").join(name);
+    match fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::file(&dir, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Exclusive hold on a created network: no run holds it, and none can start on it while this
+/// lives. Refused at once, naming `users()`, while runs hold it.
+pub fn hold_exclusively(
+    root: &Path,
+    record: &Record,
+    users: impl FnOnce() -> Vec<String>,
+) -> Result<Flock<File>> {
     if record.is_default() {
         return Err(Error::Invalid(
             "the default network bridge cannot be removed".into(),
         ));
     }
-    let dir = root.join("networks").join(&record.name);
-    let path = dir.join("network.json");
+    let path = record_path(root, &record.name);
     let file = File::open(&path).map_err(|e| Error::file(&path, e))?;
-    let _lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(lock) => lock,
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
-            let users = users();
-            return Err(Error::Invalid(format!(
-                "network {} is in use by {}: stop {} first",
-                record.name,
-                if users.is_empty() {
-                    "a container being started".to_owned()
-                } else {
-                    users.join(", ")
-                },
-                if users.len() == 1 { "it" } else { "them" }
-            )));
-        }
-        Err((_, errno)) => return Err(Error::file(&path, errno.into())),
-    };
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(lock),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(in_use(&record.name, &users())),
+        Err((_, errno)) => Err(Error::file(&path, errno.into())),
+    }
+}
+
+/// The error for network `name` in use by containers `users`.
+pub fn in_use(name: &str, users: &[String]) -> Error {
+    Error::InUse(match users {
+        [] => format!(
+            "network {name} is in use by a container that is starting: try again in a moment"
+        ),
+        [one] => format!("network {name} is in use by {one}: stop it first"),
+        many => format!(
+            "network {name} is in use by {}: stop them first",
+            many.join(", ")
+        ),
+    })
+}
+
+/// Removes a held network's record (first, so that a run that opened it before sees it gone)
+/// and the rest of its state.
+pub fn remove(root: &Path, record: &Record, _held: &Flock<File>) -> Result<()> {
+    let path = record_path(root, &record.name);
     fs::remove_file(&path).map_err(|e| Error::file(&path, e))?;
-    fs::remove_dir_all(&dir).map_err(|e| Error::file(&dir, e))
+    forget(root, &record.name)
 }
 
 fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {

@@ -238,7 +238,7 @@ fn probe(report: OwnedFd, with_nft: bool) {
         ),
     }
     if with_nft {
-        match netsetup::firewall::install(&network) {
+        match netsetup::firewall::install(&[&network]) {
             Ok(()) => say(
                 true,
                 "nf_tables with NAT",

@@ -18,7 +18,7 @@ use crate::commands::run::{
 };
 use crate::container::state::{release_name, ContainerDir, State};
 use crate::error::{Error, Result};
-use crate::networks::{self, Record};
+use crate::networks;
 
 /// How old a container directory still being made (`.ID`, no state yet) must be before gc
 /// takes it for the leftover of a launcher killed in that instant.
@@ -30,7 +30,16 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
     let root = &canonical_root(root)?;
     let _one_gc_at_a_time = netsetup::lock(&root.join("gc.lock"))?;
     let mut netlink = Netlink::open()?;
-    let networks: Vec<NetworkSpec> = networks::list(root)?.iter().map(Record::spec).collect();
+    // Each network is held as a run holds it, so that none is removed (and its directory then
+    // made anew by gc) meanwhile; one removed since it was listed is skipped.
+    let mut networks: Vec<NetworkSpec> = Vec::new();
+    let mut _holds = Vec::new();
+    for record in networks::list(root)? {
+        if let Ok(hold) = networks::InUse::hold(root, &record.spec()) {
+            _holds.push(hold);
+            networks.push(record.spec());
+        }
+    }
 
     // The links first, then the containers: a run makes its directory before its veth, so
     // every veth of a live or starting container has a directory in the listing that follows.

@@ -1,13 +1,16 @@
 //! `berth network`: create, list, inspect, remove and prune networks, and reload the firewall.
 
 use std::path::Path;
+use std::time::Instant;
 
 use netsetup::Netlink;
 use serde_json::json;
 
 use crate::cli::{NetworkCommand, NetworkCreateArgs, PsFormat};
 use crate::commands::ps::print_columns;
-use crate::commands::run::{canonical_root, check_privileges};
+use crate::commands::run::{
+    canonical_root, check_privileges, container_still_attached, DYING_NAMESPACE_GRACE,
+};
 use crate::container::state::{ContainerDir, State, Status};
 use crate::error::{Error, Result};
 use crate::networks::{self, Record};
@@ -36,23 +39,32 @@ fn create(root: &Path, args: NetworkCreateArgs) -> Result<u8> {
         bridge: args.bridge.as_deref(),
         internal: args.internal,
     };
-    let record = networks::create(root, &request, &netlink.link_names()?)?;
+    let record = networks::plan(root, &request, &netlink.link_names()?)?;
     let spec = record.spec();
     let state_dir = networks::state_dir(root, &record.name)?;
-    let made = netsetup::ensure_network(&mut netlink, &spec, &state_dir)
-        .map_err(Error::from)
-        .and_then(|_| {
-            networks::member_hosts(&state_dir)
-                .retain(|_| true)
-                .map_err(Error::from)
-        });
-    if let Err(error) = made {
-        let _ = netsetup::remove_network(&mut netlink, &spec);
-        let _ = networks::remove(root, &record, Vec::new);
+    let mut made = || -> Result<()> {
+        // Entries an earlier network left on this bridge name (a removal that failed halfway).
+        netsetup::firewall::uninstall(&spec.bridge)?;
+        netsetup::ensure_network(&mut netlink, &spec, &state_dir, || every_network(root))?;
+        networks::member_hosts(&state_dir).retain(|_| true)?;
+        networks::record(root, &record)
+    };
+    if let Err(error) = made() {
+        let _ = netsetup::remove_network(&mut netlink, &spec, &state_dir);
+        let _ = networks::forget(root, &record.name);
         return Err(error);
     }
     println!("{}", record.name);
     Ok(0)
+}
+
+/// Every network of the registry, as netsetup takes them.
+pub fn every_network(root: &Path) -> Vec<netsetup::NetworkSpec> {
+    networks::list(root)
+        .unwrap_or_default()
+        .iter()
+        .map(Record::spec)
+        .collect()
 }
 
 fn ls(root: &Path, format: PsFormat) -> Result<u8> {
@@ -101,11 +113,17 @@ fn rm(root: &Path, names: &[String]) -> Result<u8> {
     let root = &canonical_root(root)?;
     let _registry = netsetup::lock(&root.join("networks.lock"))?;
     let mut netlink = Netlink::open()?;
+    let mut failed = false;
     for name in names {
-        remove(root, &mut netlink, &networks::find(root, name)?)?;
-        println!("{name}");
+        match networks::find(root, name).and_then(|r| remove(root, &mut netlink, &r)) {
+            Ok(()) => println!("{name}"),
+            Err(e) => {
+                eprintln!("berth: {e}");
+                failed = true;
+            }
+        }
     }
-    Ok(0)
+    Ok(if failed { 125 } else { 0 })
 }
 
 fn prune(root: &Path) -> Result<u8> {
@@ -116,17 +134,17 @@ fn prune(root: &Path) -> Result<u8> {
     for record in networks::list(root)?.iter().filter(|r| !r.is_default()) {
         match remove(root, &mut netlink, record) {
             Ok(()) => println!("{}", record.name),
-            Err(Error::Invalid(_)) => {} // In use: kept.
+            Err(Error::InUse(_)) => {}
             Err(e) => return Err(e),
         }
     }
     Ok(0)
 }
 
-/// Removes a created network: its record first (refused while a run holds it), then its
-/// bridge and firewall entries.
+/// Removes a created network that nothing uses: under an exclusive hold on its record, its
+/// firewall entries and bridge, then its record and state.
 fn remove(root: &Path, netlink: &mut Netlink, record: &Record) -> Result<()> {
-    networks::remove(root, record, || {
+    let held = networks::hold_exclusively(root, record, || {
         let mut names: Vec<String> = users(root, &record.name)
             .into_iter()
             .map(|s| s.name)
@@ -134,15 +152,37 @@ fn remove(root: &Path, netlink: &mut Netlink, record: &Record) -> Result<()> {
         names.sort();
         names
     })?;
-    netsetup::remove_network(netlink, &record.spec())?;
-    Ok(())
+    // Processes of a container whose launcher was killed may still be on the network: their
+    // lease holds while their veth lives.
+    let spec = record.spec();
+    let state_dir = networks::state_dir(root, &record.name)?;
+    let deadline = Instant::now() + DYING_NAMESPACE_GRACE;
+    let attached: Vec<String> = spec
+        .lease_file(&state_dir)
+        .leases()
+        .map_err(crate::commands::gc::with_repair_hint)?
+        .values()
+        .filter(|owner| {
+            owner.is_alive() || container_still_attached(netlink, &owner.container, deadline)
+        })
+        .map(|owner| owner.container.chars().take(12).collect())
+        .collect();
+    if !attached.is_empty() {
+        return Err(Error::InUse(format!(
+            "network {} is still used by container {}, whose launcher is gone: berth gc ends              what it left",
+            record.name,
+            attached.join(", ")
+        )));
+    }
+    netsetup::remove_network(netlink, &spec, &state_dir)?;
+    networks::remove(root, record, &held)
 }
 
 fn reload(root: &Path) -> Result<u8> {
     check_privileges("network reload")?;
     let root = &canonical_root(root)?;
     let _registry = netsetup::lock(&root.join("networks.lock"))?;
-    let specs: Vec<_> = networks::list(root)?.iter().map(Record::spec).collect();
+    let specs = every_network(root);
     netsetup::firewall::reinstall(&specs.iter().collect::<Vec<_>>())?;
     println!("restored nftables table inet {}", netsetup::firewall::TABLE);
     Ok(0)

@@ -110,7 +110,7 @@ fn launch(
         Network::Bridge {
             network, requested, ..
         } => {
-            made.network = Some(networks::InUse::hold(root, &network.name)?);
+            made.network = Some(networks::InUse::hold(root, network)?);
             let state_dir = networks::state_dir(root, &network.name)?;
             let leases = network.lease_file(&state_dir);
             let mut netlink = Netlink::open()?;
@@ -123,7 +123,9 @@ fn launch(
             made.lease = Some((leases, spec.id.clone()));
             fault::point("after-lease");
             trace::step("leased an address");
-            let bridge_index = netsetup::ensure_network(&mut netlink, network, &state_dir)?;
+            let bridge_index = netsetup::ensure_network(&mut netlink, network, &state_dir, || {
+                crate::commands::network::every_network(root)
+            })?;
             warn_about_forward_drops(&network.bridge);
             if network.name != networks::DEFAULT {
                 // Members of a created network find each other by name in a shared hosts file.

@@ -49,7 +49,7 @@ fn missing_sys_admin_capability_is_refused() {
 }
 
 /// A directory of symlinks to every program on the standard PATH but `nft`.
-fn path_without_nft(w: &World) -> PathBuf {
+pub fn path_without_nft(w: &World) -> PathBuf {
     let bin = w.path("bin-without-nft");
     std::fs::create_dir(&bin).unwrap();
     for dir in STD_PATH.split(':') {

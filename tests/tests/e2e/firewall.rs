@@ -56,6 +56,14 @@ fn a_flushed_ruleset_is_restored_by_network_reload_and_by_the_next_run() {
         assert!(table.ok().contains(element), "every network is restored: {element}\n{table}");
     }
     w.run(w.berth().args(["network", "rm", "app"])).ok();
+
+    // berth's table survives the way hosts save and load their firewall: as nft's own text.
+    let saved = w.path("ruleset.nft");
+    let text = w.run(w.cmd("nft").args(["list", "ruleset"])).ok().to_owned();
+    std::fs::write(&saved, &text).unwrap();
+    w.run(w.cmd("nft").args(["flush", "ruleset"])).ok();
+    w.run(w.cmd("nft").arg("-f").arg(&saved)).ok();
+    assert_eq!(w.run(w.cmd("nft").args(["list", "ruleset"])).ok(), text, "loaded back as it was");
     assert_eq!(fetch_upstream(&w).ok(), format!("{HOST_ADDR}\n"), "NAT after reload");
 
     w.run(w.cmd("nft").args(["flush", "ruleset"])).ok();

@@ -26,6 +26,14 @@ fn berth_table(w: &World) -> String {
     w.run(w.cmd("nft").args(["list", "table", "inet", "berth"])).ok().to_owned()
 }
 
+/// The text of set `name` in berth's table as `nft` lists it.
+fn set_of(table: &str, name: &str) -> String {
+    let start =
+        table.find(&format!("set {name} {{")).unwrap_or_else(|| panic!("no set {name}\n{table}"));
+    let end = table[start..].find('}').map_or(table.len(), |e| start + e);
+    table[start..end].to_owned()
+}
+
 /// Whether `ping` from a container on `network` reaches `target` (name or address).
 fn pings(w: &World, network: &str, target: &str) -> bool {
     let ping = format!("ping -c 1 -W 1 {target} >/dev/null 2>&1 && echo yes || echo no");
@@ -56,8 +64,11 @@ fn created_networks_are_listed_inspected_and_removed_leaving_nothing() {
     let addrs = w.run(w.cmd("ip").args(["-br", "-4", "addr", "show", "br-db"]));
     assert!(addrs.ok().contains("10.30.0.254/24"), "{addrs}");
     let table = berth_table(&w);
-    for element in ["br-db", "berth1", "10.30.0.0/24", "10.202.0.0/16"] {
-        assert!(table.contains(element), "{element} in berth's table\n{table}");
+    for element in ["\"br-db\"", "\"berth1\""] {
+        assert!(set_of(&table, "bridges").contains(element), "{element} in berth's table\n{table}");
+    }
+    for subnet in ["10.30.0.0/24", "10.202.0.0/16"] {
+        assert!(set_of(&table, "masq_subnets").contains(subnet), "{subnet} masqueraded\n{table}");
     }
 
     // A container joins it and gets an address of its subnet with the gateway as its route.
@@ -177,14 +188,20 @@ fn an_internal_network_has_no_way_out_but_its_members_reach_each_other() {
     assert!(upstream_pings(&clerk), "the control: the upstream reaches a non-internal network");
     assert!(!upstream_pings(&keeper), "the upstream must not reach into an internal network");
     // A container that adds the route itself gets nowhere either: the host drops its packets.
+    let gateway = crate::json(w.run(w.berth().args(["network", "inspect", "vault"])).ok())
+        ["gateway"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let escape = format!(
-        "ip route add default via 10.202.0.1 && \
+        "ip route add default via {gateway} || exit 9; \
          curl -sS --max-time 2 http://{UPSTREAM_ADDR}/ || echo blocked"
     );
     let out = w.berth_run(&["--net", "vault", "--cap-add", "NET_ADMIN", "sh", "-c", &escape]);
     assert!(out.ok().ends_with("blocked\n"), "{out}");
     let table = berth_table(&w);
-    assert!(!table.contains("10.202.0.0/16"), "no masquerade for an internal network\n{table}");
+    assert!(!set_of(&table, "masq_subnets").contains("10.202.0.0/16"), "no NAT for vault\n{table}");
+    assert!(set_of(&table, "internal").contains("\"berth1\""), "{table}");
 
     w.run(w.berth().args(["stop", "-t", "1", "keeper", "clerk"])).ok();
     w.run(w.berth().args(["rm", "keeper", "clerk"])).ok();
@@ -262,6 +279,7 @@ fn bad_network_requests_are_refused_by_name_and_leave_nothing() {
         (&["--subnet", "10.40.0.0/24", "--gateway", "10.40.0.255", "gw"], "not a host address"),
         (&["--bridge", "lo", "lo-net"], "--bridge lo: an interface of that name exists"),
         (&["--bridge", "a-name-far-too-long", "long"], "invalid bridge name"),
+        (&["--bridge", "bth0123456789ab", "veth"], "berth's container interfaces"),
         (&["--subnet", "10.40.0.0", "cidr"], "not an IPv4 subnet in CIDR notation"),
     ];
     for (args, message) in cases {
@@ -340,5 +358,82 @@ fn a_detached_nginx_on_a_network_is_listed_reached_by_name_entered_and_stopped()
     assert!(log.ok().contains("starting nginx"), "{log}");
     w.run(w.berth().args(["rm", "web"])).ok();
     w.run(w.berth().args(["network", "rm", "app"])).ok();
+    w.assert_clean();
+}
+
+#[test]
+fn a_flushed_table_comes_back_whole_from_a_run_on_any_network() {
+    let w = World::new();
+    create(&w, &["red"]);
+    create(&w, &["blue"]);
+    create(&w, &["--internal", "vault"]);
+    start(&w, "blue", "b1", "true");
+    start(&w, "red", "r1", "true");
+    let b1 = address_of(&w, "b1");
+    // `exec` installs nothing: r1 shows what the firewall does at each moment.
+    let r1_reaches_b1 = || {
+        let ping = format!("ping -c 1 -W 1 {b1} >/dev/null 2>&1 && echo yes || echo no");
+        w.run(w.berth().args(["exec", "r1", "sh", "-c", &ping])).ok() == "yes\n"
+    };
+    assert!(!r1_reaches_b1(), "isolated before the flush");
+    w.run(w.cmd("nft").args(["flush", "ruleset"])).ok();
+    assert!(r1_reaches_b1(), "the control: with no table, red reaches blue");
+    // The first run after the flush is on red: it must bring back blue and vault as well.
+    w.berth_run(&["--net", "red", "true"]).ok();
+    assert!(!r1_reaches_b1(), "isolated again after one run on red");
+    let table = berth_table(&w);
+    for element in ["\"berth1\"", "\"berth2\"", "\"berth3\""] {
+        assert!(set_of(&table, "bridges").contains(element), "{element} is back\n{table}");
+    }
+    for subnet in ["10.202.0.0/16", "10.203.0.0/16"] {
+        assert!(set_of(&table, "masq_subnets").contains(subnet), "{subnet} is back\n{table}");
+    }
+    assert!(!set_of(&table, "masq_subnets").contains("10.204.0.0/16"), "vault: no NAT\n{table}");
+    assert!(set_of(&table, "internal").contains("\"berth3\""), "vault is internal\n{table}");
+
+    w.run(w.berth().args(["stop", "-t", "1", "b1", "r1"])).ok();
+    w.run(w.berth().args(["rm", "b1", "r1"])).ok();
+    w.run(w.berth().args(["network", "prune"])).ok();
+    w.assert_clean();
+}
+
+#[test]
+fn a_removal_that_fails_halfway_keeps_the_network_and_a_later_one_finishes_it() {
+    let w = World::new();
+    create(&w, &["app"]);
+    // Without nft, the firewall entries cannot be removed: the removal stops before anything
+    // is gone, and says why.
+    let bin = crate::bad_input::path_without_nft(&w);
+    let failed = w.run(w.berth().env("PATH", &bin).args(["network", "rm", "app"]));
+    failed.expect_berth_error(&["nft"]);
+    assert!(w.run(w.berth().args(["network", "ls"])).ok().contains("app "), "still listed");
+    assert!(w.link("berth1").is_some(), "its bridge is still there");
+    assert_eq!(w.run(w.berth().args(["network", "rm", "app"])).ok(), "app\n");
+
+    // A new network on the same bridge name is installed as itself, not as the old one.
+    create(&w, &["--internal", "vault"]);
+    let table = berth_table(&w);
+    assert!(!set_of(&table, "masq_subnets").contains("10.202.0.0/16"), "vault: no NAT\n{table}");
+    assert!(set_of(&table, "internal").contains("\"berth1\""), "vault is internal\n{table}");
+    w.run(w.berth().args(["network", "rm", "vault"])).ok();
+    w.assert_clean();
+}
+
+#[test]
+fn a_network_still_used_by_a_dead_launchers_container_is_not_removed_until_gc() {
+    let w = World::new();
+    create(&w, &["app"]);
+    let (ready, orphan) = (w.path("ready"), unique_sleep_arg());
+    let script = format!("sleep {orphan} & touch '{}'; wait", ready.display());
+    let mut launcher = w.spawn(w.berth().args(["run", "--net", "app", "sh", "-c", &script]));
+    assert!(wait_for_file(&ready, Duration::from_secs(10)), "{}", launcher.stderr_so_far());
+    launcher.signal(libc::SIGKILL);
+    launcher.wait(Duration::from_secs(10));
+
+    let refused = w.run(w.berth().args(["network", "rm", "app"]));
+    refused.expect_berth_error(&["whose launcher is gone: berth gc"]);
+    assert!(w.link("berth1").is_some(), "the bridge stays under the orphan");
+    w.run(w.berth().arg("gc")).ok();
+    assert_eq!(w.run(w.berth().args(["network", "rm", "app"])).ok(), "app\n");
     w.assert_clean();
 }
