@@ -6,7 +6,6 @@
 //! allocation, so a launcher killed with SIGKILL never leaks an address for good.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::net::Ipv4Addr;
@@ -48,19 +47,6 @@ impl LeaseOwner {
     /// Whether the owning process still runs: same boot, same pid, same start time.
     pub fn is_alive(&self) -> bool {
         process_alive(self.pid, self.start, &self.boot)
-    }
-
-    /// A cheap [`LeaseOwner::is_alive`] for the allocation path: one system call instead of
-    /// reading /proc. A reused pid counts as alive, which only keeps a dead owner's lease until
-    /// `berth gc` (which checks the start time) or a later allocation finds the pid free.
-    pub fn may_be_alive(&self) -> bool {
-        let Ok(pid) = i32::try_from(self.pid) else {
-            return self.is_alive();
-        };
-        pid > 0
-            && boot_id().is_ok_and(|b| b == self.boot)
-            && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
-                != Err(nix::errno::Errno::ESRCH)
     }
 }
 
@@ -122,9 +108,12 @@ impl LeaseFile {
         check_address(self.subnet, self.gateway, addr)
     }
 
-    /// Leases an address to `owner`: `requested` if given and free, else the lowest free one.
-    /// Leases of dead owners are dropped on the way, unless `still_attached(container)` says
-    /// the container still holds its address (processes of it outlived the owner).
+    /// Leases an address to `owner`: `requested` if given and free, else the lowest address
+    /// that is not leased. A lease whose owner is dead is taken over only when it stands in the
+    /// way (its address is requested, or every other address is leased), and only if
+    /// `still_attached(container)` says its container no longer holds the address (processes
+    /// of it can outlive the owner). So an allocation reads no process's state while there is
+    /// room, however many leases there are; `berth gc` reclaims the rest.
     pub fn allocate(
         &self,
         owner: &LeaseOwner,
@@ -135,39 +124,61 @@ impl LeaseFile {
             self.check_address(addr)?;
         }
         let _lock = self.lock()?;
-        let mut leases = self.read()?;
-        leases.retain(|_, holder| holder.may_be_alive() || still_attached(&holder.container));
+        // The file is read and written once, its lines kept as text: with a thousand leases
+        // this is the difference between a tenth of a millisecond and a whole one.
+        let text = self.read_text()?;
+        let mut lines = self.parse_lines(&text)?;
+        // Owners are checked lazily: only a lease that stands in the way is looked at.
+        let mut gone = |line: &Line<'_>| {
+            !process_alive(line.pid, line.start, line.boot) && !still_attached(line.container)
+        };
         let addr = match requested {
-            Some(addr) => match leases.get(&addr) {
-                Some(holder) => {
+            Some(addr) => match lines.iter().position(|line| line.addr == addr) {
+                Some(held) if !gone(&lines[held]) => {
                     return Err(Error::AddressInUse {
                         addr,
-                        container: holder.container.clone(),
+                        container: lines[held].container.to_owned(),
                     })
+                }
+                Some(held) => {
+                    lines.remove(held);
+                    addr
                 }
                 None => addr,
             },
-            None => self.lowest_free(&leases)?,
+            None => match self.lowest_free(lines.iter().map(|line| line.addr)) {
+                Ok(addr) => addr,
+                Err(Error::SubnetExhausted { .. }) => {
+                    lines.retain(|line| !gone(line));
+                    self.lowest_free(lines.iter().map(|line| line.addr))?
+                }
+                Err(e) => return Err(e),
+            },
         };
-        leases.insert(addr, owner.clone());
-        self.write(&leases)?;
+        let new = format_lease(addr, owner);
+        let at = lines.partition_point(|line| line.addr < addr);
+        let texts = lines.iter().map(|line| line.text);
+        self.write_lines(
+            texts
+                .clone()
+                .take(at)
+                .chain([new.as_str()])
+                .chain(texts.skip(at)),
+        )?;
         Ok(addr)
     }
 
     /// Releases every lease of `container`; returns the addresses released.
     pub fn release(&self, container: &str) -> Result<Vec<Ipv4Addr>> {
         let _lock = self.lock()?;
-        let mut leases = self.read()?;
-        let released: Vec<Ipv4Addr> = leases
-            .iter()
-            .filter(|(_, holder)| holder.container == container)
-            .map(|(addr, _)| *addr)
-            .collect();
+        let text = self.read_text()?;
+        let lines = self.parse_lines(&text)?;
+        let (released, kept): (Vec<&Line<'_>>, Vec<&Line<'_>>) =
+            lines.iter().partition(|line| line.container == container);
         if !released.is_empty() {
-            leases.retain(|_, holder| holder.container != container);
-            self.write(&leases)?;
+            self.write_lines(kept.iter().map(|line| line.text))?;
         }
-        Ok(released)
+        Ok(released.iter().map(|line| line.addr).collect())
     }
 
     /// Drops the leases whose owner is dead, unless `still_attached(container)`; returns them.
@@ -199,7 +210,8 @@ impl LeaseFile {
         };
         let mut leases: BTreeMap<Ipv4Addr, LeaseOwner> = text
             .lines()
-            .filter_map(|line| parse_lease(line.trim()).ok())
+            .filter_map(|line| parse_lease(line.trim(), 0).ok())
+            .map(|line| (line.addr, line.owner()))
             .filter(|(addr, owner)| self.check_address(*addr).is_ok() && owner.is_alive())
             .collect();
         for (addr, owner) in live {
@@ -231,14 +243,22 @@ impl LeaseFile {
         with(&self.read()?)
     }
 
-    fn lowest_free(&self, leases: &BTreeMap<Ipv4Addr, LeaseOwner>) -> Result<Ipv4Addr> {
-        self.subnet
-            .hosts()
-            .find(|addr| *addr != self.gateway && !leases.contains_key(addr))
-            .ok_or(Error::SubnetExhausted {
-                subnet: self.subnet,
-                count: leases.len(),
-            })
+    /// The lowest address that is neither the gateway nor among `leased` (in ascending order).
+    fn lowest_free(&self, leased: impl Iterator<Item = Ipv4Addr>) -> Result<Ipv4Addr> {
+        let mut leased = leased.peekable();
+        let mut count = 0;
+        for addr in self.subnet.hosts().filter(|addr| *addr != self.gateway) {
+            while leased.next_if(|taken| *taken < addr).is_some() {}
+            if leased.next_if_eq(&addr).is_some() {
+                count += 1;
+                continue;
+            }
+            return Ok(addr);
+        }
+        Err(Error::SubnetExhausted {
+            subnet: self.subnet,
+            count,
+        })
     }
 
     fn lock(&self) -> Result<Flock<File>> {
@@ -246,60 +266,119 @@ impl LeaseFile {
     }
 
     fn read(&self) -> Result<BTreeMap<Ipv4Addr, LeaseOwner>> {
+        self.parse(&self.read_text()?)
+    }
+
+    /// The file's text; empty when there is no file yet.
+    fn read_text(&self) -> Result<String> {
         let text = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&self.path)
             .and_then(std::io::read_to_string);
         match text {
-            Ok(text) => self.parse(&text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Ok(text) => Ok(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
             Err(e) => Err(Error::file(&self.path, e)),
         }
     }
 
     /// Parses the text of a lease file; any line that is not a valid lease is an error.
     pub fn parse(&self, text: &str) -> Result<BTreeMap<Ipv4Addr, LeaseOwner>> {
-        let mut leases = BTreeMap::new();
-        for (number, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
+        Ok(self
+            .parse_lines(text)?
+            .iter()
+            .map(|line| (line.addr, line.owner()))
+            .collect())
+    }
+
+    /// The leases of a lease file's text, in ascending order of address, borrowed from it;
+    /// any line that is not a valid lease, and an address leased twice, is an error.
+    fn parse_lines<'a>(&self, text: &'a str) -> Result<Vec<Line<'a>>> {
+        let corrupt = |line: usize, reason: String| Error::LeaseFileCorrupt {
+            path: self.path.clone(),
+            line,
+            reason,
+        };
+        let mut lines = Vec::new();
+        for (index, text) in text.lines().enumerate() {
+            let text = text.trim();
+            if text.is_empty() || text.starts_with('#') {
                 continue;
             }
-            let corrupt = |reason: String| Error::LeaseFileCorrupt {
-                path: self.path.clone(),
-                line: number + 1,
-                reason,
-            };
-            let (addr, owner) = parse_lease(line).map_err(corrupt)?;
-            self.check_address(addr)
-                .map_err(|e| corrupt(format!("invalid lease: {e}")))?;
-            if leases.insert(addr, owner).is_some() {
-                return Err(corrupt(format!("address {addr} is leased twice")));
-            }
+            let line = parse_lease(text, index + 1).map_err(|e| corrupt(index + 1, e))?;
+            self.check_address(line.addr)
+                .map_err(|e| corrupt(index + 1, format!("invalid lease: {e}")))?;
+            lines.push(line);
         }
-        Ok(leases)
+        // berth writes the lines in order; one edited by hand may not be.
+        if !lines.is_sorted_by_key(|line| line.addr) {
+            lines.sort_by_key(|line| line.addr);
+        }
+        if let Some(pair) = lines.windows(2).find(|pair| pair[0].addr == pair[1].addr) {
+            let later = pair[0].number.max(pair[1].number);
+            let addr = pair[0].addr;
+            return Err(corrupt(later, format!("address {addr} is leased twice")));
+        }
+        Ok(lines)
     }
 
     fn write(&self, leases: &BTreeMap<Ipv4Addr, LeaseOwner>) -> Result<()> {
+        let lines: Vec<String> = leases
+            .iter()
+            .map(|(addr, owner)| format_lease(*addr, owner))
+            .collect();
+        self.write_lines(lines.iter().map(String::as_str))
+    }
+
+    /// Replaces the file with a header and `lines`, which must be in ascending order.
+    fn write_lines<'a>(&self, lines: impl Iterator<Item = &'a str>) -> Result<()> {
         let mut text = format!(
             "# berth leases for {} (gateway {}), one per line:\n\
              # ADDRESS container=ID pid=PID start=TICKS boot=BOOT_ID\n",
             self.subnet, self.gateway
         );
-        for (addr, owner) in leases {
-            let _ = writeln!(
-                text,
-                "{addr} container={} pid={} start={} boot={}",
-                owner.container, owner.pid, owner.start, owner.boot
-            );
+        for line in lines {
+            text.push_str(line);
+            text.push('\n');
         }
         write_atomically(&self.path, text.as_bytes(), 0o600)
     }
 }
 
-fn parse_lease(line: &str) -> std::result::Result<(Ipv4Addr, LeaseOwner), String> {
-    let mut fields = line.split_whitespace();
+/// One lease as its line in the file says it, borrowed from the file's text.
+struct Line<'a> {
+    addr: Ipv4Addr,
+    container: &'a str,
+    pid: u32,
+    start: u64,
+    boot: &'a str,
+    /// The whole line.
+    text: &'a str,
+    /// Its number in the file, from 1.
+    number: usize,
+}
+
+impl Line<'_> {
+    fn owner(&self) -> LeaseOwner {
+        LeaseOwner {
+            container: self.container.to_owned(),
+            pid: self.pid,
+            start: self.start,
+            boot: self.boot.to_owned(),
+        }
+    }
+}
+
+fn format_lease(addr: Ipv4Addr, owner: &LeaseOwner) -> String {
+    format!(
+        "{addr} container={} pid={} start={} boot={}",
+        owner.container, owner.pid, owner.start, owner.boot
+    )
+}
+
+fn parse_lease(text: &str, number: usize) -> std::result::Result<Line<'_>, String> {
+    let mut fields = text.split_ascii_whitespace();
     let addr_text = fields.next().unwrap_or_default();
     let addr: Ipv4Addr = addr_text
         .parse()
@@ -314,23 +393,23 @@ fn parse_lease(line: &str) -> std::result::Result<(Ipv4Addr, LeaseOwner), String
                 .map_err(|_| format!("{key}={v:?} is not a number"))
         };
         match key {
-            "container" if !value.is_empty() => container = Some(value.to_owned()),
+            "container" if !value.is_empty() => container = Some(value),
             "pid" => pid = Some(u32::try_from(number(value)?).map_err(|e| e.to_string())?),
             "start" => start = Some(number(value)?),
-            "boot" if !value.is_empty() => boot = Some(value.to_owned()),
+            "boot" if !value.is_empty() => boot = Some(value),
             _ => return Err(format!("unexpected field {field:?}")),
         }
     }
     match (container, pid, start, boot) {
-        (Some(container), Some(pid), Some(start), Some(boot)) => Ok((
+        (Some(container), Some(pid), Some(start), Some(boot)) => Ok(Line {
             addr,
-            LeaseOwner {
-                container,
-                pid,
-                start,
-                boot,
-            },
-        )),
+            container,
+            pid,
+            start,
+            boot,
+            text,
+            number,
+        }),
         _ => Err("a lease needs container=, pid=, start= and boot=".into()),
     }
 }

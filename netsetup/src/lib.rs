@@ -203,8 +203,9 @@ pub fn loopback_up(netlink: &mut Netlink) -> Result<()> {
     netlink.set_up(1, "lo")
 }
 
-/// Configures a container's interface from inside its namespace (`netlink` opened there): up,
-/// its address, and the default route through `gateway` when there is one.
+/// Configures a container's interface from inside its namespace (`netlink` opened there): no
+/// IPv6 link-local address (see [`Netlink::no_ipv6_link_local`]), up, its address, and the
+/// default route through `gateway` when there is one.
 pub fn configure_container_interface(
     netlink: &mut Netlink,
     interface: &str,
@@ -216,6 +217,7 @@ pub fn configure_container_interface(
         object: interface.into(),
         source: errno.into(),
     })?;
+    netlink.no_ipv6_link_local(index, interface)?;
     netlink.set_up(index, interface)?;
     netlink.add_address(index, interface, addr)?;
     match gateway {

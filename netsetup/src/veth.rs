@@ -59,5 +59,7 @@ pub fn create_pair(
         LinkInfo::Kind(InfoKind::Veth),
         LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
     ]));
-    netlink.create_link(host, &format!("veth pair {host_name} / {peer_name}"))
+    netlink.create_link(host, &format!("veth pair {host_name} / {peer_name}"))?;
+    // Before the peer comes up, so before the host end has carrier.
+    netlink.no_ipv6_link_local(0, host_name)
 }

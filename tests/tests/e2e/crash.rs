@@ -71,14 +71,30 @@ fn berth_killed_at_every_step_leaves_nothing_after_gc() {
 }
 
 #[test]
-fn without_gc_the_next_run_reclaims_what_a_crash_left() {
+fn without_gc_a_crashed_runs_address_is_taken_over_when_asked_for() {
     let w = World::new();
     crash_at(&w, "after-exec", &["--net", "bridge", "sleep", "30"]);
+    // While there is room, a run takes the lowest address nobody holds: it reads no owner.
     let next = w.berth_run(&["--net", "bridge", "ip", "-br", "-4", "addr", "show", "eth0"]);
+    assert_eq!(eth0_address(&next), "10.201.0.3/16", "{next}");
+    assert_eq!(w.leases().len(), 1, "the dead launcher's lease waits: {:#?}", w.leases());
+    // Asked for, the dead launcher's address is taken over.
+    let asked = w.berth_run(&[
+        "--net",
+        "bridge",
+        "--ip",
+        "10.201.0.2",
+        "ip",
+        "-br",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
     assert_eq!(
-        eth0_address(&next),
+        eth0_address(&asked),
         "10.201.0.2/16",
-        "the dead launcher's lease is reclaimed\n{next}"
+        "the dead launcher's lease is taken over\n{asked}"
     );
     assert!(w.leases().is_empty(), "{:#?}", w.leases());
 }

@@ -235,7 +235,17 @@ fn sigkilled_launcher_takes_its_workload_along_and_its_lease_is_reclaimed() {
         sh_wait_for_file(&done),
         r = r2.display()
     );
-    let mut second = w.spawn(w.berth().args(["run", "--net", "bridge", "sh", "-c", &script]));
+    // Asked for, the dead launcher's address is taken over (a plain run would take .3).
+    let mut second = w.spawn(w.berth().args([
+        "run",
+        "--net",
+        "bridge",
+        "--ip",
+        "10.201.0.2",
+        "sh",
+        "-c",
+        &script,
+    ]));
     assert!(
         wait_for_file(&r2, Duration::from_secs(20)),
         "second run never got ready: {}",
@@ -293,7 +303,10 @@ fn stale_leases_are_reclaimed_and_live_ones_kept() {
     w.berth_run(&["--net", "bridge", "--ip", "10.201.0.4", "true"])
         .expect_berth_error(&["10.201.0.4"]);
     let addr_of = |o: &Outcome| ifaces(o.ok())[0].inet.clone();
+    // While there is room, a run takes the lowest address nobody holds: it reads no owner.
     let out = w.berth_run(&["--net", "bridge", "ip", "-j", "-4", "addr", "show", "dev", "eth0"]);
+    assert_eq!(addr_of(&out), [(ip(6), 16)], "{out}");
+    let out = eth0_with_ip(&w, "10.201.0.2");
     assert_eq!(
         addr_of(&out),
         [(ip(2), 16)],

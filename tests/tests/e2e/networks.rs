@@ -437,3 +437,36 @@ fn a_network_still_used_by_a_dead_launchers_container_is_not_removed_until_gc() 
     assert_eq!(w.run(w.berth().args(["network", "rm", "app"])).ok(), "app\n");
     w.assert_clean();
 }
+
+#[test]
+fn in_a_full_subnet_a_dead_launchers_address_is_taken_over() {
+    let w = World::new();
+    create(&w, &["--subnet", "10.30.0.0/29", "tiny"]);
+    let ready = w.path("ready");
+    let script = format!("touch '{}'; exec sleep 600", ready.display());
+    let mut doomed = w.spawn(w.berth().args(["run", "--net", "tiny", "sh", "-c", &script]));
+    assert!(wait_for_file(&ready, Duration::from_secs(10)), "{}", doomed.stderr_so_far());
+    doomed.signal(libc::SIGKILL); // its workload dies with it: nothing holds 10.30.0.2 now
+    doomed.wait(Duration::from_secs(10));
+    assert!(w.wait_veths_gone(VETH_GONE_TIMEOUT).is_empty());
+    let names: Vec<String> = (1..=4).map(|i| format!("c{i}")).collect();
+    for name in &names {
+        start(&w, "tiny", name, "true");
+    }
+    let sixth = w.berth_run(&["--net", "tiny", "ip", "-br", "-4", "addr", "show", "eth0"]);
+    assert!(
+        sixth.ok().contains("10.30.0.2/29"),
+        "the dead launcher's address, taken over\n{sixth}"
+    );
+    let gc = w.run(w.berth().arg("gc"));
+    assert!(gc.ok().contains("removed container"), "the dead launcher's record\n{gc}");
+
+    let mut stop = w.berth();
+    stop.args(["stop", "-t", "1"]).args(&names);
+    w.run(&mut stop).ok();
+    let mut rm = w.berth();
+    rm.arg("rm").args(&names);
+    w.run(&mut rm).ok();
+    w.run(w.berth().args(["network", "rm", "tiny"])).ok();
+    w.assert_clean();
+}

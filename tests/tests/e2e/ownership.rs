@@ -19,12 +19,25 @@ fn an_address_stays_taken_while_the_container_outlives_its_launcher() {
 
     let second = w.berth_run(&["--net", "bridge", "ip", "-br", "-4", "addr", "show", "eth0"]);
     assert_eq!(eth0_address(&second), "10.201.0.3/16", "10.201.0.2 is still in use\n{second}");
+    let asked = w.berth_run(&["--net", "bridge", "--ip", "10.201.0.2", "true"]);
+    asked.expect_berth_error(&["10.201.0.2 is already in use"]);
 
     for pid in orphans {
         sys::kill(pid, libc::SIGKILL).unwrap();
     }
     assert!(w.wait_veths_gone(VETH_GONE_TIMEOUT).is_empty(), "the container's veth goes");
-    let third = w.berth_run(&["--net", "bridge", "ip", "-br", "-4", "addr", "show", "eth0"]);
+    let third = w.berth_run(&[
+        "--net",
+        "bridge",
+        "--ip",
+        "10.201.0.2",
+        "ip",
+        "-br",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
     assert_eq!(eth0_address(&third), "10.201.0.2/16", "freed at last\n{third}");
     assert!(w.leases().is_empty(), "{:#?}", w.leases());
 }
