@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
-# berth's start-up benchmark: the median wall time of `berth run --net none|host|bridge true`
-# against the floor, `unshare --net --uts --mount true`, measured in the same invocation.
+# berth's benchmark, in three tables, all measured in one invocation:
+#  1. start-up: the median wall time of `berth run --net none|host|bridge true` against the
+#     floor, `unshare --net --uts --mount true` (hyperfine);
+#  2. scale (berth-bench): teardown time, 100 runs at once, a supervisor's memory, and a run
+#     and `berth ps` with 1000 containers running;
+#  3. throughput: TCP from a container to the host across berth0, against the same path built
+#     by hand with `ip` (iperf3).
 # Runs inside network and mount namespaces of its own, with berth's state on a tmpfs there:
 # the machine's own network and mount table are never touched.
 #
 #   bench/run.sh [--runs N] [--berth PATH] [--smoke]
 #
-# Prints min, median, p90 and max per command, each median's ratio to the floor and its
-# target, and exits 1 when a target is missed. --smoke: 30 runs, and a missed target is only
-# reported (figures from a short run on a busy machine say little). Needs hyperfine and jq.
+# Prints min, median, p90 and max per figure, the value compared with its target, and exits 1
+# when a target is missed. --smoke: few runs and 50 containers, and a missed target is only
+# reported (figures from a short run on a busy machine say little). Needs hyperfine, jq,
+# iperf3 and the berth-bench binary (cargo build --release --workspace).
 set -euo pipefail
 
 runs=300
 smoke=
 here=$(cd "$(dirname "$0")" && pwd)
-berth="$here/../target/release/berth"
+# The static build (scripts/build-static.sh), which install.sh installs; else the dynamic one.
+berth="$here/../target/static/release/berth"
+[ -x "$berth" ] || berth="$here/../target/release/berth"
+bench_bin="$here/../target/release/berth-bench"
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) runs=$2; shift 2 ;;
@@ -24,16 +33,18 @@ while [ $# -gt 0 ]; do
     esac
 done
 berth=$(realpath "$berth")
-for tool in hyperfine jq unshare; do
+for tool in hyperfine jq unshare iperf3 nsenter; do
     command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install $tool)" >&2; exit 2; }
 done
 [ -x "$berth" ] || { echo "bench: no berth binary at $berth (cargo build --release)" >&2; exit 2; }
+[ -x "$bench_bin" ] || { echo "bench: no $bench_bin (cargo build --release --workspace)" >&2; exit 2; }
 
 if [ -z "${BERTH_BENCH_INSIDE:-}" ]; then
     exec env BERTH_BENCH_INSIDE=1 BERTH_BENCH_SMOKE="$smoke" unshare --net --mount --propagation private -- "$0" --runs "$runs" --berth "$berth"
 fi
 
 # Inside our own namespaces from here on.
+echo "berth: $berth ($(ldd "$berth" 2>&1 | grep -q 'statically linked' && echo static || echo dynamic))"
 ip link set lo up
 work=$(mktemp -d)
 mount -t tmpfs berth-bench "$work"
@@ -74,7 +85,56 @@ table=$(jq -r --argjson targets "$targets" '
        (if $targets[.command] == null then "baseline"
         elif .median / $floor <= $targets[.command] then "ok" else "MISSED" end) ])
   | @tsv' "$work/results.json")
+echo "$table" | column -t -s $'\t'
+missed=
+echo "$table" | grep -q MISSED && missed=1
+
+# 2. Scale.
+echo
+if [ -n "${BERTH_BENCH_SMOKE:-}" ]; then
+    scale=(--containers 50 --runs 20 --smoke)
+else
+    scale=(--containers 1000 --runs 200)
+fi
+"$bench_bin" scale --berth "$berth" --root "$root" "${scale[@]}" || missed=1
+
+# 3. Throughput: iperf3 from a container to the host, berth's path against one made by hand
+# (a bridge, a veth, a namespace), alternately, each the median of its rounds.
+ip link add br-hand type bridge
+ip addr add 10.199.0.1/24 dev br-hand
+ip link set br-hand up
+unshare --net sleep 1000000 &
+holder=$!
+sleep 0.05
+ip link add vhand type veth peer name eth0 netns "$holder"
+ip link set vhand master br-hand up
+nsenter --net=/proc/$holder/ns/net sh -c \
+    'ip link set lo up; ip addr add 10.199.0.2/24 dev eth0; ip link set eth0 up'
+seconds=3 rounds=3
+[ -n "${BERTH_BENCH_SMOKE:-}" ] && seconds=1 rounds=1
+gbits() { # server address, client command...: the received rate in Gbit/s
+    local server=$1; shift
+    iperf3 -s -1 -B "$server" >/dev/null 2>&1 &
+    local pid=$!
+    for _ in $(seq 100); do ss -ltn | grep -q "$server:5201" && break; sleep 0.01; done
+    "$@" iperf3 -c "$server" -t "$seconds" -J | jq '.end.sum_received.bits_per_second / 1e9'
+    wait "$pid"
+}
+for round in $(seq "$rounds"); do
+    gbits 10.201.0.1 "$berth" --root "$root" run --net bridge >>"$work/berth.gbits"
+    gbits 10.199.0.1 nsenter --net=/proc/$holder/ns/net >>"$work/hand.gbits"
+done
+kill "$holder"
+ip link del br-hand
+median() { sort -g "$1" | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+berth_rate=$(median "$work/berth.gbits") hand_rate=$(median "$work/hand.gbits")
+ratio=$(awk -v b="$berth_rate" -v h="$hand_rate" 'BEGIN {printf "%.2f", b / h}')
+result=$(awk -v r="$ratio" 'BEGIN {print (r >= 0.9 ? "ok" : "MISSED")}')
+[ "$result" = MISSED ] && missed=1
+echo
+printf 'path\tmedian Gbit/s\tratio\ttarget\tresult\n%s\t%.2f\t-\t-\tbaseline\n%s\t%.2f\t%s\t>= 0.9\t%s\n' \
+    "by hand (ip)" "$hand_rate" "berth0" "$berth_rate" "$ratio" "$result" | column -t -s $'\t'
+
 umount "$work"
 rmdir "$work"
-echo "$table" | column -t -s $'\t'
-if echo "$table" | grep -q MISSED && [ -z "${BERTH_BENCH_SMOKE:-}" ]; then exit 1; fi
+if [ -n "$missed" ] && [ -z "${BERTH_BENCH_SMOKE:-}" ]; then exit 1; fi

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs berth for everyday use (as root): the binary in /usr/local/bin, the man pages in
-# /usr/local/share/man/man1, and completions for bash, zsh and fish. Builds first if needed.
+# /usr/local/share/man/man1, and completions for bash, zsh and fish. Builds berth statically
+# first (scripts/build-static.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 prefix=${PREFIX:-/usr/local}
 
-[ -x target/release/berth ] || cargo build --release --quiet
-install -D -m 0755 target/release/berth "$prefix/bin/berth"
+scripts/build-static.sh
+install -D -m 0755 target/static/release/berth "$prefix/bin/berth"
 install -d "$prefix/share/man/man1"
 install -m 0644 man/*.1 "$prefix/share/man/man1/"
 install -d "$prefix/share/bash-completion/completions" "$prefix/share/zsh/site-functions" \

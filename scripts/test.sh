@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (as root, on Debian): prerequisites, formatting, lints,
 # unit and property tests, the end-to-end tests against the real binary (each in namespaces of
-# its own; the crash tests use a build with fault injection), bounded fuzzing, and a short run
-# of the benchmark that only checks it still works.
+# its own, against the static binary that is installed; the crash tests use a build with fault
+# injection), bounded fuzzing, and a short run of the benchmark that only checks it still works.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,9 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -- -D warnings
 cargo clippy -p berth --features fault-injection --release -- -D warnings
 cargo build --workspace --release
+# The binary that is installed: static (see the script). The end-to-end tests drive it.
+scripts/build-static.sh
+export BERTH_BIN="$PWD/target/static/release/berth"
 # The crash tests' berth, which can kill itself at a named step (BERTH_FAULT).
 cargo build --release -p berth --features fault-injection --target-dir target/fault
 cargo test --workspace --release
