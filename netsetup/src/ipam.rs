@@ -172,13 +172,29 @@ impl LeaseFile {
     pub fn release(&self, container: &str) -> Result<Vec<Ipv4Addr>> {
         let _lock = self.lock()?;
         let text = self.read_text()?;
-        let lines = self.parse_lines(&text)?;
-        let (released, kept): (Vec<&Line<'_>>, Vec<&Line<'_>>) =
-            lines.iter().partition(|line| line.container == container);
-        if !released.is_empty() {
-            self.write_lines(kept.iter().map(|line| line.text))?;
+        // Only the container's own lines are parsed; the others are copied as they are (a
+        // release never makes a file worse: a broken line is the next allocation's to report).
+        let marker = format!(" container={container} ");
+        let mut released = Vec::new();
+        let mut kept = String::with_capacity(text.len());
+        let mut copied = 0;
+        for (at, _) in text.match_indices(&marker) {
+            let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+            let end = text[at..].find('\n').map_or(text.len(), |i| at + i + 1);
+            match parse_lease(text[start..end].trim(), 0) {
+                Ok(lease) if lease.container == container && start >= copied => {
+                    kept.push_str(&text[copied..start]);
+                    copied = end;
+                    released.push(lease.addr);
+                }
+                _ => {}
+            }
         }
-        Ok(released.iter().map(|line| line.addr).collect())
+        kept.push_str(&text[copied..]);
+        if !released.is_empty() {
+            write_atomically(&self.path, kept.as_bytes(), 0o600)?;
+        }
+        Ok(released)
     }
 
     /// Drops the leases whose owner is dead, unless `still_attached(container)`; returns them.
