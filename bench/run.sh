@@ -20,7 +20,11 @@ set -euo pipefail
 runs=300
 smoke=
 here=$(cd "$(dirname "$0")" && pwd)
-# The static build (scripts/build-static.sh), which install.sh installs; else the dynamic one.
+# The static build (scripts/build-static.sh), which install.sh installs, brought up to date when
+# cargo is at hand; else the dynamic one.
+if [ -z "${BERTH_BENCH_INSIDE:-}" ] && command -v cargo >/dev/null; then
+    "$here/../scripts/build-static.sh"
+fi
 berth="$here/../target/static/release/berth"
 [ -x "$berth" ] || berth="$here/../target/release/berth"
 bench_bin="$here/../target/release/berth-bench"
@@ -105,7 +109,12 @@ ip addr add 10.199.0.1/24 dev br-hand
 ip link set br-hand up
 unshare --net sleep 1000000 &
 holder=$!
-sleep 0.05
+trap 'kill "$holder" 2>/dev/null' EXIT
+# Until the holder is in its own network namespace.
+for _ in $(seq 500); do
+    [ "$(readlink /proc/$holder/ns/net)" != "$(readlink /proc/self/ns/net)" ] && break
+    sleep 0.01
+done
 ip link add vhand type veth peer name eth0 netns "$holder"
 ip link set vhand master br-hand up
 nsenter --net=/proc/$holder/ns/net sh -c \
@@ -117,14 +126,18 @@ gbits() { # server address, client command...: the received rate in Gbit/s
     iperf3 -s -1 -B "$server" >/dev/null 2>&1 &
     local pid=$!
     for _ in $(seq 100); do ss -ltn | grep -q "$server:5201" && break; sleep 0.01; done
-    "$@" iperf3 -c "$server" -t "$seconds" -J | jq '.end.sum_received.bits_per_second / 1e9'
-    wait "$pid"
+    if ! "$@" iperf3 -c "$server" -t "$seconds" -J | jq '.end.sum_received.bits_per_second / 1e9'
+    then
+        kill "$pid" 2>/dev/null
+    fi
+    wait "$pid" || true
 }
 for round in $(seq "$rounds"); do
     gbits 10.201.0.1 "$berth" --root "$root" run --net bridge >>"$work/berth.gbits"
     gbits 10.199.0.1 nsenter --net=/proc/$holder/ns/net >>"$work/hand.gbits"
 done
 kill "$holder"
+trap - EXIT
 ip link del br-hand
 median() { sort -g "$1" | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 berth_rate=$(median "$work/berth.gbits") hand_rate=$(median "$work/hand.gbits")

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs berth for everyday use (as root): the binary in /usr/local/bin, the man pages in
-# /usr/local/share/man/man1, and completions for bash, zsh and fish. Builds berth statically
-# first (scripts/build-static.sh).
+# /usr/local/share/man/man1, and completions for bash, zsh and fish. Installs the static build,
+# target/static/release/berth: make it first as yourself with scripts/build-static.sh (about two
+# minutes the first time); the script builds it only if it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 prefix=${PREFIX:-/usr/local}
 
-scripts/build-static.sh
+[ -x target/static/release/berth ] || scripts/build-static.sh
 install -D -m 0755 target/static/release/berth "$prefix/bin/berth"
 install -d "$prefix/share/man/man1"
 install -m 0644 man/*.1 "$prefix/share/man/man1/"

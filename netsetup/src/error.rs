@@ -21,8 +21,8 @@ pub enum Error {
     #[error("{name} exists but is a {kind} interface, not a bridge: remove it (ip link del {name}) if it is not needed")]
     NotABridge { name: String, kind: String },
     /// The bridge is managed from another state directory (another `--root`).
-    #[error("bridge {bridge} is managed by the berth state in {state_dir}: use --root with that directory (two lease files would hand out the same addresses)")]
-    BridgeOwnedElsewhere { bridge: String, state_dir: String },
+    #[error("bridge {bridge} is managed by another berth root, {root}: use --root {root} (two lease files would hand out the same addresses)")]
+    BridgeOwnedElsewhere { bridge: String, root: String },
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     File {

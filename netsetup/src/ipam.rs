@@ -2,8 +2,9 @@
 //! exclusive lock and replaced by an atomic rename, so a crash never leaves it torn.
 //!
 //! Each lease records its owner: the container id, the launcher's pid, that process's start
-//! time (from procfs) and the boot id. A lease whose owner is gone is reclaimed by the next
-//! allocation, so a launcher killed with SIGKILL never leaks an address for good.
+//! time (from procfs) and the boot id. A lease whose owner is gone is taken over by an
+//! allocation that needs its address (asked for, or the subnet otherwise full), and released by
+//! `berth gc`, so a launcher killed with SIGKILL never leaks an address for good.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -137,7 +138,7 @@ impl LeaseFile {
                 Some(held) if !gone(&lines[held]) => {
                     return Err(Error::AddressInUse {
                         addr,
-                        container: lines[held].container.to_owned(),
+                        container: lines[held].container.chars().take(12).collect(),
                     })
                 }
                 Some(held) => {
@@ -172,13 +173,13 @@ impl LeaseFile {
     pub fn release(&self, container: &str) -> Result<Vec<Ipv4Addr>> {
         let _lock = self.lock()?;
         let text = self.read_text()?;
-        // Only the container's own lines are parsed; the others are copied as they are (a
-        // release never makes a file worse: a broken line is the next allocation's to report).
-        let marker = format!(" container={container} ");
+        // Only the lines that hold the container's id are parsed; the others are copied as they
+        // are (a release never makes a file worse: a broken line is the next allocation's to
+        // report).
         let mut released = Vec::new();
         let mut kept = String::with_capacity(text.len());
         let mut copied = 0;
-        for (at, _) in text.match_indices(&marker) {
+        for (at, _) in text.match_indices(container) {
             let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
             let end = text[at..].find('\n').map_or(text.len(), |i| at + i + 1);
             match parse_lease(text[start..end].trim(), 0) {
@@ -219,10 +220,12 @@ impl LeaseFile {
     /// Returns how many leases the new file holds.
     pub fn repair(&self, live: &BTreeMap<Ipv4Addr, LeaseOwner>) -> Result<usize> {
         let _lock = self.lock()?;
-        let text = match fs::read_to_string(&self.path) {
+        // A link planted as the lease file is not read through: it is moved aside like a
+        // corrupt file.
+        let text = match self.read_text() {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(Error::file(&self.path, e)),
+            Err(Error::SymbolicLink { .. }) => String::new(),
+            Err(e) => return Err(e),
         };
         let mut leases: BTreeMap<Ipv4Addr, LeaseOwner> = text
             .lines()
@@ -487,6 +490,14 @@ pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn file_in(dir: &Path) -> LeaseFile {
+        LeaseFile::new(
+            dir,
+            "10.201.0.0/16".parse().unwrap(),
+            Ipv4Addr::new(10, 201, 0, 1),
+        )
+    }
+
     fn file() -> LeaseFile {
         LeaseFile::new(
             Path::new("/nonexistent"),
@@ -512,6 +523,94 @@ mod tests {
             );
         }
         assert!(leases.check_address("10.201.0.2".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn dead_leases_are_taken_over_only_when_in_the_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let leases = LeaseFile::new(
+            dir.path(),
+            "10.9.0.0/29".parse().unwrap(),
+            "10.9.0.3".parse().unwrap(),
+        );
+        let me = LeaseOwner::this_process("x").unwrap();
+        let dead = |container: &str| LeaseOwner {
+            container: container.into(),
+            pid: me.pid,
+            start: me.start + 1,
+            boot: me.boot.clone(),
+        };
+        // .1 held by a dead owner; the gateway is .3.
+        leases
+            .allocate(&dead("gone"), Some("10.9.0.1".parse().unwrap()), |_| false)
+            .unwrap();
+        let next = |c: &str| {
+            leases.allocate(
+                &LeaseOwner {
+                    container: c.into(),
+                    ..me.clone()
+                },
+                None,
+                |_| false,
+            )
+        };
+        let given: Vec<Ipv4Addr> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|c| next(c).unwrap())
+            .collect();
+        assert_eq!(
+            given,
+            ["10.9.0.2", "10.9.0.4", "10.9.0.5", "10.9.0.6"]
+                .map(|a| a.parse::<Ipv4Addr>().unwrap())
+        );
+        // Full but for the dead lease: it is taken over; then the subnet is exhausted.
+        assert_eq!(next("e").unwrap(), "10.9.0.1".parse::<Ipv4Addr>().unwrap());
+        assert!(matches!(
+            next("f"),
+            Err(Error::SubnetExhausted { count: 5, .. })
+        ));
+        // A dead lease whose container is still attached is not taken.
+        leases.release("e").unwrap();
+        leases
+            .allocate(
+                &dead("lingering"),
+                Some("10.9.0.1".parse().unwrap()),
+                |_| false,
+            )
+            .unwrap();
+        let attached = |c: &str| c == "lingering";
+        let g = LeaseOwner {
+            container: "g".into(),
+            ..me.clone()
+        };
+        let full = leases.allocate(&g, None, attached);
+        assert!(
+            matches!(full, Err(Error::SubnetExhausted { .. })),
+            "{full:?}"
+        );
+        let requested = leases.allocate(&me, Some("10.9.0.1".parse().unwrap()), attached);
+        assert!(
+            matches!(requested, Err(Error::AddressInUse { .. })),
+            "{requested:?}"
+        );
+    }
+
+    #[test]
+    fn a_hand_edited_lease_is_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let leases = file_in(dir.path());
+        let text = "# edited\r\n10.201.0.2\tpid=1 start=2 boot=b container=abc\n  10.201.0.3 container=abcd pid=1 start=2 boot=b  \n";
+        fs::write(leases.path(), text).unwrap();
+        assert_eq!(
+            leases.release("abc").unwrap(),
+            ["10.201.0.2".parse::<Ipv4Addr>().unwrap()]
+        );
+        let left = fs::read_to_string(leases.path()).unwrap();
+        assert!(
+            left.contains("container=abcd") && !left.contains("10.201.0.2"),
+            "{left}"
+        );
+        assert_eq!(leases.release("abc").unwrap(), Vec::<Ipv4Addr>::new());
     }
 
     #[test]

@@ -115,9 +115,16 @@ pub fn ensure_network(
         .and_then(|a| a.strip_prefix("berth:"))
     {
         if other != state_dir.display().to_string() {
+            // The alias names ROOT/networks/NAME; the user knows ROOT.
+            let other = Path::new(other);
+            let root = other
+                .parent()
+                .filter(|p| p.ends_with("networks"))
+                .and_then(Path::parent)
+                .unwrap_or(other);
             return Err(Error::BridgeOwnedElsewhere {
                 bridge: network.bridge.clone(),
-                state_dir: other.into(),
+                root: root.display().to_string(),
             });
         }
     }

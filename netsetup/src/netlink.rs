@@ -219,12 +219,16 @@ impl Netlink {
             .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
                 vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
             )]));
-        self.execute(RouteNetlinkMessage::SetLink(request), 0)
-            .map_err(|source| Error::Netlink {
-                op: "turn off IPv6 link-local addressing on",
-                object: name.into(),
-                source,
-            })
+        match self.execute(RouteNetlinkMessage::SetLink(request), 0) {
+            // A kernel without IPv6 (ipv6.disable=1) gives no link-local address anyway.
+            Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => Ok(()),
+            other => other,
+        }
+        .map_err(|source| Error::Netlink {
+            op: "turn off IPv6 link-local addressing on",
+            object: name.into(),
+            source,
+        })
     }
 
     /// Adds an IPv4 address with its prefix route; an address already there is left alone.

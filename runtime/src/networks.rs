@@ -91,6 +91,12 @@ pub fn find(root: &Path, name: &str) -> Result<Record> {
     if name == DEFAULT || name == "default" {
         return Ok(Record::default_network());
     }
+    if name == "host" || name == "none" {
+        return Err(Error::Invalid(format!(
+            "network {name} is built in: it has no bridge, subnet or containers' leases of its \
+             own, and cannot be removed"
+        )));
+    }
     let path = record_path(root, name);
     match fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
@@ -185,6 +191,11 @@ pub struct Request<'a> {
 /// entries, and then [`record`]s the network, last, so that a half-made one is never seen.
 pub fn plan(root: &Path, request: &Request<'_>, existing_links: &[String]) -> Result<Record> {
     check_network_name(request.name)?;
+    if request.gateway.is_some() && request.subnet.is_none() {
+        return Err(Error::Invalid(
+            "--gateway needs --subnet: give the subnet the gateway is in".into(),
+        ));
+    }
     let others = list(root)?;
     if others.iter().any(|n| n.name == request.name) {
         return Err(Error::Invalid(format!(

@@ -67,14 +67,27 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
         }
     }
 
-    // A lease file that does not parse: refused, or with --repair rebuilt from what is alive.
+    // A lease file that does not parse or is a link: refused, or with --repair rebuilt from
+    // what is alive. --repair also puts back the leases of running containers that the file
+    // lost (it was removed, say).
     for network in &networks {
         let state_dir = networks::state_dir(root, &network.name)?;
         let leases = network.lease_file(&state_dir);
+        let live = live_leases(&live, &network.name);
         match leases.leases() {
+            Ok(on_file) if args.repair && live.keys().any(|a| !on_file.contains_key(a)) => {
+                let count = leases.repair(&live)?;
+                println!(
+                    "rebuilt {} with {count} leases of running containers (the old file, if \
+                     any, is leases.corrupt)",
+                    leases.path().display()
+                );
+            }
             Ok(_) => {}
-            Err(NetError::LeaseFileCorrupt { .. }) if args.repair => {
-                let count = leases.repair(&live_leases(&live, &network.name))?;
+            Err(NetError::LeaseFileCorrupt { .. } | NetError::SymbolicLink { .. })
+                if args.repair =>
+            {
+                let count = leases.repair(&live)?;
                 println!(
                     "rebuilt {} with {count} leases of running containers (the old file is \
                      leases.corrupt)",
@@ -179,6 +192,12 @@ pub fn with_repair_hint(error: NetError) -> Error {
     match error {
         e @ NetError::LeaseFileCorrupt { .. } => Error::Invalid(format!(
             "{e}; or run berth gc --repair to rebuild it from the running containers"
+        )),
+        NetError::SymbolicLink { path } if path.ends_with("leases") => Error::Invalid(format!(
+            "{} is a symbolic link: berth does not follow links in its state directory; run \
+             berth gc --repair to replace it with a lease file rebuilt from the running \
+             containers",
+            path.display()
         )),
         e => e.into(),
     }

@@ -165,11 +165,16 @@ fn remove(root: &Path, netlink: &mut Netlink, record: &Record) -> Result<()> {
         .filter(|owner| {
             owner.is_alive() || container_still_attached(netlink, &owner.container, deadline)
         })
-        .map(|owner| owner.container.chars().take(12).collect())
+        .map(|owner| container_name(root, &owner.container))
         .collect();
     if !attached.is_empty() {
+        let (what, whose) = match attached.len() {
+            1 => ("container", "whose launcher is"),
+            _ => ("containers", "whose launchers are"),
+        };
         return Err(Error::InUse(format!(
-            "network {} is still used by container {}, whose launcher is gone: berth gc ends              what it left",
+            "network {} is still used by {what} {}, {whose} gone: berth gc ends what is left, \
+             then remove the network",
             record.name,
             attached.join(", ")
         )));
@@ -186,6 +191,11 @@ fn reload(root: &Path) -> Result<u8> {
     netsetup::firewall::reinstall(&specs.iter().collect::<Vec<_>>())?;
     println!("restored nftables table inet {}", netsetup::firewall::TABLE);
     Ok(0)
+}
+
+/// Container `id`'s name from its record, or the start of its id.
+fn container_name(root: &Path, id: &str) -> String {
+    ContainerDir::find(root, id).map_or_else(|_| id.chars().take(12).collect(), |(_, s)| s.name)
 }
 
 /// The running containers on network `name`.

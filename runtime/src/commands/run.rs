@@ -126,7 +126,9 @@ fn launch(
             let bridge_index = netsetup::ensure_network(&mut netlink, network, &state_dir, || {
                 crate::commands::network::every_network(root)
             })?;
-            warn_about_forward_drops(&network.bridge);
+            if !network.internal {
+                warn_about_forward_drops(&network.bridge);
+            }
             if network.name != networks::DEFAULT {
                 // Members of a created network find each other by name in a shared hosts file.
                 let hosts = networks::member_hosts(&state_dir);

@@ -67,7 +67,11 @@ pub fn split(id: &str) -> Result<Side> {
             // Off the caller's terminal and process group: the caller's Ctrl-C is not ours.
             setsid().map_err(|e| Error::system("start a session", e))?;
             let null = File::open("/dev/null").map_err(|e| Error::file("/dev/null", e))?;
-            redirect(&null, 0)?;
+            // Until the container's log exists, the caller reports what goes wrong (through
+            // the pipe): the supervisor's own output would say it twice.
+            for fd in 0..=2 {
+                redirect(&null, fd)?;
+            }
             Ok(Side::Supervisor(Notifier {
                 pipe: Some(File::from(write)),
             }))

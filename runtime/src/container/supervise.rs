@@ -61,13 +61,18 @@ pub fn become_subreaper() -> Result<()> {
 pub fn supervise(workload: Pid, signals: &BlockedSignals) -> Result<i32> {
     // A workload that still runs after a second is a long-lived one: berth then lets go of
     // the memory its setup touched (see `trim_memory`). Short runs never pay for it.
-    let mut trim_after = Some(libc::timespec {
-        tv_sec: 1,
-        tv_nsec: 0,
-    });
+    let mut trim_at = Some(std::time::Instant::now() + std::time::Duration::from_secs(1));
     loop {
         // SAFETY: an all-zero siginfo_t is a valid value for the kernel to overwrite.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // The time left until the trim: signals in between do not put it off.
+        let trim_after = trim_at.map(|at| {
+            let left = at.saturating_duration_since(std::time::Instant::now());
+            libc::timespec {
+                tv_sec: left.as_secs() as libc::time_t,
+                tv_nsec: left.subsec_nanos() as libc::c_long,
+            }
+        });
         let timeout = trim_after
             .as_ref()
             .map_or(std::ptr::null(), |t| t as *const _);
@@ -78,7 +83,7 @@ pub fn supervise(workload: Pid, signals: &BlockedSignals) -> Result<i32> {
             match Errno::last() {
                 Errno::EINTR => continue,
                 Errno::EAGAIN => {
-                    trim_after = None;
+                    trim_at = None;
                     trim_memory();
                     continue;
                 }
@@ -107,43 +112,68 @@ pub fn supervise(workload: Pid, signals: &BlockedSignals) -> Result<i32> {
 
 /// Gives back what a waiting supervisor no longer needs: free heap to the system, and the
 /// pages of the program's code and read-only data that setup touched (about 2 MiB of berth's
-/// and libc's text). Only file-backed mappings that are not writable and hold no private
-/// copy of a page are dropped: their pages come back from the page cache, unchanged, when
-/// touched again. What stays resident is the little that waiting and teardown use.
+/// and libc's text, shared with every other berth, so this is mostly what VmRSS attributes to
+/// the supervisor rather than memory the machine gets back). Only file-backed mappings that are
+/// not writable and hold no private page at all (none resident, none swapped out, no huge
+/// page) are dropped: their pages come back from the page cache, unchanged, when touched again.
+/// What stays resident is the little that waiting and teardown use.
 fn trim_memory() {
     // SAFETY: malloc_trim only returns free memory of the allocator to the system.
     unsafe { libc::malloc_trim(0) };
     let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
         return;
     };
-    let mut droppable = Vec::new();
-    let mut current: Option<(usize, usize)> = None;
+    let droppable = clean_read_only_mappings(&smaps);
+    drop(smaps);
+    for (start, end) in droppable {
+        // SAFETY: the range is a mapping of this process that is file-backed, not writable and
+        // holds no private page (resident, swapped or huge), so dropping its pages loses
+        // nothing: they are read back from the file on the next touch. berth is
+        // single-threaded: nothing maps, writes or faults meanwhile.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+    }
+}
+
+/// The address ranges of the mappings in `smaps` (the text of /proc/self/smaps) that are
+/// file-backed, not writable, and hold no private page.
+fn clean_read_only_mappings(smaps: &str) -> Vec<(usize, usize)> {
+    // Fields that must all be 0 kB for a mapping to hold no page of its own: a page written
+    // through a private mapping becomes anonymous (counted in Anonymous while resident, in
+    // Swap once swapped out). Private_Dirty is no guide: it also counts the page cache's own
+    // dirty pages of a file just written.
+    const PRIVATE: [&str; 4] = ["Anonymous:", "Swap:", "Private_Hugetlb:", "Shared_Hugetlb:"];
+    let mut found = Vec::new();
+    // The mapping being read: its range, and how many of PRIVATE were seen at 0.
+    let mut current: Option<((usize, usize), usize)> = None;
+    let mut finish = |current: Option<((usize, usize), usize)>| {
+        if let Some((range, clean)) = current {
+            if clean == PRIVATE.len() {
+                found.push(range);
+            }
+        }
+    };
     for line in smaps.lines() {
-        let mut fields = line.split_whitespace();
+        let mut fields = line.split_ascii_whitespace();
         let first = fields.next().unwrap_or_default();
         if let Some((start, end)) = first.split_once('-') {
             // A mapping's header: range, permissions, offset, device, inode, path.
+            finish(current.take());
             let perms = fields.next().unwrap_or_default();
             let inode = fields.nth(2).unwrap_or("0");
             let range = usize::from_str_radix(start, 16)
                 .ok()
                 .zip(usize::from_str_radix(end, 16).ok());
-            current = range.filter(|_| inode != "0" && !perms.contains('w'));
-        } else if first == "Anonymous:" {
-            if let Some(range) = current.take() {
-                if fields.next() == Some("0") {
-                    droppable.push(range);
-                }
+            current = range
+                .filter(|_| inode != "0" && !perms.contains('w'))
+                .map(|range| (range, 0));
+        } else if PRIVATE.contains(&first) && fields.next() == Some("0") {
+            if let Some((_, clean)) = current.as_mut() {
+                *clean += 1;
             }
         }
     }
-    drop(smaps);
-    for (start, end) in droppable {
-        // SAFETY: the range is a mapping of this process that is file-backed, read-only and
-        // holds no private page, so dropping its pages loses nothing: they are read back from
-        // the file on the next touch. berth is single-threaded: nothing writes meanwhile.
-        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
-    }
+    finish(current);
+    found
 }
 
 /// Reaps every child that has ended; returns the workload's code if it was among them.
@@ -186,5 +216,33 @@ pub fn kill_leftovers() {
         for &pid in &pids {
             let _ = waitpid(pid, None);
         }
+    }
+}
+
+#[cfg(test)]
+mod trim_tests {
+    use super::clean_read_only_mappings;
+
+    #[test]
+    fn only_clean_read_only_file_mappings_are_dropped() {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let found = clean_read_only_mappings(&smaps);
+        // This test binary's own code is such a mapping; its stack and heap are not.
+        let code = only_clean_read_only_file_mappings_are_dropped as *const () as usize;
+        assert!(
+            found
+                .iter()
+                .any(|&(start, end)| (start..end).contains(&code)),
+            "{found:x?}"
+        );
+        let stack = &found as *const _ as usize;
+        assert!(!found
+            .iter()
+            .any(|&(start, end)| (start..end).contains(&stack)));
+        // A read-only mapping with one private page is kept.
+        let text = "7f00-7f10 r--p 00000000 fe:00 12 /lib/x\nAnonymous:  4 kB\nPrivate_Dirty: 4 kB\nSwap: 0 kB\nPrivate_Hugetlb: 0 kB\nShared_Hugetlb: 0 kB\n\\
+                    7f20-7f30 r--p 00000000 fe:00 12 /lib/x\nAnonymous:  0 kB\nPrivate_Dirty: 0 kB\nSwap: 8 kB\nPrivate_Hugetlb: 0 kB\nShared_Hugetlb: 0 kB\n\\
+                    7f40-7f50 r-xp 00000000 fe:00 12 /lib/x\nAnonymous:  0 kB\nPrivate_Dirty: 0 kB\nSwap: 0 kB\nPrivate_Hugetlb: 0 kB\nShared_Hugetlb: 0 kB\n";
+        assert_eq!(clean_read_only_mappings(text), [(0x7f40, 0x7f50)]);
     }
 }

@@ -151,6 +151,9 @@ fn a_name_belongs_to_one_container_until_it_is_removed() {
     wait_for_log(&w, "solo", "hello");
     w.berth_run(&["--name", "solo", "--net", "none", "true"])
         .expect_berth_error(&["already in use", "solo"]);
+    let detached = w.berth_run(&["-d", "--name", "solo", "--net", "none", "true"]);
+    detached.expect_berth_error(&["already in use"]);
+    assert_eq!(detached.stderr.lines().count(), 1, "said once\n{detached}");
     w.run(w.berth().args(["stop", "solo"])).ok();
     w.berth_run(&["--name", "solo", "--net", "none", "true"])
         .expect_berth_error(&["already in use", "berth rm solo"]);

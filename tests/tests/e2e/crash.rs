@@ -192,6 +192,19 @@ fn gc_repair_keeps_the_leases_of_running_containers() {
     assert!(repair.ok().contains("rebuilt"), "{repair}");
     let next = w.berth_run(&["--net", "bridge", "ip", "-br", "-4", "addr", "show", "eth0"]);
     assert_eq!(eth0_address(&next), "10.201.0.3/16", "10.201.0.2 is still the live one's\n{next}");
+
+    // A lease file that was removed, or replaced by a link, is rebuilt the same way.
+    for how in ["removed", "linked"] {
+        std::fs::remove_file(w.leases_path()).unwrap();
+        if how == "linked" {
+            std::os::unix::fs::symlink("/dev/null", w.leases_path()).unwrap();
+            w.berth_run(&["--net", "bridge", "true"]).expect_berth_error(&["gc --repair"]);
+        }
+        let repair = w.run(w.berth().args(["gc", "--repair"]));
+        assert!(repair.ok().contains("rebuilt"), "{how}: {repair}");
+        let next = w.berth_run(&["--net", "bridge", "ip", "-br", "-4", "addr", "show", "eth0"]);
+        assert_eq!(eth0_address(&next), "10.201.0.3/16", "{how}: 10.201.0.2 is kept\n{next}");
+    }
     live.signal(libc::SIGTERM);
     live.wait(Duration::from_secs(10));
 }

@@ -280,6 +280,7 @@ fn bad_network_requests_are_refused_by_name_and_leave_nothing() {
         (&["--bridge", "lo", "lo-net"], "--bridge lo: an interface of that name exists"),
         (&["--bridge", "a-name-far-too-long", "long"], "invalid bridge name"),
         (&["--bridge", "bth0123456789ab", "veth"], "berth's container interfaces"),
+        (&["--gateway", "10.60.0.1", "gw"], "--gateway needs --subnet"),
         (&["--subnet", "10.40.0.0", "cidr"], "not an IPv4 subnet in CIDR notation"),
     ];
     for (args, message) in cases {
@@ -291,6 +292,7 @@ fn bad_network_requests_are_refused_by_name_and_leave_nothing() {
     w.run(w.berth().args(["network", "rm", "bridge"]))
         .expect_berth_error(&["the default network bridge cannot be removed"]);
     w.run(w.berth().args(["network", "rm", "nosuch"])).expect_berth_error(&["no such network"]);
+    w.run(w.berth().args(["network", "rm", "host"])).expect_berth_error(&["host is built in"]);
     w.berth_run(&["--net", "taken", "--ip", "10.31.0.5", "true"])
         .expect_berth_error(&["10.31.0.5", "10.30.0.0/24"]);
 

@@ -75,7 +75,7 @@ fn a_second_state_directory_cannot_manage_the_same_bridge() {
     let other = w.path("other-root");
     let out = w
         .run(w.cmd(berth_bin()).arg("--root").arg(&other).args(["run", "--net", "bridge", "true"]));
-    out.expect_berth_error(&["--root"]);
+    out.expect_berth_error(&[&format!("use --root {}", w.root().display())]);
     assert!(out.stderr.contains(&w.root().display().to_string()), "names the managing root\n{out}");
     w.assert_clean();
 }
