@@ -356,13 +356,7 @@ fn check_network_name(name: &str) -> Result<()> {
             "network name {name} is reserved (bridge, default, host and none are built in)"
         )));
     }
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if valid {
+    if is_plain_name(name, 64, u8::is_ascii_alphanumeric) {
         Ok(())
     } else {
         Err(Error::Invalid(format!(
@@ -372,16 +366,20 @@ fn check_network_name(name: &str) -> Result<()> {
     }
 }
 
+/// Whether `name` is 1 to `max` letters, digits, '_', '.' and '-', whose first byte passes
+/// `first`.
+fn is_plain_name(name: &str, max: usize, first: fn(&u8) -> bool) -> bool {
+    name.as_bytes().first().is_some_and(first)
+        && name.len() <= max
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
 /// An interface name the kernel takes and nft prints plainly: at most 15 bytes of letters,
 /// digits, '_', '.' and '-'.
 fn check_bridge_name(name: &str) -> Result<()> {
-    let valid = !name.is_empty()
-        && name.len() <= 15
-        && name.as_bytes()[0].is_ascii_alphabetic()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if valid {
+    if is_plain_name(name, 15, u8::is_ascii_alphabetic) {
         Ok(())
     } else {
         Err(Error::Invalid(format!(

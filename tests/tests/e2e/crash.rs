@@ -52,7 +52,7 @@ fn gc_leaves_nothing(w: &World, orphan: &str, step: &str) {
     w.assert_clean();
     let again = w.run(w.berth().arg("gc"));
     assert_eq!(again.ok(), "", "{step}: a second gc must remove nothing\n{again}");
-    let next = w.berth_run(&["--net", "bridge", "ip", "-br", "-4", "addr", "show", "eth0"]);
+    let next = crate::run_showing_eth0(w, &[]);
     assert_eq!(eth0_address(&next), "10.201.0.2/16", "{step}: the next run\n{next}");
     w.assert_clean();
 }
@@ -75,22 +75,11 @@ fn without_gc_a_crashed_runs_address_is_taken_over_when_asked_for() {
     let w = World::new();
     crash_at(&w, "after-exec", &["--net", "bridge", "sleep", "30"]);
     // While there is room, a run takes the lowest address nobody holds: it reads no owner.
-    let next = w.berth_run(&["--net", "bridge", "ip", "-br", "-4", "addr", "show", "eth0"]);
+    let next = crate::run_showing_eth0(&w, &[]);
     assert_eq!(eth0_address(&next), "10.201.0.3/16", "{next}");
     assert_eq!(w.leases().len(), 1, "the dead launcher's lease waits: {:#?}", w.leases());
     // Asked for, the dead launcher's address is taken over.
-    let asked = w.berth_run(&[
-        "--net",
-        "bridge",
-        "--ip",
-        "10.201.0.2",
-        "ip",
-        "-br",
-        "-4",
-        "addr",
-        "show",
-        "eth0",
-    ]);
+    let asked = crate::run_showing_eth0(&w, &["--ip", "10.201.0.2"]);
     assert_eq!(
         eth0_address(&asked),
         "10.201.0.2/16",
@@ -190,7 +179,7 @@ fn gc_repair_keeps_the_leases_of_running_containers() {
 
     let repair = w.run(w.berth().args(["gc", "--repair"]));
     assert!(repair.ok().contains("rebuilt"), "{repair}");
-    let next = w.berth_run(&["--net", "bridge", "ip", "-br", "-4", "addr", "show", "eth0"]);
+    let next = crate::run_showing_eth0(&w, &[]);
     assert_eq!(eth0_address(&next), "10.201.0.3/16", "10.201.0.2 is still the live one's\n{next}");
 
     // A lease file that was removed, or replaced by a link, is rebuilt the same way.
@@ -202,7 +191,7 @@ fn gc_repair_keeps_the_leases_of_running_containers() {
         }
         let repair = w.run(w.berth().args(["gc", "--repair"]));
         assert!(repair.ok().contains("rebuilt"), "{how}: {repair}");
-        let next = w.berth_run(&["--net", "bridge", "ip", "-br", "-4", "addr", "show", "eth0"]);
+        let next = crate::run_showing_eth0(&w, &[]);
         assert_eq!(eth0_address(&next), "10.201.0.3/16", "{how}: 10.201.0.2 is kept\n{next}");
     }
     live.signal(libc::SIGTERM);

@@ -35,6 +35,15 @@ pub fn eth0_address(out: &berth_e2e::Outcome) -> String {
         .to_owned()
 }
 
+/// `berth run --net bridge ARGS... ip -br -4 addr show eth0`: a bridge run that shows its
+/// address (read it with [`eth0_address`]).
+pub fn run_showing_eth0(w: &berth_e2e::World, args: &[&str]) -> berth_e2e::Outcome {
+    let mut all = vec!["--net", "bridge"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["ip", "-br", "-4", "addr", "show", "eth0"]);
+    w.berth_run(&all)
+}
+
 /// Workload scripts print several things separated by lines `@@`.
 pub const SEP: &str = "echo @@;";
 

@@ -21,6 +21,20 @@ fn create(w: &World, args: &[&str]) {
     w.run(w.berth().args(["network", "create"]).args(args)).ok();
 }
 
+/// Ends a test: stops the containers still `running` (1 s grace), removes their records and
+/// those of the `ended` ones, removes every created network, and checks that nothing is left.
+fn finish(w: &World, running: &[&str], ended: &[&str]) {
+    if !running.is_empty() {
+        w.run(w.berth().args(["stop", "-t", "1"]).args(running)).ok();
+    }
+    let all: Vec<&str> = running.iter().chain(ended).copied().collect();
+    if !all.is_empty() {
+        w.run(w.berth().arg("rm").args(&all)).ok();
+    }
+    w.run(w.berth().args(["network", "prune"])).ok();
+    w.assert_clean();
+}
+
 /// berth's nftables table as `nft` lists it.
 fn berth_table(w: &World) -> String {
     w.run(w.cmd("nft").args(["list", "table", "inet", "berth"])).ok().to_owned()
@@ -136,10 +150,7 @@ fn members_reach_each_other_by_name_and_one_that_leaves_disappears() {
     let own = w.run(w.berth().args(["exec", "client", "getent", "hosts", "client"]));
     assert!(own.ok().starts_with("10.202.0."), "{own}");
 
-    w.run(w.berth().args(["stop", "-t", "1", "client"])).ok();
-    w.run(w.berth().args(["rm", "web", "client"])).ok();
-    w.run(w.berth().args(["network", "rm", "app"])).ok();
-    w.assert_clean();
+    finish(&w, &["client"], &["web"]);
 }
 
 #[test]
@@ -162,10 +173,7 @@ fn containers_on_different_networks_cannot_reach_each_other_but_both_reach_out()
         assert_eq!(seen.ok(), format!("{HOST_ADDR}\n"), "from {network}");
     }
 
-    w.run(w.berth().args(["stop", "-t", "1", "r1", "b1"])).ok();
-    w.run(w.berth().args(["rm", "r1", "b1"])).ok();
-    w.run(w.berth().args(["network", "prune"])).ok();
-    w.assert_clean();
+    finish(&w, &["r1", "b1"], &[]);
 }
 
 #[test]
@@ -203,10 +211,7 @@ fn an_internal_network_has_no_way_out_but_its_members_reach_each_other() {
     assert!(!set_of(&table, "masq_subnets").contains("10.202.0.0/16"), "no NAT for vault\n{table}");
     assert!(set_of(&table, "internal").contains("\"berth1\""), "{table}");
 
-    w.run(w.berth().args(["stop", "-t", "1", "keeper", "clerk"])).ok();
-    w.run(w.berth().args(["rm", "keeper", "clerk"])).ok();
-    w.run(w.berth().args(["network", "rm", "vault", "open"])).ok();
-    w.assert_clean();
+    finish(&w, &["keeper", "clerk"], &[]);
 }
 
 #[test]
@@ -230,14 +235,7 @@ fn a_full_subnet_is_a_clear_error_that_leaves_nothing_behind() {
     assert_eq!(w.veths(), veths, "no interface was made");
     assert_eq!(w.container_dirs().len(), 5, "no container directory is left");
 
-    let mut stop = w.berth();
-    stop.args(["stop", "-t", "1"]).args(&names);
-    w.run(&mut stop).ok();
-    let mut rm = w.berth();
-    rm.arg("rm").args(&names);
-    w.run(&mut rm).ok();
-    w.run(w.berth().args(["network", "rm", "tiny"])).ok();
-    w.assert_clean();
+    finish(&w, &names.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
 }
 
 #[test]
@@ -358,9 +356,7 @@ fn a_detached_nginx_on_a_network_is_listed_reached_by_name_entered_and_stopped()
     );
     let log = w.run(w.berth().args(["logs", "web"]));
     assert!(log.ok().contains("starting nginx"), "{log}");
-    w.run(w.berth().args(["rm", "web"])).ok();
-    w.run(w.berth().args(["network", "rm", "app"])).ok();
-    w.assert_clean();
+    finish(&w, &[], &["web"]);
 }
 
 #[test]
@@ -393,10 +389,7 @@ fn a_flushed_table_comes_back_whole_from_a_run_on_any_network() {
     assert!(!set_of(&table, "masq_subnets").contains("10.204.0.0/16"), "vault: no NAT\n{table}");
     assert!(set_of(&table, "internal").contains("\"berth3\""), "vault is internal\n{table}");
 
-    w.run(w.berth().args(["stop", "-t", "1", "b1", "r1"])).ok();
-    w.run(w.berth().args(["rm", "b1", "r1"])).ok();
-    w.run(w.berth().args(["network", "prune"])).ok();
-    w.assert_clean();
+    finish(&w, &["b1", "r1"], &[]);
 }
 
 #[test]
@@ -463,12 +456,5 @@ fn in_a_full_subnet_a_dead_launchers_address_is_taken_over() {
     let gc = w.run(w.berth().arg("gc"));
     assert!(gc.ok().contains("removed container"), "the dead launcher's record\n{gc}");
 
-    let mut stop = w.berth();
-    stop.args(["stop", "-t", "1"]).args(&names);
-    w.run(&mut stop).ok();
-    let mut rm = w.berth();
-    rm.arg("rm").args(&names);
-    w.run(&mut rm).ok();
-    w.run(w.berth().args(["network", "rm", "tiny"])).ok();
-    w.assert_clean();
+    finish(&w, &names.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
 }

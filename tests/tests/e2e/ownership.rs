@@ -17,7 +17,7 @@ fn an_address_stays_taken_while_the_container_outlives_its_launcher() {
     let orphans = sys::pids_with_argv(&["sleep", &sleep]);
     assert_eq!(orphans.len(), 1, "the orphan keeps the container alive");
 
-    let second = w.berth_run(&["--net", "bridge", "ip", "-br", "-4", "addr", "show", "eth0"]);
+    let second = crate::run_showing_eth0(&w, &[]);
     assert_eq!(eth0_address(&second), "10.201.0.3/16", "10.201.0.2 is still in use\n{second}");
     let asked = w.berth_run(&["--net", "bridge", "--ip", "10.201.0.2", "true"]);
     asked.expect_berth_error(&["10.201.0.2 is already in use"]);
@@ -26,18 +26,7 @@ fn an_address_stays_taken_while_the_container_outlives_its_launcher() {
         sys::kill(pid, libc::SIGKILL).unwrap();
     }
     assert!(w.wait_veths_gone(VETH_GONE_TIMEOUT).is_empty(), "the container's veth goes");
-    let third = w.berth_run(&[
-        "--net",
-        "bridge",
-        "--ip",
-        "10.201.0.2",
-        "ip",
-        "-br",
-        "-4",
-        "addr",
-        "show",
-        "eth0",
-    ]);
+    let third = crate::run_showing_eth0(&w, &["--ip", "10.201.0.2"]);
     assert_eq!(eth0_address(&third), "10.201.0.2/16", "freed at last\n{third}");
     assert!(w.leases().is_empty(), "{:#?}", w.leases());
 }
