@@ -19,7 +19,7 @@ use std::path::Path;
 
 pub use ipnet::Ipv4Net;
 
-pub use dns::{container_resolv_conf, hosts_file, MemberHosts};
+pub use dns::{container_resolv_conf, hosts_file, internal_resolv_conf, MemberHosts};
 pub use error::{Error, Result};
 pub use ipam::{boot_id, lock, process_alive, start_time, write_atomically, LeaseFile, LeaseOwner};
 pub use netlink::{Link, Netlink};

@@ -116,6 +116,9 @@ pub fn list(root: &Path) -> Result<Vec<Record>> {
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(records),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(crate::container::state::root_only(root))
+        }
         Err(e) => return Err(Error::file(&dir, e)),
     };
     let mut names: Vec<String> = entries

@@ -310,9 +310,13 @@ fn write_etc_files(
             netsetup::hosts_file(&spec.hostname, &spec.name, None),
             netsetup::container_resolv_conf(&host_resolv_conf, &[]),
         ),
-        Network::Bridge { dns, .. } => (
+        Network::Bridge { network, dns, .. } => (
             netsetup::hosts_file(&spec.hostname, &spec.name, addr),
-            netsetup::container_resolv_conf(&host_resolv_conf, dns),
+            if network.internal && dns.is_empty() {
+                netsetup::internal_resolv_conf(&host_resolv_conf)
+            } else {
+                netsetup::container_resolv_conf(&host_resolv_conf, dns)
+            },
         ),
     };
     let hostname = format!("{}\n", spec.hostname);

@@ -108,6 +108,14 @@ impl State {
     }
 }
 
+/// The error for a user who may not read berth's state under `root` (it is root's, 0700).
+pub fn root_only(root: &Path) -> Error {
+    Error::Privileges(format!(
+        "berth's state in {} is root's: run berth as root, e.g. with sudo",
+        root.display()
+    ))
+}
+
 /// Makes `ROOT/a/b/...` for `parts` = `[a, b, ...]`: ROOT with its parents if missing (ROOT
 /// itself may be a link), then each part below it, 0700, refusing any part that exists as a
 /// symbolic link or as something other than a directory: berth never follows a link planted
@@ -235,6 +243,9 @@ impl ContainerDir {
         let entries = match fs::read_dir(&containers) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(root_only(root))
+            }
             Err(e) => return Err(Error::file(&containers, e)),
         };
         let mut list = Vec::new();

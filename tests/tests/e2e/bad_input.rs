@@ -31,6 +31,18 @@ fn not_root_is_refused() {
 }
 
 #[test]
+fn reading_roots_state_as_another_user_is_refused_clearly() {
+    let w = World::new();
+    w.berth_run(&["--net", "none", "true"]).expect_code(0); // berth's root now exists, 0700
+    for command in [&["ps"][..], &["network", "ls"]] {
+        let mut cmd = as_nobody(w.berth());
+        let out = w.run(cmd.args(command));
+        out.expect_berth_error(&["is root's: run berth as root"]);
+    }
+    w.assert_clean();
+}
+
+#[test]
 fn missing_net_admin_capability_is_refused() {
     let w = World::new();
     let mut cmd = without_caps(w.berth(), &[sys::CAP_NET_ADMIN]);

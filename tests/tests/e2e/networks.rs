@@ -187,6 +187,17 @@ fn an_internal_network_has_no_way_out_but_its_members_reach_each_other() {
     assert!(pings(&w, "vault", "keeper"), "members reach each other by name");
     let routes = w.berth_run(&["--net", "vault", "ip", "route"]);
     assert!(!routes.ok().contains("default"), "no default route\n{routes}");
+    // No nameserver it could not reach: a lookup fails at once, names of members still work.
+    let started = std::time::Instant::now();
+    let lookup = w.berth_run(&[
+        "--net",
+        "vault",
+        "sh",
+        "-c",
+        "grep -c '^nameserver' /etc/resolv.conf; getent hosts web.upstream.test || echo unresolved",
+    ]);
+    assert_eq!(lookup.ok(), "0\nunresolved\n");
+    assert!(started.elapsed() < Duration::from_secs(2), "no lookup timeout\n{lookup}");
 
     // The upstream learns a route to berth's subnets, so that only berth's rules stand between.
     w.run(w.upstream_cmd("ip").args(["route", "add", "10.0.0.0/8", "via", &HOST_ADDR.to_string()]))
