@@ -63,6 +63,8 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
                 println!("removed unfinished container {}", short(&id));
             }
             Err(_) if name.starts_with('.') => {} // Being made right now.
+            // Being removed right now: its state goes first.
+            Err(Error::File { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => eprintln!("berth: gc: skipping {}: {e}", dir.path().display()),
         }
     }

@@ -252,7 +252,16 @@ impl ContainerDir {
         for entry in entries {
             let entry = entry.map_err(|e| Error::file(&containers, e))?;
             let dir = ContainerDir { path: entry.path() };
-            check_real_dir(&dir.path)?;
+            match check_real_dir(&dir.path) {
+                Ok(()) => {}
+                // Its container ended (and removed it) since the listing.
+                Err(Error::File { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    continue
+                }
+                Err(e) => return Err(e),
+            }
             let state = dir.read_state();
             list.push((dir, state));
         }
