@@ -97,6 +97,22 @@ enum Target {
 }
 
 impl Row {
+    /// A row whose value is the median of its samples.
+    fn median(
+        figure: impl Into<String>,
+        samples: Vec<f64>,
+        unit: &'static str,
+        target: Option<Target>,
+    ) -> Row {
+        Row {
+            figure: figure.into(),
+            value: median(&samples),
+            samples,
+            unit,
+            target,
+        }
+    }
+
     fn met(&self) -> Option<bool> {
         self.target.map(|target| match target {
             Target::AtMost(limit) => self.value <= limit,
@@ -119,46 +135,38 @@ fn scale(options: &Options) -> ExitCode {
     run_quietly(&mut berth(&["run", "--net", "bridge", "true"]));
 
     let empty = timed_runs(runs, || berth(&["run", "--net", "bridge", "true"]));
-    rows.push(Row {
-        figure: "bridge run, no other container (ms)".into(),
-        value: median(&empty),
-        samples: empty.clone(),
-        unit: "ms",
-        target: None,
-    });
+    rows.push(Row::median(
+        "bridge run, no other container (ms)",
+        empty.clone(),
+        "ms",
+        None,
+    ));
 
-    let teardown: Vec<f64> = (0..runs)
-        .map(|_| {
-            let mut command = berth(&["run", "--net", "bridge"]);
-            command.arg(&bench).arg("stamp");
-            teardown_ms(&mut command)
-        })
-        .collect();
-    rows.push(Row {
-        figure: "teardown: workload exit to berth exit (ms)".into(),
-        value: median(&teardown),
-        samples: teardown,
-        unit: "ms",
-        target: Some(Target::Under(1.0)),
-    });
-    // The same after a workload that outlived the supervisor's trim (its code pages come back
-    // from the page cache). No target: on an idle virtual machine this mostly measures how long
-    // a halted CPU takes to wake for the SIGCHLD (1.0-1.6 ms here, trimmed or not).
-    let long_runs = if options.smoke { 2 } else { 10 };
-    let teardown_long: Vec<f64> = (0..long_runs)
-        .map(|_| {
-            let mut command = berth(&["run", "--net", "bridge"]);
-            command.arg(&bench).args(["stamp", "1.2"]);
-            teardown_ms(&mut command)
-        })
-        .collect();
-    rows.push(Row {
-        figure: "teardown after a 1.2 s workload (ms)".into(),
-        value: median(&teardown_long),
-        samples: teardown_long,
-        unit: "ms",
-        target: None,
-    });
+    // Teardown: `runs` workloads that exit at once, then a few that outlive the supervisor's
+    // trim (its code pages come back from the page cache). The second has no target: on an
+    // idle virtual machine it mostly measures how long a halted CPU takes to wake for the
+    // SIGCHLD (1.0-1.6 ms here, trimmed or not).
+    let teardowns = |count: usize, stamp: &[&str]| -> Vec<f64> {
+        (0..count)
+            .map(|_| {
+                let mut command = berth(&["run", "--net", "bridge"]);
+                command.arg(&bench).args(stamp);
+                teardown_ms(&mut command)
+            })
+            .collect()
+    };
+    rows.push(Row::median(
+        "teardown: workload exit to berth exit (ms)",
+        teardowns(runs, &["stamp"]),
+        "ms",
+        Some(Target::Under(1.0)),
+    ));
+    rows.push(Row::median(
+        "teardown after a 1.2 s workload (ms)",
+        teardowns(if options.smoke { 2 } else { 10 }, &["stamp", "1.2"]),
+        "ms",
+        None,
+    ));
 
     let rounds = if options.smoke { 2 } else { 7 };
     let at_once: Vec<f64> = (0..rounds)
@@ -174,13 +182,12 @@ fn scale(options: &Options) -> ExitCode {
             ms(started.elapsed())
         })
         .collect();
-    rows.push(Row {
-        figure: "100 bridge runs started at once, all done (ms)".into(),
-        value: median(&at_once),
-        samples: at_once,
-        unit: "ms",
-        target: Some(Target::Under(1000.0)),
-    });
+    rows.push(Row::median(
+        "100 bridge runs started at once, all done (ms)",
+        at_once,
+        "ms",
+        Some(Target::Under(1000.0)),
+    ));
 
     // A thousand detached containers, started a few at a time. A failed assertion aborts
     // (panic=abort): the hook stops them first, so that none is left running.
@@ -219,29 +226,27 @@ fn scale(options: &Options) -> ExitCode {
     std::thread::sleep(Duration::from_millis(1500));
     let memory = |field: &str| supervisor_memory_mib(&options.root, field);
     let rss = memory("VmRSS:");
-    rows.push(Row {
-        figure: format!(
+    rows.push(Row::median(
+        format!(
             "resident memory (VmRSS) of a supervisor, {} running (MiB)",
             rss.len()
         ),
-        value: median(&rss),
-        samples: rss,
-        unit: "MiB",
-        target: Some(Target::Under(1.5)),
-    });
+        rss,
+        "MiB",
+        Some(Target::Under(1.5)),
+    ));
     // VmRSS counts shared code pages in full; these say what each supervisor costs on its own.
     for (field, what) in [
         ("RssAnon:", "its own pages (RssAnon)"),
         ("Pss:", "its share (Pss)"),
     ] {
         let samples = memory(field);
-        rows.push(Row {
-            figure: format!("  of which {what} (MiB)"),
-            value: median(&samples),
+        rows.push(Row::median(
+            format!("  of which {what} (MiB)"),
             samples,
-            unit: "MiB",
-            target: None,
-        });
+            "MiB",
+            None,
+        ));
     }
 
     let full = timed_runs(runs, || berth(&["run", "--net", "bridge", "true"]));
@@ -258,13 +263,12 @@ fn scale(options: &Options) -> ExitCode {
     });
 
     let ps = timed_runs(runs.min(50), || berth(&["ps"]));
-    rows.push(Row {
-        figure: format!("berth ps, {} running (ms)", names.len()),
-        value: median(&ps),
-        samples: ps,
-        unit: "ms",
-        target: Some(Target::Under(50.0)),
-    });
+    rows.push(Row::median(
+        format!("berth ps, {} running (ms)", names.len()),
+        ps,
+        "ms",
+        Some(Target::Under(50.0)),
+    ));
 
     stop_all(&options.berth, &options.root, &names);
     print_table(&rows);

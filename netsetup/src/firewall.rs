@@ -26,10 +26,8 @@ use crate::{Error, Ipv4Net, NetworkSpec, Result};
 pub const TABLE: &str = "berth";
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
-const NFT_MSG_GETTABLE: u16 = 1;
 const NFT_MSG_GETCHAIN: u16 = 4;
 const NFT_MSG_GETRULE: u16 = 7;
-const NFTA_TABLE_NAME: u16 = 1;
 const NFTA_CHAIN_TABLE: u16 = 1;
 const NFTA_CHAIN_NAME: u16 = 3;
 const NFTA_CHAIN_HOOK: u16 = 4;
@@ -244,15 +242,6 @@ pub fn installed(network: &NetworkSpec) -> Result<bool> {
     exists(NFT_MSG_GETCHAIN, &filters).map_err(|source| Error::Netlink {
         op: "look up nftables chain",
         object: format!("inet {TABLE} {marker}"),
-        source,
-    })
-}
-
-/// Whether table `inet berth` exists in this network namespace.
-pub fn table_exists() -> Result<bool> {
-    exists(NFT_MSG_GETTABLE, &[(NFTA_TABLE_NAME, TABLE)]).map_err(|source| Error::Netlink {
-        op: "look up nftables table",
-        object: format!("inet {TABLE}"),
         source,
     })
 }

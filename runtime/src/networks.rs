@@ -137,6 +137,15 @@ pub fn list(root: &Path) -> Result<Vec<Record>> {
     Ok(records)
 }
 
+/// Every network, as netsetup takes them (none when the registry cannot be read).
+pub fn specs(root: &Path) -> Vec<NetworkSpec> {
+    list(root)
+        .unwrap_or_default()
+        .iter()
+        .map(Record::spec)
+        .collect()
+}
+
 /// A run's hold on its network: while it lives, `network rm` refuses the network.
 #[derive(Debug)]
 pub struct InUse {

@@ -45,7 +45,7 @@ fn create(root: &Path, args: NetworkCreateArgs) -> Result<u8> {
     let mut made = || -> Result<()> {
         // Entries an earlier network left on this bridge name (a removal that failed halfway).
         netsetup::firewall::uninstall(&spec.bridge)?;
-        netsetup::ensure_network(&mut netlink, &spec, &state_dir, || every_network(root))?;
+        netsetup::ensure_network(&mut netlink, &spec, &state_dir, || networks::specs(root))?;
         networks::member_hosts(&state_dir).retain(|_| true)?;
         networks::record(root, &record)
     };
@@ -56,15 +56,6 @@ fn create(root: &Path, args: NetworkCreateArgs) -> Result<u8> {
     }
     println!("{}", record.name);
     Ok(0)
-}
-
-/// Every network of the registry, as netsetup takes them.
-pub fn every_network(root: &Path) -> Vec<netsetup::NetworkSpec> {
-    networks::list(root)
-        .unwrap_or_default()
-        .iter()
-        .map(Record::spec)
-        .collect()
 }
 
 fn ls(root: &Path, format: PsFormat) -> Result<u8> {
@@ -187,7 +178,7 @@ fn reload(root: &Path) -> Result<u8> {
     check_privileges("network reload")?;
     let root = &canonical_root(root)?;
     let _registry = netsetup::lock(&root.join("networks.lock"))?;
-    let specs = every_network(root);
+    let specs = networks::specs(root);
     netsetup::firewall::reinstall(&specs.iter().collect::<Vec<_>>())?;
     println!("restored nftables table inet {}", netsetup::firewall::TABLE);
     Ok(0)

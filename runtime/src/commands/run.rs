@@ -124,7 +124,7 @@ fn launch(
             fault::point("after-lease");
             trace::step("leased an address");
             let bridge_index = netsetup::ensure_network(&mut netlink, network, &state_dir, || {
-                crate::commands::network::every_network(root)
+                networks::specs(root)
             })?;
             if !network.internal {
                 warn_about_forward_drops(&network.bridge);
