@@ -66,6 +66,9 @@ pub enum Error {
         subnet: ipnet::Ipv4Net,
         count: usize,
     },
+    /// The host port is published by another container.
+    #[error("port {port} is already published by container {owner}: pick another host port")]
+    PortPublished { port: String, owner: String },
     /// The `nft` program could not be run or refused the ruleset.
     #[error("nftables: {0}")]
     Nftables(String),

@@ -21,6 +21,7 @@ pub use ipnet::Ipv4Net;
 
 pub use dns::{container_resolv_conf, hosts_file, internal_resolv_conf, MemberHosts};
 pub use error::{Error, Result};
+pub use firewall::ports::{PortMapping, Protocol};
 pub use ipam::{boot_id, lock, process_alive, start_time, write_atomically, LeaseFile, LeaseOwner};
 pub use netlink::{Link, Netlink};
 pub use veth::{mac_for, Namespace};
@@ -71,8 +72,8 @@ impl NetworkSpec {
 }
 
 /// Makes sure `network` is ready for containers: the bridge exists, carries the gateway
-/// address and is up; IPv4 forwarding is on; the network is installed in berth's nftables
-/// table. Cheap when all is in place (three netlink round trips and a read of one sysctl),
+/// address and is up; IPv4 forwarding (and the bridge's route_localnet) is on; the network is installed in berth's nftables
+/// table. Cheap when all is in place (three netlink round trips and reads of two sysctls),
 /// idempotent, and safe when many callers race.
 ///
 /// When the network is not installed (the first run, or a firewall reload flushed berth's
@@ -88,7 +89,7 @@ pub fn ensure_network(
     network: &NetworkSpec,
     state_dir: &Path,
     every_network: impl FnOnce() -> Vec<NetworkSpec>,
-) -> Result<u32> {
+) -> Result<Bridge> {
     let owner = bridge_alias(state_dir);
     let bridge = match netlink.link_by_name(&network.bridge)? {
         Some(link) => link,
@@ -137,13 +138,30 @@ pub fn ensure_network(
         netlink.set_up(bridge.index, &network.bridge)?;
     }
     enable_forwarding()?;
-    if !firewall::installed(network)? {
+    if !network.internal {
+        enable_route_localnet(&network.bridge)?;
+    }
+    let installed = !firewall::installed(network)?;
+    if installed {
         let mut networks = every_network();
         networks.retain(|other| other.bridge != network.bridge);
         networks.push(network.clone());
         firewall::install(&networks.iter().collect::<Vec<_>>())?;
     }
-    Ok(bridge.index)
+    Ok(Bridge {
+        index: bridge.index,
+        installed,
+    })
+}
+
+/// A bridge made ready by [`ensure_network`].
+#[derive(Debug, Clone, Copy)]
+pub struct Bridge {
+    /// Its interface index.
+    pub index: u32,
+    /// Whether its network was (re)installed in berth's table just now: after a flush, the
+    /// ports that running containers published are gone from it and must be published again.
+    pub installed: bool,
 }
 
 /// Undoes [`ensure_network`] for a network being removed: its elements leave berth's table,
@@ -169,10 +187,21 @@ fn bridge_alias(state_dir: &Path) -> String {
 }
 
 fn enable_forwarding() -> Result<()> {
-    const PATH: &str = "/proc/sys/net/ipv4/ip_forward";
-    let current = fs::read(PATH).map_err(|e| Error::file(PATH, e))?;
+    switch_on("/proc/sys/net/ipv4/ip_forward")
+}
+
+/// Lets the bridge carry packets from 127.0.0.1: the host's own connections to a port
+/// published on its loopback are sent on to a container (and masqueraded on the way).
+/// berth's table drops packets for 127.0.0.0/8 that arrive on a bridge.
+fn enable_route_localnet(bridge: &str) -> Result<()> {
+    switch_on(&format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet"))
+}
+
+/// Writes 1 to a boolean sysctl unless it is 1 already.
+fn switch_on(path: &str) -> Result<()> {
+    let current = fs::read(path).map_err(|e| Error::file(path, e))?;
     if current.first() != Some(&b'1') {
-        fs::write(PATH, b"1").map_err(|e| Error::file(PATH, e))?;
+        fs::write(path, b"1").map_err(|e| Error::file(path, e))?;
     }
     Ok(())
 }

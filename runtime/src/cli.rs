@@ -24,6 +24,8 @@ pub enum Command {
     /// Run a command in new network, UTS and mount namespaces.
     #[command(after_help = "Examples:\n  \
         berth run --net bridge nginx -g 'daemon off;'\n  \
+        berth run -d --name web -p 8080:80 -p 127.0.0.1:8443:443 nginx -g 'daemon off;'\n  \
+        berth run -d -p 5353:53/udp -p 9000-9003:9000-9003 ./server\n  \
         berth run --net none --name sandbox sh\n  \
         berth run --ip 10.201.0.50 --dns 198.51.100.2 -e MODE=test ./server")]
     Run(RunArgs),
@@ -260,6 +262,12 @@ pub struct RunArgs {
     /// DNS server for the container's resolv.conf (repeatable); default: the host's.
     #[arg(long, value_name = "ADDR")]
     pub dns: Vec<IpAddr>,
+
+    /// Publish a container port on the host: [HOSTIP:][HOSTPORT:]CONTAINERPORT[/tcp|/udp], ports
+    /// or ranges (8000-8003:80-83); without HOSTPORT a free one is picked (berth ps shows it).
+    /// Repeatable; bridge networks only.
+    #[arg(short = 'p', long = "publish", value_name = "PORTS")]
+    pub publish: Vec<String>,
 
     /// Set an environment variable in the container (KEY=VALUE, or KEY to copy berth's).
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]

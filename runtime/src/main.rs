@@ -6,6 +6,7 @@ mod container;
 mod error;
 mod fault;
 mod networks;
+mod ports;
 mod trace;
 
 use std::process::ExitCode;

@@ -757,6 +757,11 @@ impl World {
             .filter(|f| f != "networks/bridge/leases" && !f.to_lowercase().contains("lock"))
             .collect();
         assert!(stray.is_empty(), "files left under the root {}: {stray:?}", self.root.display());
+        // No port left published (the maps are empty, or there is no table at all).
+        for map in ["ports_any", "ports_at"] {
+            let out = self.run(self.cmd("nft").args(["list", "map", "inet", "berth", map]));
+            assert!(!out.stdout.contains("elements"), "ports left published:\n{out}");
+        }
         let now = self.mounts();
         let added: Vec<&String> =
             now.iter().filter(|m| !self.baseline_mounts.contains(m)).collect();

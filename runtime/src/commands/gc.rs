@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use netsetup::{Error as NetError, LeaseOwner, Netlink, NetworkSpec};
+use netsetup::{Error as NetError, LeaseOwner, Netlink, NetworkSpec, PortMapping};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -100,7 +100,14 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
         }
     }
 
-    // Containers whose launcher is gone: their processes, leases, veth and directory.
+    // Containers whose launcher is gone: their processes, published ports, leases, veth and
+    // directory. A port is theirs while its element names them (another container may have
+    // taken it over since).
+    let published = if dead.is_empty() {
+        Vec::new()
+    } else {
+        netsetup::firewall::ports::published()?
+    };
     for (dir, state) in &dead {
         let short = state.short_id();
         if let Some(namespace) = state.mount_namespace {
@@ -108,6 +115,17 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
                 if kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
                     println!("killed process {pid} of container {short}");
                 }
+            }
+        }
+        let ports: Vec<PortMapping> = published
+            .iter()
+            .filter(|p| p.owner == state.id)
+            .map(|p| p.mapping)
+            .collect();
+        if !ports.is_empty() {
+            netsetup::firewall::ports::unpublish(&ports)?;
+            for port in ports {
+                println!("unpublished port {port} of container {short}");
             }
         }
         for network in &networks {

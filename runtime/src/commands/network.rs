@@ -45,7 +45,11 @@ fn create(root: &Path, args: NetworkCreateArgs) -> Result<u8> {
     let mut made = || -> Result<()> {
         // Entries an earlier network left on this bridge name (a removal that failed halfway).
         netsetup::firewall::uninstall(&spec.bridge)?;
-        netsetup::ensure_network(&mut netlink, &spec, &state_dir, || networks::specs(root))?;
+        let bridge =
+            netsetup::ensure_network(&mut netlink, &spec, &state_dir, || networks::specs(root))?;
+        if bridge.installed {
+            crate::ports::republish_running(root)?;
+        }
         networks::member_hosts(&state_dir).retain(|_| true)?;
         networks::record(root, &record)
     };
@@ -181,6 +185,10 @@ fn reload(root: &Path) -> Result<u8> {
     let specs = networks::specs(root);
     netsetup::firewall::reinstall(&specs.iter().collect::<Vec<_>>())?;
     println!("restored nftables table inet {}", netsetup::firewall::TABLE);
+    let ports = crate::ports::republish_running(root)?;
+    if ports > 0 {
+        println!("published {ports} ports of running containers again");
+    }
     Ok(0)
 }
 

@@ -25,7 +25,7 @@ pub fn ps(root: &Path, args: PsArgs) -> Result<u8> {
         PsFormat::Table => {
             let now = now();
             let mut rows = vec![[
-                "NAME", "ID", "PID", "NETWORK", "ADDRESS", "STATUS", "UPTIME", "COMMAND",
+                "NAME", "ID", "PID", "NETWORK", "ADDRESS", "STATUS", "UPTIME", "PORTS", "COMMAND",
             ]
             .map(String::from)
             .to_vec()];
@@ -40,6 +40,11 @@ pub fn ps(root: &Path, args: PsArgs) -> Result<u8> {
                     status.to_string(),
                     if status == Status::Running {
                         uptime(now.saturating_sub(state.created))
+                    } else {
+                        "-".into()
+                    },
+                    if status == Status::Running && !state.ports.is_empty() {
+                        ports_column(&state.ports)
                     } else {
                         "-".into()
                     },
@@ -86,6 +91,15 @@ fn describe(state: &State) -> serde_json::Value {
     value["status"] = json!(state.status().to_string());
     value["running"] = json!(state.status() == Status::Running);
     value
+}
+
+/// docker's form, without spaces: `0.0.0.0:8080->80/tcp,0.0.0.0:8081->81/tcp`.
+fn ports_column(ports: &[netsetup::PortMapping]) -> String {
+    ports
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn now() -> u64 {

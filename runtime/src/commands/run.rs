@@ -20,6 +20,7 @@ use crate::container::supervise::{self, BlockedSignals};
 use crate::error::{Error, Result};
 use crate::fault;
 use crate::networks;
+use crate::ports::{self, Reservation};
 use crate::trace;
 
 /// The container's interface name on a bridge network.
@@ -78,6 +79,7 @@ fn launch(
         launcher_start: owner.start,
         boot_id: owner.boot.clone(),
         address: None,
+        ports: Vec::new(),
         host_interface: None,
         pid: None,
         mount_namespace: None,
@@ -108,7 +110,10 @@ fn launch(
     let mut member_hosts = None;
     let bridge = match &spec.network {
         Network::Bridge {
-            network, requested, ..
+            network,
+            requested,
+            publish,
+            ..
         } => {
             made.network = Some(networks::InUse::hold(root, network)?);
             let state_dir = networks::state_dir(root, &network.name)?;
@@ -123,9 +128,17 @@ fn launch(
             made.lease = Some((leases, spec.id.clone()));
             fault::point("after-lease");
             trace::step("leased an address");
-            let bridge_index = netsetup::ensure_network(&mut netlink, network, &state_dir, || {
+            let bridge = netsetup::ensure_network(&mut netlink, network, &state_dir, || {
                 networks::specs(root)
             })?;
+            if bridge.installed {
+                // The table was flushed: the running containers' ports go back in with it.
+                if let Err(e) = ports::republish_running(root) {
+                    eprintln!(
+                        "berth: warning: publishing the ports of running containers again: {e}"
+                    );
+                }
+            }
             if !network.internal {
                 warn_about_forward_drops(&network.bridge);
             }
@@ -140,11 +153,18 @@ fn launch(
                 member_hosts = Some(hosts.path().to_path_buf());
                 made.member = Some((hosts, addr));
             }
+            if !publish.is_empty() {
+                let reservation = ports::reserve(publish, addr, root)?;
+                ports::publish(root, &spec.id, &reservation.mappings)?;
+                state.ports = reservation.mappings.clone();
+                made.ports = Some(reservation);
+                trace::step("published its ports");
+            }
             fault::point("after-network");
             host_netlink = Some(netlink);
             state.address = Some(addr.to_string());
             state.host_interface = Some(netsetup::host_interface_name(&spec.id));
-            Some((network, addr, bridge_index))
+            Some((network, addr, bridge.index))
         }
         _ => None,
     };
@@ -348,6 +368,7 @@ struct Made {
     name: Option<(PathBuf, String, String)>,
     lease: Option<(LeaseFile, String)>,
     member: Option<(MemberHosts, Ipv4Addr)>,
+    ports: Option<Reservation>,
     child: Option<crate::container::process::Child>,
     network: Option<networks::InUse>,
 }
@@ -360,6 +381,12 @@ impl Drop for Made {
         }
         if let Some((hosts, addr)) = self.member.take() {
             if let Err(e) = hosts.remove(addr) {
+                eprintln!("berth: {e}");
+            }
+        }
+        if let Some(reservation) = self.ports.take() {
+            // The elements first: the host ports are let go when the reservation drops.
+            if let Err(e) = netsetup::firewall::ports::unpublish(&reservation.mappings) {
                 eprintln!("berth: {e}");
             }
         }

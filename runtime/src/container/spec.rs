@@ -11,6 +11,7 @@ use crate::cli::RunArgs;
 use crate::container::capabilities::CapabilityPolicy;
 use crate::error::{Error, Result};
 use crate::networks;
+use crate::ports::PublishRequest;
 
 /// The PATH a workload gets unless `-e PATH=...` says otherwise (docker's).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -30,6 +31,8 @@ pub enum Network {
         requested: Option<Ipv4Addr>,
         /// DNS servers from `--dns`.
         dns: Vec<IpAddr>,
+        /// Ports to publish (`-p`).
+        publish: Vec<PublishRequest>,
     },
 }
 
@@ -89,12 +92,20 @@ impl RunSpec {
             None => name.replace('_', "-"),
         };
         let network = match args.net.as_str() {
-            "host" | "none" if args.ip.is_some() || !args.dns.is_empty() => {
+            "host" | "none"
+                if args.ip.is_some() || !args.dns.is_empty() || !args.publish.is_empty() =>
+            {
+                let flag = if args.ip.is_some() {
+                    "--ip"
+                } else if args.dns.is_empty() {
+                    "-p"
+                } else {
+                    "--dns"
+                };
                 return Err(Error::Invalid(format!(
-                    "{} needs a bridge network, not --net {}",
-                    if args.ip.is_some() { "--ip" } else { "--dns" },
+                    "{flag} needs a bridge network, not --net {}",
                     args.net
-                )))
+                )));
             }
             "host" => Network::Host,
             "none" => Network::None,
@@ -103,10 +114,23 @@ impl RunSpec {
                 if let Some(addr) = args.ip {
                     network.check_address(addr)?;
                 }
+                let publish = args
+                    .publish
+                    .iter()
+                    .map(|text| PublishRequest::parse(text))
+                    .collect::<Result<Vec<_>>>()?;
+                if network.internal && !publish.is_empty() {
+                    return Err(Error::Invalid(format!(
+                        "network {} is internal: nothing reaches its containers from outside, so \
+                         they cannot publish ports",
+                        network.name
+                    )));
+                }
                 Network::Bridge {
                     network,
                     requested: args.ip,
                     dns: args.dns,
+                    publish,
                 }
             }
         };

@@ -33,6 +33,9 @@ pub struct State {
     pub boot_id: String,
     /// Its address on the network, once leased.
     pub address: Option<String>,
+    /// The ports it published on the host, once they are held.
+    #[serde(default)]
+    pub ports: Vec<netsetup::PortMapping>,
     /// The host end of its veth, once named.
     pub host_interface: Option<String>,
     /// The workload's pid, once cloned.

@@ -13,6 +13,7 @@ mod lifecycle;
 mod network;
 mod networks;
 mod ownership;
+mod ports;
 mod process;
 mod security;
 

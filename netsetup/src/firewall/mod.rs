@@ -1,0 +1,412 @@
+//! berth's one nftables table: masquerade for the subnets it manages, forward accepts,
+//! isolation between its networks, and published ports.
+//!
+//! The table and its networks are installed by a script handed to `nft`; every later run only
+//! asks the kernel over netlink whether its network's marker is still there, and adds or
+//! removes its published ports as map elements over netlink (see [`ports`]): no process.
+
+use std::io;
+
+use crate::{Error, Ipv4Net, NetworkSpec, Result};
+
+use nfnl::{
+    attributes_of, be_u32, c_string, Message, NFPROTO_INET, NFPROTO_IPV4, NFTA_CHAIN_HOOK,
+    NFTA_CHAIN_NAME, NFTA_CHAIN_POLICY, NFTA_CHAIN_TABLE, NFTA_HOOK_HOOKNUM, NFT_MSG_GETCHAIN,
+    NFT_MSG_GETRULE, NF_DROP, NF_INET_FORWARD,
+};
+
+mod nfnl;
+pub mod ports;
+
+/// The name of berth's table (family `inet`).
+pub const TABLE: &str = "berth";
+
+/// A base chain of another table that drops forwarded packets unless a rule accepts them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardDrop {
+    /// The table's family: `ip`, `ip6` or `inet`.
+    pub family: &'static str,
+    /// The table.
+    pub table: String,
+    /// The chain.
+    pub chain: String,
+}
+
+impl ForwardDrop {
+    /// What this chain does to containers on `bridge`, and what to run about it.
+    pub fn warning(&self, bridge: &str) -> String {
+        format!(
+            "chain {} of table {} {} drops forwarded packets by default, so containers on \
+             {bridge} cannot reach beyond this host; to let them: {}",
+            self.chain,
+            self.family,
+            self.table,
+            self.remedy(bridge)
+        )
+    }
+
+    /// What to run so that the bridge's traffic passes this chain.
+    pub fn remedy(&self, bridge: &str) -> String {
+        let (family, table, chain) = (self.family, &self.table, &self.chain);
+        format!(
+            "nft insert rule {family} {table} {chain} iifname {bridge} accept; \
+             nft insert rule {family} {table} {chain} oifname {bridge} ct state established,related accept"
+        )
+    }
+}
+
+/// Lists the forward-hook base chains of other `ip` and `inet` tables whose policy is drop
+/// (docker's and ufw's `FORWARD DROP` through iptables-nft) and none of whose rules names
+/// `bridge`: an accept in berth's table does not override them. One netlink dump when there
+/// are none. Not seen: iptables-legacy rules, a final reject rule, accepts in a chain that the
+/// forward chain jumps to (a rule that names the bridge counts as handled, whatever it does).
+pub fn forward_drop_chains(bridge: &str) -> Result<Vec<ForwardDrop>> {
+    dump_forward_drops(bridge).map_err(|source| Error::Netlink {
+        op: "list",
+        object: "nftables chains".into(),
+        source,
+    })
+}
+
+fn dump_forward_drops(bridge: &str) -> io::Result<Vec<ForwardDrop>> {
+    let mut found = Vec::new();
+    nfnl::dump(
+        Message::new(NFT_MSG_GETCHAIN, 0, 0),
+        |family, attributes| {
+            found.extend(forward_drop(family, attributes));
+        },
+    )?;
+    // A chain whose rules already name the bridge was taken care of (by berth's remedy, say).
+    let mut open = Vec::new();
+    for chain in found {
+        if !chain_rules_mention(&chain, bridge)? {
+            open.push(chain);
+        }
+    }
+    Ok(open)
+}
+
+/// Whether any rule of `chain` carries the bytes of `name` (an interface match on it).
+fn chain_rules_mention(chain: &ForwardDrop, name: &str) -> io::Result<bool> {
+    const NFTA_RULE_TABLE: u16 = 1;
+    const NFTA_RULE_CHAIN: u16 = 2;
+    let family = if chain.family == "inet" {
+        NFPROTO_INET
+    } else {
+        NFPROTO_IPV4
+    };
+    let mut found = false;
+    let request = Message::new(NFT_MSG_GETRULE, 0, family)
+        .string(NFTA_RULE_TABLE, &chain.table)
+        .string(NFTA_RULE_CHAIN, &chain.chain);
+    nfnl::dump(request, |_, attributes| {
+        found |= attributes
+            .windows(name.len() + 1)
+            .any(|w| &w[..name.len()] == name.as_bytes() && w[name.len()] == 0);
+    })?;
+    Ok(found)
+}
+
+/// The chain described by `attributes` (of a table of `family`), if it is a forward-hook base
+/// chain with a drop policy in a table other than berth's.
+fn forward_drop(family: u8, attributes: &[u8]) -> Option<ForwardDrop> {
+    // berth's traffic is IPv4: an ip6 table's policy does not touch it.
+    let family = match family {
+        NFPROTO_INET => "inet",
+        NFPROTO_IPV4 => "ip",
+        _ => return None,
+    };
+    let (mut table, mut chain, mut hook, mut policy) = (None, None, None, None);
+    for (kind, value) in attributes_of(attributes) {
+        match kind {
+            NFTA_CHAIN_TABLE => table = c_string(value),
+            NFTA_CHAIN_NAME => chain = c_string(value),
+            NFTA_CHAIN_POLICY => policy = be_u32(value),
+            NFTA_CHAIN_HOOK => {
+                hook = attributes_of(value)
+                    .find(|(kind, _)| *kind == NFTA_HOOK_HOOKNUM)
+                    .and_then(|(_, v)| be_u32(v))
+            }
+            _ => {}
+        }
+    }
+    let table = table?;
+    (hook? == NF_INET_FORWARD && policy? == NF_DROP && !(family == "inet" && table == TABLE)).then(
+        || ForwardDrop {
+            family,
+            table,
+            chain: chain.unwrap_or_default(),
+        },
+    )
+}
+
+/// Whether `network` is installed in berth's table (its marker chain exists, and so its set
+/// elements, which come in the same transaction). One netlink round trip, no process.
+pub fn installed(network: &NetworkSpec) -> Result<bool> {
+    let marker = Installed::of(network).marker();
+    let request = Message::new(NFT_MSG_GETCHAIN, 0, NFPROTO_INET)
+        .string(NFTA_CHAIN_TABLE, TABLE)
+        .string(NFTA_CHAIN_NAME, &marker);
+    nfnl::get(request)
+        .map(|found| found.is_some())
+        .map_err(|source| Error::Netlink {
+            op: "look up nftables chain",
+            object: format!("inet {TABLE} {marker}"),
+            source,
+        })
+}
+
+/// Installs `networks` in berth's table, making the table if it is missing: one transaction,
+/// idempotent, and safe when many callers race. The table's rules are a fixed handful that
+/// look networks up in sets; a network is only elements of those sets:
+///
+/// - `bridges`: every berth bridge. Forwarded packets from one to another are dropped (networks
+///   are isolated), those from a bridge out are accepted, and replies back in.
+/// - `same_bridge`: `bridge . bridge` pairs, accepted before that drop (hairpin traffic).
+/// - `internal`: bridges of internal networks, whose traffic never leaves the host.
+/// - `masq_subnets`: the subnets whose traffic is masqueraded when it leaves by another
+///   interface.
+///
+/// An empty chain named after the network's bridge, subnet and kind (`net/SUBNET/PREFIX/x|i/
+/// BRIDGE`) marks it as installed (see [`installed`]) and says which elements are its own.
+pub fn install(networks: &[&NetworkSpec]) -> Result<()> {
+    apply(&table_script(networks, false))
+}
+
+/// Replaces berth's table by a fresh one holding `networks` (after a firewall reload flushed
+/// it, say), in one transaction.
+pub fn reinstall(networks: &[&NetworkSpec]) -> Result<()> {
+    apply(&table_script(networks, true))
+}
+
+/// Removes from berth's table every network installed on `bridge` (its elements and marker),
+/// whatever its subnet; nothing to do when there is none.
+pub fn uninstall(bridge: &str) -> Result<()> {
+    let mut script = String::new();
+    for marker in markers()? {
+        let Some(installed) = Installed::from_marker(&marker) else {
+            continue;
+        };
+        if installed.bridge != bridge {
+            continue;
+        }
+        for (set, element) in installed.elements() {
+            script += &format!("delete element inet {TABLE} {set} {{ {element} }}\n");
+        }
+        script += &format!("delete chain inet {TABLE} {marker}\n");
+    }
+    if script.is_empty() {
+        return Ok(());
+    }
+    apply(&script)
+}
+
+/// The names of the marker chains in berth's table (none when there is no table).
+fn markers() -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let listed = nfnl::dump(
+        Message::new(NFT_MSG_GETCHAIN, 0, NFPROTO_INET).string(NFTA_CHAIN_TABLE, TABLE),
+        |_, attributes| {
+            let (mut table, mut name) = (None, None);
+            for (kind, value) in attributes_of(attributes) {
+                match kind {
+                    NFTA_CHAIN_TABLE => table = c_string(value),
+                    NFTA_CHAIN_NAME => name = c_string(value),
+                    _ => {}
+                }
+            }
+            if let (Some(TABLE), Some(name)) = (table.as_deref(), name) {
+                if name.starts_with(MARKER_PREFIX) {
+                    names.push(name);
+                }
+            }
+        },
+    );
+    match listed {
+        Ok(()) => Ok(names),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(Vec::new()),
+        Err(source) => Err(Error::Netlink {
+            op: "list",
+            object: format!("chains of inet {TABLE}"),
+            source,
+        }),
+    }
+}
+
+const MARKER_PREFIX: &str = "net/";
+
+/// What a marker chain says of the network it marks: the elements that are its own.
+struct Installed {
+    bridge: String,
+    subnet: Ipv4Net,
+    internal: bool,
+}
+
+impl Installed {
+    fn of(network: &NetworkSpec) -> Self {
+        Installed {
+            bridge: network.bridge.clone(),
+            subnet: network.subnet,
+            internal: network.internal,
+        }
+    }
+
+    /// `net/SUBNET/PREFIX/x|i/BRIDGE`: a bridge name holds no '/', so it can come last.
+    fn marker(&self) -> String {
+        format!(
+            "{MARKER_PREFIX}{}/{}/{}/{}",
+            self.subnet.network(),
+            self.subnet.prefix_len(),
+            if self.internal { "i" } else { "x" },
+            self.bridge
+        )
+    }
+
+    fn from_marker(name: &str) -> Option<Self> {
+        let mut parts = name.strip_prefix(MARKER_PREFIX)?.splitn(4, '/');
+        let addr: std::net::Ipv4Addr = parts.next()?.parse().ok()?;
+        let prefix: u8 = parts.next()?.parse().ok()?;
+        let internal = match parts.next()? {
+            "i" => true,
+            "x" => false,
+            _ => return None,
+        };
+        Some(Installed {
+            subnet: Ipv4Net::new(addr, prefix).ok()?,
+            internal,
+            bridge: parts.next()?.to_owned(),
+        })
+    }
+
+    /// The set elements that stand for the network in berth's table.
+    fn elements(&self) -> Vec<(&'static str, String)> {
+        let bridge = &self.bridge;
+        let mut elements = vec![
+            ("bridges", format!("\"{bridge}\"")),
+            ("same_bridge", format!("\"{bridge}\" . \"{bridge}\"")),
+        ];
+        if self.internal {
+            elements.push(("internal", format!("\"{bridge}\"")));
+        } else {
+            elements.push(("masq_subnets", self.subnet.trunc().to_string()));
+        }
+        elements
+    }
+}
+
+/// berth's table: its sets, maps, chains and the fixed handful of rules. Adding a set, map
+/// or chain that exists keeps it (and its elements); the base chains are flushed and refilled,
+/// so the rules never double.
+const TABLE_SCRIPT: &str = r#"
+add table inet berth
+add set inet berth bridges { type ifname; }
+add set inet berth same_bridge { type ifname . ifname; }
+add set inet berth internal { type ifname; }
+add set inet berth masq_subnets { type ipv4_addr; flags interval; }
+add map inet berth ports_any { type inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet berth ports_at { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
+
+add chain inet berth guard { type filter hook prerouting priority -300; policy accept; }
+add chain inet berth prerouting { type nat hook prerouting priority -100; policy accept; }
+add chain inet berth output { type nat hook output priority -100; policy accept; }
+add chain inet berth postrouting { type nat hook postrouting priority 100; policy accept; }
+add chain inet berth forward { type filter hook forward priority 0; policy accept; }
+flush chain inet berth guard
+flush chain inet berth prerouting
+flush chain inet berth output
+flush chain inet berth postrouting
+flush chain inet berth forward
+
+# berth's bridges take packets for 127.0.0.0/8 (route_localnet, so that the host's own
+# connections to 127.0.0.1 reach published ports): none may come in from a container.
+add rule inet berth guard iifname @bridges ip daddr 127.0.0.0/8 drop
+
+# Published ports. Packets for 127.0.0.0/8 from outside are never translated (moby#41872): a
+# port published on the loopback is the host's own.
+add rule inet berth prerouting ip daddr 127.0.0.0/8 return
+add rule inet berth prerouting fib daddr type local dnat ip to meta l4proto . th dport map @ports_any
+add rule inet berth prerouting dnat ip to ip daddr . meta l4proto . th dport map @ports_at
+add rule inet berth output fib daddr type local dnat ip to meta l4proto . th dport map @ports_any
+add rule inet berth output dnat ip to ip daddr . meta l4proto . th dport map @ports_at
+
+# What leaves a masqueraded subnet by an interface that is not a berth bridge.
+add rule inet berth postrouting ip saddr @masq_subnets oifname != @bridges masquerade
+# The host's connections from 127.0.0.1 to a published port: a container cannot answer those.
+add rule inet berth postrouting oifname @bridges ip saddr 127.0.0.0/8 masquerade
+# A container's connection to a published port (hairpin): the answer must come back through
+# the host, not straight from the container that publishes it.
+add rule inet berth postrouting ct status dnat oifname @bridges ip saddr @masq_subnets masquerade
+
+# Routed within one bridge (hairpin): allowed.
+add rule inet berth forward iifname . oifname @same_bridge accept
+# In or out of an internal network: dropped.
+add rule inet berth forward iifname @internal drop
+add rule inet berth forward oifname @internal drop
+# To a published port: allowed from anywhere, other networks included.
+add rule inet berth forward oifname @bridges ct status dnat accept
+# From one network to another: dropped.
+add rule inet berth forward iifname @bridges oifname @bridges drop
+# Out of a network, and the replies back in.
+add rule inet berth forward iifname @bridges accept
+add rule inet berth forward oifname @bridges ct state established,related accept
+"#;
+
+/// The script that makes (or with `replace`, remakes) berth's table and installs `networks`
+/// in it, as one transaction.
+fn table_script(networks: &[&NetworkSpec], replace: bool) -> String {
+    let mut script = String::new();
+    if replace {
+        // `add` then `delete` works whether or not the table exists.
+        script += &format!("add table inet {TABLE}\ndelete table inet {TABLE}\n");
+    }
+    script += TABLE_SCRIPT;
+    for network in networks {
+        let installed = Installed::of(network);
+        for (set, element) in installed.elements() {
+            script += &format!("add element inet {TABLE} {set} {{ {element} }}\n");
+        }
+        script += &format!("add chain inet {TABLE} {}\n", installed.marker());
+    }
+    script
+}
+
+/// Hands a script to `nft -f -` (one transaction) and returns nft's own message when it
+/// refuses.
+///
+/// Text, not nft's JSON: nft 1.0.6 (Debian 12) crashes on a JSON rule that looks up a map
+/// whose data is a concatenation, which the published ports need.
+fn apply(script: &str) -> Result<()> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut nft = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Nftables(format!("cannot run nft: {e}; install nftables")))?;
+    let written = nft
+        .stdin
+        .take()
+        .map(|mut stdin| stdin.write_all(script.as_bytes()));
+    let output = nft
+        .wait_with_output()
+        .map_err(|e| Error::Nftables(format!("nft: {e}")))?;
+    if let Some(Err(e)) = written {
+        return Err(Error::Nftables(format!("writing to nft: {e}")));
+    }
+    if output.status.success() {
+        return Ok(());
+    }
+    let message = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+    // A kernel without nf_tables' NAT refuses the masquerade rule with one of these.
+    let hint = if message.contains("No such file or directory") || message.contains("not supported")
+    {
+        " (does the kernel have nf_tables with NAT: modprobe nft_masq?)"
+    } else {
+        ""
+    };
+    Err(Error::Nftables(format!(
+        "nft could not change table inet {TABLE}: {message}{hint}"
+    )))
+}

@@ -1,0 +1,440 @@
+//! Published ports: elements of two maps in berth's table, looked up by a fixed handful of
+//! rules however many ports are published.
+//!
+//! - `ports_any` (`inet_proto . inet_service : ipv4_addr . inet_service`): ports published on
+//!   every address of the host.
+//! - `ports_at` (`ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service`): ports
+//!   published on one address.
+//!
+//! Each element carries its owner in its comment. Elements are added and removed over
+//! netlink, in one transaction per container, without running `nft`.
+
+use std::fmt;
+use std::io;
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use super::nfnl::{
+    self, attribute, attributes_of, Message, NFPROTO_INET, NFT_MSG_DELSETELEM, NFT_MSG_GETSETELEM,
+    NFT_MSG_NEWSETELEM, NLM_F_CREATE, NLM_F_EXCL,
+};
+use super::TABLE;
+use crate::{Error, Result};
+
+/// The map of ports published on every address of the host.
+pub const PORTS_ANY: &str = "ports_any";
+/// The map of ports published on one address.
+pub const PORTS_AT: &str = "ports_at";
+
+const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
+const NFTA_SET_ELEM_LIST_SET: u16 = 2;
+const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+const NFTA_LIST_ELEM: u16 = 1;
+const NFTA_SET_ELEM_KEY: u16 = 1;
+const NFTA_SET_ELEM_DATA: u16 = 2;
+const NFTA_SET_ELEM_USERDATA: u16 = 6;
+const NFTA_DATA_VALUE: u16 = 1;
+/// The type of a comment in an element's user data (what `nft` shows as `comment`).
+const UDATA_COMMENT: u8 = 0;
+
+/// A transport protocol a port is published for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl Protocol {
+    /// The IP protocol number.
+    fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => libc::IPPROTO_TCP as u8,
+            Protocol::Udp => libc::IPPROTO_UDP as u8,
+        }
+    }
+
+    fn from_number(number: u8) -> Option<Self> {
+        match i32::from(number) {
+            libc::IPPROTO_TCP => Some(Protocol::Tcp),
+            libc::IPPROTO_UDP => Some(Protocol::Udp),
+            _ => None,
+        }
+    }
+
+    /// `tcp` or `udp`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One published port: what arrives for `host_port` (on `host_ip`, or on any address of the
+/// host when it is `None`) goes to `container_ip:container_port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PortMapping {
+    /// The protocol.
+    pub protocol: Protocol,
+    /// The host address it is published on; `None`: every address, 127.0.0.1 included.
+    pub host_ip: Option<Ipv4Addr>,
+    /// The host's port.
+    pub host_port: u16,
+    /// The container's address.
+    pub container_ip: Ipv4Addr,
+    /// The container's port.
+    pub container_port: u16,
+}
+
+impl fmt::Display for PortMapping {
+    /// docker's form: `0.0.0.0:8080->80/tcp`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}->{}/{}",
+            self.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            self.host_port,
+            self.container_port,
+            self.protocol
+        )
+    }
+}
+
+impl PortMapping {
+    fn map(&self) -> &'static str {
+        if self.host_ip.is_some() {
+            PORTS_AT
+        } else {
+            PORTS_ANY
+        }
+    }
+
+    /// The element's key as the kernel holds it: each field of the concatenation in its own
+    /// 32-bit register, in network order.
+    fn key(&self) -> Vec<u8> {
+        let mut key = Vec::with_capacity(12);
+        if let Some(ip) = self.host_ip {
+            key.extend_from_slice(&ip.octets());
+        }
+        key.extend_from_slice(&[self.protocol.number(), 0, 0, 0]);
+        key.extend_from_slice(&self.host_port.to_be_bytes());
+        key.extend_from_slice(&[0, 0]);
+        key
+    }
+
+    /// The element's data: the container's address and port.
+    fn data(&self) -> Vec<u8> {
+        let mut data = self.container_ip.octets().to_vec();
+        data.extend_from_slice(&self.container_port.to_be_bytes());
+        data.extend_from_slice(&[0, 0]);
+        data
+    }
+
+    /// The mapping an element of `map` with `key` and `data` stands for.
+    fn from_element(map: &str, key: &[u8], data: &[u8]) -> Option<Self> {
+        let (host_ip, rest) = match map {
+            PORTS_AT => (
+                Some(Ipv4Addr::from(<[u8; 4]>::try_from(key.get(..4)?).ok()?)),
+                &key[4..],
+            ),
+            _ => (None, key),
+        };
+        if rest.len() != 8 || data.len() != 8 {
+            return None;
+        }
+        Some(PortMapping {
+            protocol: Protocol::from_number(rest[0])?,
+            host_ip,
+            host_port: u16::from_be_bytes([rest[4], rest[5]]),
+            container_ip: Ipv4Addr::new(data[0], data[1], data[2], data[3]),
+            container_port: u16::from_be_bytes([data[4], data[5]]),
+        })
+    }
+
+    /// A set-element message of `kind` for this mapping, with its data and `owner` when given.
+    fn message(&self, kind: u16, flags: u16, owner: Option<&str>) -> Message {
+        let key = self.key();
+        let data = owner.map(|owner| (self.data(), comment(owner)));
+        Message::new(kind, flags, NFPROTO_INET)
+            .string(NFTA_SET_ELEM_LIST_TABLE, TABLE)
+            .string(NFTA_SET_ELEM_LIST_SET, self.map())
+            .nested(NFTA_SET_ELEM_LIST_ELEMENTS, |mut list| {
+                list.nested(NFTA_LIST_ELEM, |mut element| {
+                    element.nested(NFTA_SET_ELEM_KEY, |mut value| {
+                        value.attribute(NFTA_DATA_VALUE, &key);
+                    });
+                    if let Some((data, comment)) = &data {
+                        element.nested(NFTA_SET_ELEM_DATA, |mut value| {
+                            value.attribute(NFTA_DATA_VALUE, data);
+                        });
+                        element.attribute(NFTA_SET_ELEM_USERDATA, comment);
+                    }
+                });
+            })
+    }
+}
+
+/// `owner` as an element comment (nft's user-data TLV, NUL-terminated, at most 127 bytes).
+fn comment(owner: &str) -> Vec<u8> {
+    let text = &owner.as_bytes()[..owner.len().min(127)];
+    let mut tlv = vec![UDATA_COMMENT, text.len() as u8 + 1];
+    tlv.extend_from_slice(text);
+    tlv.push(0);
+    tlv
+}
+
+/// The comment in an element's user data.
+fn owner_in(userdata: &[u8]) -> Option<String> {
+    let mut rest = userdata;
+    while rest.len() >= 2 {
+        let (kind, length) = (rest[0], rest[1] as usize);
+        let value = rest.get(2..2 + length)?;
+        if kind == UDATA_COMMENT {
+            return nfnl::c_string(value);
+        }
+        rest = &rest[2 + length..];
+    }
+    None
+}
+
+/// Publishes `mappings` for `owner`, in one transaction: all or none; publishing again what
+/// `owner` published is no change. A port that another owner has published is refused
+/// ([`Error::PortPublished`]) unless `owner_gone` says that owner is gone for good, in which
+/// case its element is replaced.
+pub fn publish(
+    mappings: &[PortMapping],
+    owner: &str,
+    mut owner_gone: impl FnMut(&str) -> bool,
+) -> Result<()> {
+    let mut replaced = Vec::new();
+    // Each round either succeeds, fails, or takes over one more element.
+    for _ in 0..=mappings.len() + 1 {
+        let mut messages = Vec::new();
+        let mut creations = Vec::new();
+        for (index, mapping) in mappings.iter().enumerate() {
+            if replaced.contains(&index) {
+                messages.push(mapping.message(NFT_MSG_DELSETELEM, 0, None));
+            }
+            creations.push(messages.len());
+            messages.push(mapping.message(
+                NFT_MSG_NEWSETELEM,
+                NLM_F_CREATE | NLM_F_EXCL,
+                Some(owner),
+            ));
+        }
+        let outcomes = nfnl::transact(messages).map_err(|e| publish_error(e, mappings))?;
+        let Some((failed, error)) = outcomes
+            .into_iter()
+            .enumerate()
+            .find_map(|(index, outcome)| outcome.err().map(|e| (index, e)))
+        else {
+            return Ok(());
+        };
+        let Some(index) = creations.iter().position(|&m| m == failed) else {
+            return Err(publish_error(error, mappings));
+        };
+        if error.raw_os_error() != Some(libc::EEXIST) {
+            return Err(publish_error(error, &mappings[index..=index]));
+        }
+        let mapping = &mappings[index];
+        match owner_of(mapping)? {
+            // Removed meanwhile: try again.
+            None => {}
+            // Its own already (published again after a flush), or a dead owner's.
+            Some(other) if other == owner || owner_gone(&other) => replaced.push(index),
+            Some(other) => {
+                return Err(Error::PortPublished {
+                    port: describe(mapping),
+                    owner: other,
+                })
+            }
+        }
+    }
+    Err(Error::Nftables(
+        "the published ports kept changing while berth added its own; try again".into(),
+    ))
+}
+
+fn publish_error(source: io::Error, mappings: &[PortMapping]) -> Error {
+    let map = mappings.first().map_or(PORTS_ANY, PortMapping::map);
+    if source.raw_os_error() == Some(libc::ENOENT) {
+        return Error::Nftables(format!(
+            "table inet {TABLE} has no map {map} (made by an older berth?): run berth network reload"
+        ));
+    }
+    Error::Netlink {
+        op: "add elements to",
+        object: format!("inet {TABLE} {map}"),
+        source,
+    }
+}
+
+/// `0.0.0.0:8080/tcp`: a published port as the host sees it.
+fn describe(mapping: &PortMapping) -> String {
+    format!(
+        "{}:{}/{}",
+        mapping.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
+        mapping.host_port,
+        mapping.protocol
+    )
+}
+
+/// The owner of the element that publishes `mapping`'s host port, if there is one.
+fn owner_of(mapping: &PortMapping) -> Result<Option<String>> {
+    let found = nfnl::get(mapping.message(NFT_MSG_GETSETELEM, 0, None)).map_err(|source| {
+        Error::Netlink {
+            op: "look up an element of",
+            object: format!("inet {TABLE} {}", mapping.map()),
+            source,
+        }
+    })?;
+    Ok(found.map(|attributes| {
+        elements(&attributes)
+            .next()
+            .and_then(|(_, _, owner)| owner)
+            .unwrap_or_default()
+    }))
+}
+
+/// The elements in a set-element message: key, data and owner.
+fn elements(attributes: &[u8]) -> impl Iterator<Item = (&[u8], &[u8], Option<String>)> {
+    let list = attribute(attributes, NFTA_SET_ELEM_LIST_ELEMENTS).unwrap_or_default();
+    attributes_of(list)
+        .filter(|(kind, _)| *kind == NFTA_LIST_ELEM)
+        .map(|(_, element)| {
+            let value = |kind| {
+                attribute(element, kind)
+                    .and_then(|nested| attribute(nested, NFTA_DATA_VALUE))
+                    .unwrap_or_default()
+            };
+            let owner = attribute(element, NFTA_SET_ELEM_USERDATA).and_then(owner_in);
+            (value(NFTA_SET_ELEM_KEY), value(NFTA_SET_ELEM_DATA), owner)
+        })
+}
+
+/// Removes `mappings` (those already gone are skipped): one transaction.
+pub fn unpublish(mappings: &[PortMapping]) -> Result<()> {
+    let mut left: Vec<&PortMapping> = mappings.iter().collect();
+    // A transaction fails whole when one element is missing: leave those out and go again.
+    while !left.is_empty() {
+        let messages = left
+            .iter()
+            .map(|mapping| mapping.message(NFT_MSG_DELSETELEM, 0, None))
+            .collect();
+        let outcomes = nfnl::transact(messages).map_err(|source| Error::Netlink {
+            op: "remove elements from",
+            object: format!("inet {TABLE} {}", left[0].map()),
+            source,
+        })?;
+        let mut missing = Vec::new();
+        for (index, outcome) in outcomes.into_iter().enumerate() {
+            match outcome {
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => missing.push(index),
+                Err(source) => {
+                    return Err(Error::Netlink {
+                        op: "remove elements from",
+                        object: format!("inet {TABLE} {}", left[index].map()),
+                        source,
+                    })
+                }
+                Ok(()) => {}
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        left = left
+            .into_iter()
+            .enumerate()
+            .filter(|(index, _)| !missing.contains(index))
+            .map(|(_, mapping)| mapping)
+            .collect();
+    }
+    Ok(())
+}
+
+/// A port published in berth's table, and who published it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The port.
+    pub mapping: PortMapping,
+    /// Its owner, as given to [`publish`].
+    pub owner: String,
+}
+
+/// Every published port (none when berth's table or its maps are missing).
+pub fn published() -> Result<Vec<Published>> {
+    let mut all = Vec::new();
+    for map in [PORTS_ANY, PORTS_AT] {
+        let request = Message::new(NFT_MSG_GETSETELEM, 0, NFPROTO_INET)
+            .string(NFTA_SET_ELEM_LIST_TABLE, TABLE)
+            .string(NFTA_SET_ELEM_LIST_SET, map);
+        let listed = nfnl::dump(request, |_, attributes| {
+            for (key, data, owner) in elements(attributes) {
+                if let Some(mapping) = PortMapping::from_element(map, key, data) {
+                    all.push(Published {
+                        mapping,
+                        owner: owner.unwrap_or_default(),
+                    });
+                }
+            }
+        });
+        match listed {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(source) => {
+                return Err(Error::Netlink {
+                    op: "list",
+                    object: format!("inet {TABLE} {map}"),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapping(host_ip: Option<Ipv4Addr>) -> PortMapping {
+        PortMapping {
+            protocol: Protocol::Udp,
+            host_ip,
+            host_port: 8080,
+            container_ip: Ipv4Addr::new(10, 201, 0, 2),
+            container_port: 53,
+        }
+    }
+
+    #[test]
+    fn keys_and_data_are_laid_out_in_registers() {
+        let at = mapping(Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(at.key(), [127, 0, 0, 1, 17, 0, 0, 0, 0x1f, 0x90, 0, 0]);
+        assert_eq!(at.data(), [10, 201, 0, 2, 0, 53, 0, 0]);
+        assert_eq!(mapping(None).key(), [17, 0, 0, 0, 0x1f, 0x90, 0, 0]);
+    }
+
+    #[test]
+    fn elements_read_back_as_they_were_written() {
+        for m in [mapping(None), mapping(Some(Ipv4Addr::new(192, 0, 2, 7)))] {
+            assert_eq!(
+                PortMapping::from_element(m.map(), &m.key(), &m.data()),
+                Some(m)
+            );
+        }
+        assert_eq!(owner_in(&comment("abc")), Some("abc".into()));
+        assert_eq!(mapping(None).to_string(), "0.0.0.0:8080->53/udp");
+    }
+}
