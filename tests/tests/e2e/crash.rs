@@ -63,9 +63,9 @@ fn berth_killed_at_every_step_leaves_nothing_after_gc() {
         let w = World::new();
         let orphan = unique_sleep_arg();
         // A background process that would outlive berth, then a quick end of the workload
-        // itself (so the teardown steps are reached).
+        // itself (so the teardown steps are reached); a published port, for gc to unpublish.
         let script = format!("sleep {orphan} & sleep 0.3");
-        crash_at(&w, step, &["--net", "bridge", "sh", "-c", &script]);
+        crash_at(&w, step, &["--net", "bridge", "-p", "8080:80", "sh", "-c", &script]);
         gc_leaves_nothing(&w, &orphan, step);
     }
 }

@@ -173,6 +173,7 @@ fn a_taken_port_is_refused_and_nothing_is_left() {
     for (args, message) in [
         (&["-p", "8080:80/sctp", "true"][..], "unknown protocol 'sctp'"),
         (&["-p", "70000:80", "true"], "'70000' is not a port"),
+        (&["-p", "8000-8003:80-81", "true"], "4 host ports for 2 container ports"),
         (&["--net", "host", "-p", "80", "true"], "-p needs a bridge network"),
         (&["-p", "192.0.2.99:8085:80", "true"], "not an address of this host"),
         (&["-p", "8086:80", "-p", "8086:81", "true"], "published twice"),
