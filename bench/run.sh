@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# berth's benchmark, in three tables, all measured in one invocation:
+# berth's benchmark, in four tables, all measured in one invocation:
 #  1. start-up: the median wall time of `berth run --net none|host|bridge true` against the
 #     floor, `unshare --net --uts --mount true` (hyperfine);
-#  2. scale (berth-bench): teardown time, 100 runs at once, a supervisor's memory, and a run
-#     and `berth ps` with 1000 containers running;
-#  3. throughput: TCP from a container to the host across berth0, against the same path built
+#  2. scale (berth-bench scale): teardown time, 100 runs at once, a supervisor's memory, and a
+#     run and `berth ps` with 1000 containers running;
+#  3. published ports (berth-bench ports): `berth run --net bridge -p 18080:80 true` with no
+#     other container, with 500 running, and with 500 that publish a port each, and the nft
+#     ruleset's rule count with none and with the 500 published;
+#  4. throughput: TCP from a container to the host across berth0, against the same path built
 #     by hand with `ip` (iperf3).
 # Runs inside network and mount namespaces of its own, with berth's state on a tmpfs there:
 # the machine's own network and mount table are never touched.
@@ -14,19 +17,13 @@
 # Prints min, median, p90 and max per figure, the value compared with its target, and exits 1
 # when a target is missed. --smoke: few runs and 50 containers, and a missed target is only
 # reported (figures from a short run on a busy machine say little). Needs hyperfine, jq,
-# iperf3 and the berth-bench binary (cargo build --release --workspace).
+# iperf3, nft and the berth-bench binary (cargo build --release --workspace).
 set -euo pipefail
 
 runs=300
 smoke=
+berth=
 here=$(cd "$(dirname "$0")" && pwd)
-# The static build (scripts/build-static.sh), which install.sh installs, brought up to date when
-# cargo is at hand; else the dynamic one.
-if [ -z "${BERTH_BENCH_INSIDE:-}" ] && command -v cargo >/dev/null; then
-    "$here/../scripts/build-static.sh"
-fi
-berth="$here/../target/static/release/berth"
-[ -x "$berth" ] || berth="$here/../target/release/berth"
 bench_bin="$here/../target/release/berth-bench"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -36,8 +33,17 @@ while [ $# -gt 0 ]; do
         *) echo "usage: $0 [--runs N] [--berth PATH] [--smoke]" >&2; exit 2 ;;
     esac
 done
+# Without --berth: the static build (scripts/build-static.sh), which install.sh installs,
+# brought up to date when cargo is at hand; else the dynamic one.
+if [ -z "$berth" ]; then
+    if [ -z "${BERTH_BENCH_INSIDE:-}" ] && command -v cargo >/dev/null; then
+        "$here/../scripts/build-static.sh"
+    fi
+    berth="$here/../target/static/release/berth"
+    [ -x "$berth" ] || berth="$here/../target/release/berth"
+fi
 berth=$(realpath "$berth")
-for tool in hyperfine jq unshare iperf3 nsenter; do
+for tool in hyperfine jq unshare iperf3 nsenter nft; do
     command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install $tool)" >&2; exit 2; }
 done
 [ -x "$berth" ] || { echo "bench: no berth binary at $berth (cargo build --release)" >&2; exit 2; }
@@ -97,12 +103,18 @@ echo "$table" | grep -q MISSED && missed=1
 echo
 if [ -n "${BERTH_BENCH_SMOKE:-}" ]; then
     scale=(--containers 50 --runs 20 --smoke)
+    ports=(--containers 50 --runs 20 --smoke)
 else
     scale=(--containers 1000 --runs 200)
+    ports=(--containers 500 --runs 200)
 fi
 "$bench_bin" scale --berth "$berth" --root "$root" "${scale[@]}" || missed=1
 
-# 3. Throughput: iperf3 from a container to the host, berth's path against one made by hand
+# 3. Published ports.
+echo
+"$bench_bin" ports --berth "$berth" --root "$root" "${ports[@]}" || missed=1
+
+# 4. Throughput: iperf3 from a container to the host, berth's path against one made by hand
 # (a bridge, a veth, a namespace), alternately, each the median of its rounds.
 ip link add br-hand type bridge
 ip addr add 10.199.0.1/24 dev br-hand

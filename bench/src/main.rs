@@ -1,9 +1,11 @@
 //! berth-bench: the figures of berth's benchmark that hyperfine cannot take alone: teardown
-//! time, many runs at once, a supervisor's memory, and start-up and `ps` with a thousand
-//! containers running. `bench/run.sh` runs it inside namespaces of its own, after the
-//! hyperfine figures; it must never run in the machine's own network namespace.
+//! time, many runs at once, a supervisor's memory, start-up and `ps` with a thousand
+//! containers running, and start-up with hundreds of ports published. `bench/run.sh` runs it
+//! inside namespaces of its own, after the hyperfine figures; it must never run in the
+//! machine's own network namespace.
 //!
 //!   berth-bench scale --berth PATH --root DIR [--containers N] [--runs N] [--smoke]
+//!   berth-bench ports --berth PATH --root DIR [--containers N] [--runs N] [--smoke]
 //!   berth-bench stamp [SECONDS]   (a workload: waits, prints CLOCK_MONOTONIC in ns, exits)
 
 use std::fs;
@@ -22,17 +24,32 @@ fn main() -> ExitCode {
             println!("{}", monotonic_ns());
             ExitCode::SUCCESS
         }
-        Some("scale") => match Options::parse(&args[1..]) {
-            Ok(options) => scale(&options),
-            Err(e) => {
-                eprintln!("berth-bench: {e}");
-                ExitCode::from(2)
+        Some(command @ ("scale" | "ports")) => {
+            let (figures, containers): (fn(&Options) -> Vec<Row>, usize) = match command {
+                "scale" => (scale, 1000),
+                _ => (ports, 500),
+            };
+            match Options::parse(&args[1..], containers) {
+                Ok(options) => {
+                    let rows = figures(&options);
+                    print_table(&rows);
+                    let missed = rows.iter().any(|row| row.met() == Some(false));
+                    if missed && !options.smoke {
+                        ExitCode::from(1)
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Err(e) => {
+                    eprintln!("berth-bench: {e}");
+                    ExitCode::from(2)
+                }
             }
-        },
+        }
         _ => {
             eprintln!(
-                "usage: berth-bench scale --berth PATH --root DIR [--containers N] [--runs N] \
-                 [--smoke] | berth-bench stamp"
+                "usage: berth-bench scale|ports --berth PATH --root DIR [--containers N] \
+                 [--runs N] [--smoke] | berth-bench stamp [SECONDS]"
             );
             ExitCode::from(2)
         }
@@ -48,11 +65,11 @@ struct Options {
 }
 
 impl Options {
-    fn parse(args: &[String]) -> Result<Options, String> {
+    fn parse(args: &[String], containers: usize) -> Result<Options, String> {
         let mut options = Options {
             berth: PathBuf::new(),
             root: PathBuf::new(),
-            containers: 1000,
+            containers,
             runs: 200,
             smoke: false,
         };
@@ -73,6 +90,13 @@ impl Options {
         }
         Ok(options)
     }
+
+    /// `berth --root ROOT ARGS...`.
+    fn berth(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.berth);
+        command.arg("--root").arg(&self.root).args(args);
+        command
+    }
 }
 
 fn number(text: &str) -> Result<usize, String> {
@@ -88,12 +112,16 @@ struct Row {
     unit: &'static str,
     value: f64,
     target: Option<Target>,
+    /// The decimals shown of the samples and the value: none for counts.
+    decimals: usize,
 }
 
 #[derive(Clone, Copy)]
 enum Target {
     AtMost(f64),
     Under(f64),
+    /// Every sample equals it (a count).
+    Equals(f64),
 }
 
 impl Row {
@@ -110,6 +138,26 @@ impl Row {
             samples,
             unit,
             target,
+            decimals: 2,
+        }
+    }
+
+    /// A row of counts, one per sample (`unit` says of what), whose value is their median.
+    fn count(
+        figure: impl Into<String>,
+        counts: &[usize],
+        unit: &'static str,
+        target: Option<usize>,
+    ) -> Row {
+        let samples: Vec<f64> = counts.iter().map(|&count| count as f64).collect();
+        Row {
+            decimals: 0,
+            ..Row::median(
+                figure,
+                samples,
+                unit,
+                target.map(|n| Target::Equals(n as f64)),
+            )
         }
     }
 
@@ -117,17 +165,18 @@ impl Row {
         self.target.map(|target| match target {
             Target::AtMost(limit) => self.value <= limit,
             Target::Under(limit) => self.value < limit,
+            Target::Equals(expected) => self.samples.iter().all(|&sample| sample == expected),
         })
+    }
+
+    fn show(&self, value: f64) -> String {
+        format!("{value:.*}", self.decimals)
     }
 }
 
-fn scale(options: &Options) -> ExitCode {
+fn scale(options: &Options) -> Vec<Row> {
     let bench = std::env::current_exe().expect("own path");
-    let berth = |args: &[&str]| {
-        let mut command = Command::new(&options.berth);
-        command.arg("--root").arg(&options.root).args(args);
-        command
-    };
+    let berth = |args: &[&str]| options.berth(args);
     let runs = options.runs;
     let mut rows = Vec::new();
 
@@ -189,37 +238,13 @@ fn scale(options: &Options) -> ExitCode {
         Some(Target::Under(1000.0)),
     ));
 
-    // A thousand detached containers, started a few at a time. A failed assertion aborts
-    // (panic=abort): the hook stops them first, so that none is left running.
-    let started = Instant::now();
-    let names: Vec<String> = (0..options.containers)
-        .map(|i| format!("bench-{i}"))
-        .collect();
-    let (hook_berth, hook_root, hook_names) =
-        (options.berth.clone(), options.root.clone(), names.clone());
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        default_hook(info);
-        stop_all(&hook_berth, &hook_root, &hook_names);
-    }));
-    for batch in names.chunks(8) {
-        let children: Vec<Child> = batch
-            .iter()
-            .map(|name| {
-                spawn_quietly(&mut berth(&[
-                    "run", "-d", "--net", "bridge", "--name", name, "sleep", "100000",
-                ]))
-            })
-            .collect();
-        for mut child in children {
-            let status = child.wait().expect("wait for berth run -d");
-            assert!(status.success(), "a detached run failed: {status}");
-        }
-    }
+    // A thousand detached containers.
+    let names = container_names("bench", options.containers);
+    stop_on_panic(options, &names);
+    let seconds = start_detached(options, &names, |_| Vec::new());
     eprintln!(
-        "berth-bench: started {} detached containers in {:.1} s",
-        names.len(),
-        started.elapsed().as_secs_f64()
+        "berth-bench: started {} detached containers in {seconds:.1} s",
+        names.len()
     );
 
     // A supervisor trims its memory once its workload has run for a second.
@@ -260,6 +285,7 @@ fn scale(options: &Options) -> ExitCode {
         samples: full,
         unit: "ms",
         target: Some(Target::AtMost(1.5)),
+        decimals: 2,
     });
 
     let ps = timed_runs(runs.min(50), || berth(&["ps"]));
@@ -271,13 +297,167 @@ fn scale(options: &Options) -> ExitCode {
     ));
 
     stop_all(&options.berth, &options.root, &names);
-    print_table(&rows);
-    let missed = rows.iter().any(|row| row.met() == Some(false));
-    if missed && !options.smoke {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
+    rows
+}
+
+/// The cost of published ports: a run publishing one port with no other container, with
+/// `options.containers` others running that publish none, and with as many publishing one
+/// each. Published ports are elements of nft maps that a fixed handful of rules look up: the
+/// ruleset must not grow with them. Rounds, each measuring the three, cancel the drift of the
+/// machine's speed; each stage waits for the previous one's interfaces to be gone.
+fn ports(options: &Options) -> Vec<Row> {
+    const PORT: &str = "18080:80";
+    const FIRST_PORT: usize = 20000;
+    let published_run = || options.berth(&["run", "--net", "bridge", "-p", PORT, "true"]);
+    let rounds = if options.smoke { 2 } else { 5 };
+    let per_round = options.runs.div_ceil(rounds);
+    let names = container_names("port", options.containers);
+    let n = names.len();
+    stop_on_panic(options, &names);
+
+    // One run first: the bridge and the table exist from here on.
+    run_quietly(&mut published_run());
+    let (mut alone, mut running, mut published) = (Stage::default(), Vec::new(), Stage::default());
+    let mut elements_after = Vec::new();
+    for _ in 0..rounds {
+        wait_bridge_empty();
+        alone.measure(per_round, published_run);
+
+        start_detached(options, &names, |_| Vec::new());
+        running.extend(timed_runs(per_round, published_run));
+        stop_all(&options.berth, &options.root, &names);
+        wait_bridge_empty();
+
+        let seconds = start_detached(options, &names, |i| {
+            vec!["-p".into(), format!("{}:80", FIRST_PORT + i)]
+        });
+        eprintln!(
+            "berth-bench: started {n} detached containers publishing a port each in {seconds:.1} s"
+        );
+        published.measure(per_round, published_run);
+        stop_all(&options.berth, &options.root, &names);
+        elements_after.push(ports_any_elements());
     }
+
+    let ratio_to_alone = |samples: Vec<f64>, figure: String, target: Option<Target>| Row {
+        figure,
+        value: median(&samples) / median(&alone.walls),
+        samples,
+        unit: "ms",
+        target,
+        decimals: 2,
+    };
+    // The same in every round, with and without the ports.
+    let rules = alone.rules[0];
+    vec![
+        Row::median(
+            format!("bridge run -p {PORT}, no other container (ms)"),
+            alone.walls.clone(),
+            "ms",
+            None,
+        ),
+        ratio_to_alone(
+            running,
+            format!("  {n} others running, no port published (ratio to none)"),
+            None,
+        ),
+        ratio_to_alone(
+            published.walls,
+            format!("  {n} others running, each publishing a port (ratio to none)"),
+            Some(Target::AtMost(1.2)),
+        ),
+        Row::count(
+            "nft rules, no port published",
+            &alone.rules,
+            "rules",
+            Some(rules),
+        ),
+        Row::count(
+            format!("nft rules, {n} published"),
+            &published.rules,
+            "rules",
+            Some(rules),
+        ),
+        Row::count(
+            "ports_any elements, no port published",
+            &alone.elements,
+            "elements",
+            Some(0),
+        ),
+        Row::count(
+            format!("ports_any elements, {n} published"),
+            &published.elements,
+            "elements",
+            Some(n),
+        ),
+        Row::count(
+            format!("ports_any elements, the {n} stopped and removed"),
+            &elements_after,
+            "elements",
+            Some(0),
+        ),
+    ]
+}
+
+/// The wall times of the runs of one stage of `ports`, and the rules in the ruleset and the
+/// elements of ports_any after each round's runs.
+#[derive(Default)]
+struct Stage {
+    walls: Vec<f64>,
+    rules: Vec<usize>,
+    elements: Vec<usize>,
+}
+
+impl Stage {
+    fn measure(&mut self, runs: usize, make: impl Fn() -> Command) {
+        self.walls.extend(timed_runs(runs, make));
+        self.rules.push(nft_rules());
+        self.elements.push(ports_any_elements());
+    }
+}
+
+/// `count` container names: PREFIX-0, PREFIX-1...
+fn container_names(prefix: &str, count: usize) -> Vec<String> {
+    (0..count).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// Starts a detached `sleep` named each of `names`, 8 at a time, the i-th given the run
+/// options `extra(i)`; returns the seconds it took.
+fn start_detached(
+    options: &Options,
+    names: &[String],
+    extra: impl Fn(usize) -> Vec<String>,
+) -> f64 {
+    let started = Instant::now();
+    for (batch_index, batch) in names.chunks(8).enumerate() {
+        let children: Vec<Child> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let mut command = options.berth(&["run", "-d", "--net", "bridge", "--name", name]);
+                command
+                    .args(extra(batch_index * 8 + i))
+                    .args(["sleep", "100000"]);
+                spawn_quietly(&mut command)
+            })
+            .collect();
+        for mut child in children {
+            let status = child.wait().expect("wait for berth run -d");
+            assert!(status.success(), "a detached run failed: {status}");
+        }
+    }
+    started.elapsed().as_secs_f64()
+}
+
+/// A failed assertion aborts (panic=abort): from here on, the containers of `names` are
+/// stopped first, so that none is left running.
+fn stop_on_panic(options: &Options, names: &[String]) {
+    let (berth, root, names) = (options.berth.clone(), options.root.clone(), names.to_vec());
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        stop_all(&berth, &root, &names);
+    }));
 }
 
 /// Ends the detached containers (those of `names` that run) and removes their records,
@@ -312,6 +492,64 @@ fn stop_all(berth: &Path, root: &Path, names: &[String]) {
     for batch in names.chunks(200) {
         quietly(&["rm"], batch);
     }
+}
+
+/// Waits until the default bridge has no port left: a stopped container's veth goes with its
+/// network namespace, which the kernel tears down after the supervisor has exited.
+fn wait_bridge_empty() {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let output = Command::new("ip")
+            .args(["-o", "link", "show", "master", "berth0"])
+            .output()
+            .expect("run ip");
+        if output.stdout.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "veths still on berth0 after 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `nft -j ARGS...`, parsed: the objects of its `nftables` array.
+fn nft_json(args: &[&str]) -> Vec<serde_json::Value> {
+    let output = Command::new("nft")
+        .arg("-j")
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run nft");
+    assert!(
+        output.status.success(),
+        "nft -j {args:?} failed: {}",
+        output.status
+    );
+    let mut listing: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("nft's JSON");
+    match listing["nftables"].take() {
+        serde_json::Value::Array(objects) => objects,
+        other => panic!("nft -j {args:?}: no nftables array: {other}"),
+    }
+}
+
+/// The rules in the whole ruleset (set and map elements are not rules).
+fn nft_rules() -> usize {
+    nft_json(&["list", "ruleset"])
+        .iter()
+        .filter(|object| object.get("rule").is_some())
+        .count()
+}
+
+/// The elements of berth's map of the ports published on every host address.
+fn ports_any_elements() -> usize {
+    nft_json(&["list", "map", "inet", "berth", "ports_any"])
+        .iter()
+        .filter_map(|object| object.get("map"))
+        .map(|map| map["elem"].as_array().map_or(0, Vec::len))
+        .sum()
 }
 
 /// The pids of the supervisors of the containers under `root`, from their records.
@@ -429,16 +667,17 @@ fn print_table(rows: &[Row]) {
         let at = |q: f64| s[((s.len() as f64 * q) as usize).min(s.len() - 1)];
         lines.push(vec![
             row.figure.clone(),
-            format!("{:.2}", s[0]),
-            format!("{:.2}", at(0.5)),
-            format!("{:.2}", at(0.9)),
-            format!("{:.2}", s[s.len() - 1]),
+            row.show(s[0]),
+            row.show(at(0.5)),
+            row.show(at(0.9)),
+            row.show(s[s.len() - 1]),
             row.unit.into(),
-            format!("{:.2}", row.value),
+            row.show(row.value),
             match row.target {
                 None => "-".into(),
                 Some(Target::AtMost(limit)) => format!("<= {limit}"),
                 Some(Target::Under(limit)) => format!("< {limit}"),
+                Some(Target::Equals(expected)) => format!("= {expected}"),
             },
             match row.met() {
                 None => "-".into(),

@@ -14,10 +14,10 @@ pub mod netlink;
 mod veth;
 
 use std::fs;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
-pub use ipnet::Ipv4Net;
+pub use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 pub use dns::{container_resolv_conf, hosts_file, internal_resolv_conf, MemberHosts};
 pub use error::{Error, Result};
@@ -40,6 +40,8 @@ pub struct NetworkSpec {
     pub gateway: Ipv4Addr,
     /// An internal network: no NAT, no default route, no traffic in or out of the host.
     pub internal: bool,
+    /// The IPv6 subnet of a dual-stack network.
+    pub subnet6: Option<Ipv6Net>,
 }
 
 impl NetworkSpec {
@@ -51,7 +53,41 @@ impl NetworkSpec {
             subnet: Ipv4Net::new(Ipv4Addr::new(10, 201, 0, 0), 16).expect("a valid prefix"),
             gateway: Ipv4Addr::new(10, 201, 0, 1),
             internal: false,
+            subnet6: None,
         }
+    }
+
+    /// The IPv6 address that goes with `addr` on a dual-stack network: the IPv6 subnet's
+    /// prefix with `addr`'s offset in the IPv4 subnet. One lease thus holds both, and the
+    /// gateways pair up the same way.
+    pub fn ipv6_for(&self, addr: Ipv4Addr) -> Option<Ipv6Net> {
+        let subnet6 = self.subnet6?;
+        let offset = u32::from(addr).wrapping_sub(u32::from(self.subnet.network()));
+        let ip = Ipv6Addr::from(u128::from(subnet6.network()) | u128::from(offset));
+        Ipv6Net::new(ip, subnet6.prefix_len()).ok()
+    }
+
+    /// The bridge's IPv6 address on a dual-stack network (see [`NetworkSpec::ipv6_for`]).
+    pub fn gateway6(&self) -> Option<Ipv6Addr> {
+        self.ipv6_for(self.gateway).map(|net| net.addr())
+    }
+
+    /// The addresses a container with `addr` gets: its IPv4 one and, on a dual-stack network,
+    /// its IPv6 one, each with its subnet's prefix length.
+    pub fn container_addresses(&self, addr: Ipv4Addr) -> Vec<IpNet> {
+        let mut addresses = vec![IpNet::V4(self.with_prefix(addr))];
+        addresses.extend(self.ipv6_for(addr).map(IpNet::V6));
+        addresses
+    }
+
+    /// The default routes' gateways a container gets: none on an internal network.
+    pub fn container_gateways(&self) -> Vec<IpAddr> {
+        if self.internal {
+            return Vec::new();
+        }
+        let mut gateways = vec![IpAddr::V4(self.gateway)];
+        gateways.extend(self.gateway6().map(IpAddr::V6));
+        gateways
     }
 
     /// `addr` with the subnet's prefix length.
@@ -129,20 +165,22 @@ pub fn ensure_network(
             });
         }
     }
-    netlink.add_address(
-        bridge.index,
-        &network.bridge,
-        network.with_prefix(network.gateway),
-    )?;
+    for addr in network.container_addresses(network.gateway) {
+        netlink.add_address(bridge.index, &network.bridge, addr)?;
+    }
     if !bridge.up {
         netlink.set_up(bridge.index, &network.bridge)?;
     }
     enable_forwarding()?;
+    if network.subnet6.is_some() {
+        switch_on("/proc/sys/net/ipv6/conf/all/forwarding")?;
+    }
     if !network.internal {
         enable_route_localnet(&network.bridge)?;
     }
-    let installed = !firewall::installed(network)?;
-    if installed {
+    let mut table_made = false;
+    if !firewall::installed(network)? {
+        table_made = !firewall::table_exists()?;
         let mut networks = every_network();
         networks.retain(|other| other.bridge != network.bridge);
         networks.push(network.clone());
@@ -150,7 +188,7 @@ pub fn ensure_network(
     }
     Ok(Bridge {
         index: bridge.index,
-        installed,
+        table_made,
     })
 }
 
@@ -159,9 +197,10 @@ pub fn ensure_network(
 pub struct Bridge {
     /// Its interface index.
     pub index: u32,
-    /// Whether its network was (re)installed in berth's table just now: after a flush, the
-    /// ports that running containers published are gone from it and must be published again.
-    pub installed: bool,
+    /// Whether berth's table was missing (a firewall reload flushed it, say) and was made
+    /// anew just now: the ports that running containers published are gone from it and must
+    /// be published again.
+    pub table_made: bool,
 }
 
 /// Undoes [`ensure_network`] for a network being removed: its elements leave berth's table,
@@ -240,13 +279,13 @@ pub fn loopback_up(netlink: &mut Netlink) -> Result<()> {
 }
 
 /// Configures a container's interface from inside its namespace (`netlink` opened there): no
-/// IPv6 link-local address (see [`Netlink::no_ipv6_link_local`]), up, its address, and the
-/// default route through `gateway` when there is one.
+/// IPv6 link-local address (see [`Netlink::no_ipv6_link_local`]), up, its addresses, and a
+/// default route through each of `gateways`.
 pub fn configure_container_interface(
     netlink: &mut Netlink,
     interface: &str,
-    addr: Ipv4Net,
-    gateway: Option<Ipv4Addr>,
+    addresses: &[IpNet],
+    gateways: &[IpAddr],
 ) -> Result<()> {
     let index = nix::net::if_::if_nametoindex(interface).map_err(|errno| Error::Netlink {
         op: "look up interface",
@@ -255,9 +294,11 @@ pub fn configure_container_interface(
     })?;
     netlink.no_ipv6_link_local(index, interface)?;
     netlink.set_up(index, interface)?;
-    netlink.add_address(index, interface, addr)?;
-    match gateway {
-        Some(gateway) => netlink.add_default_route(index, interface, gateway),
-        None => Ok(()),
+    for addr in addresses {
+        netlink.add_address(index, interface, *addr)?;
     }
+    for gateway in gateways {
+        netlink.add_default_route(index, interface, *gateway)?;
+    }
+    Ok(())
 }

@@ -4,13 +4,15 @@
 //! side is configured through a `Netlink` opened inside the container's namespace.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
 
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
     NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
     AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoKind, LinkAttribute, LinkFlags, LinkInfo,
     LinkMessage,
@@ -231,19 +233,32 @@ impl Netlink {
         })
     }
 
-    /// Adds an IPv4 address with its prefix route; an address already there is left alone.
-    pub fn add_address(&mut self, index: u32, name: &str, addr: ipnet::Ipv4Net) -> Result<()> {
+    /// Adds an address with its prefix route (an IPv6 one without duplicate address detection);
+    /// an address already there is left alone.
+    pub fn add_address(&mut self, index: u32, name: &str, addr: IpNet) -> Result<()> {
         let mut request = AddressMessage::default();
-        request.header.family = AddressFamily::Inet;
         request.header.prefix_len = addr.prefix_len();
         request.header.index = index;
-        let ip = addr.addr().into();
-        request.attributes.push(AddressAttribute::Local(ip));
-        request.attributes.push(AddressAttribute::Address(ip));
-        if addr.prefix_len() < 31 {
-            request
-                .attributes
-                .push(AddressAttribute::Broadcast(addr.broadcast()));
+        let ip = addr.addr();
+        match addr {
+            IpNet::V4(v4) => {
+                request.header.family = AddressFamily::Inet;
+                request.attributes.push(AddressAttribute::Local(ip));
+                request.attributes.push(AddressAttribute::Address(ip));
+                if v4.prefix_len() < 31 {
+                    request
+                        .attributes
+                        .push(AddressAttribute::Broadcast(v4.broadcast()));
+                }
+            }
+            IpNet::V6(_) => {
+                // Usable at once: duplicate address detection would hold it back for a second.
+                request.header.family = AddressFamily::Inet6;
+                request.attributes.push(AddressAttribute::Address(ip));
+                request
+                    .attributes
+                    .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            }
         }
         match self.execute(
             RouteNetlinkMessage::NewAddress(request),
@@ -258,17 +273,19 @@ impl Netlink {
         }
     }
 
-    /// Adds the default IPv4 route through `gateway` on interface `index`.
-    pub fn add_default_route(&mut self, index: u32, name: &str, gateway: Ipv4Addr) -> Result<()> {
+    pub fn add_default_route(&mut self, index: u32, name: &str, gateway: IpAddr) -> Result<()> {
         let mut request = RouteMessage::default();
-        request.header.address_family = AddressFamily::Inet;
+        request.header.address_family = match gateway {
+            IpAddr::V4(_) => AddressFamily::Inet,
+            IpAddr::V6(_) => AddressFamily::Inet6,
+        };
         request.header.table = libc::RT_TABLE_MAIN;
         request.header.protocol = RouteProtocol::Boot;
         request.header.scope = RouteScope::Universe;
         request.header.kind = RouteType::Unicast;
         request
             .attributes
-            .push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
+            .push(RouteAttribute::Gateway(RouteAddress::from(gateway)));
         request.attributes.push(RouteAttribute::Oif(index));
         self.execute(
             RouteNetlinkMessage::NewRoute(request),

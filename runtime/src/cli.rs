@@ -180,6 +180,13 @@ pub struct NetworkCreateArgs {
     /// No NAT and no route out: members reach each other and the host, nothing beyond.
     #[arg(long)]
     pub internal: bool,
+    /// Dual stack: containers also get an IPv6 address (the one that pairs with their IPv4
+    /// one), an IPv6 default route and NAT66 out; published ports answer on IPv6 too.
+    #[arg(long)]
+    pub ipv6: bool,
+    /// The IPv6 subnet (implies --ipv6); default: the first free /64 of fd62:6572:7468::/48.
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr6)]
+    pub subnet6: Option<netsetup::Ipv6Net>,
     /// The network's name (letters, digits, '_', '.', '-').
     pub name: String,
 }
@@ -187,6 +194,11 @@ pub struct NetworkCreateArgs {
 fn parse_cidr(text: &str) -> Result<netsetup::Ipv4Net, String> {
     text.parse()
         .map_err(|_| format!("{text} is not an IPv4 subnet in CIDR notation, such as 10.30.0.0/24"))
+}
+
+fn parse_cidr6(text: &str) -> Result<netsetup::Ipv6Net, String> {
+    text.parse()
+        .map_err(|_| format!("{text} is not an IPv6 subnet in CIDR notation, such as fd00:1::/64"))
 }
 
 /// Options of `berth exec`.

@@ -7,12 +7,12 @@
 //! ever left stale by a process that died.
 
 use std::fs::{self, File};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use netsetup::{Ipv4Net, MemberHosts, NetworkSpec};
+use netsetup::{Ipv4Net, Ipv6Net, MemberHosts, NetworkSpec};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +38,9 @@ pub struct Record {
     pub gateway: Ipv4Addr,
     /// No NAT, no default route.
     pub internal: bool,
+    /// The IPv6 subnet of a dual-stack network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<Ipv6Net>,
     /// When it was made, in seconds since the epoch (0 for the default network).
     pub created: u64,
 }
@@ -51,6 +54,7 @@ impl Record {
             subnet: self.subnet,
             gateway: self.gateway,
             internal: self.internal,
+            subnet6: self.subnet6,
         }
     }
 
@@ -67,6 +71,7 @@ impl Record {
             subnet: spec.subnet,
             gateway: spec.gateway,
             internal: spec.internal,
+            subnet6: spec.subnet6,
             created: 0,
         }
     }
@@ -195,7 +200,15 @@ pub struct Request<'a> {
     pub bridge: Option<&'a str>,
     /// No NAT, no route out.
     pub internal: bool,
+    /// Dual stack: an IPv6 subnet too (`subnet6`, or the first free /64 of fd62:6572:7468::/48).
+    pub ipv6: bool,
+    /// The IPv6 subnet.
+    pub subnet6: Option<Ipv6Net>,
 }
+
+/// Where the IPv6 subnets of created networks are taken from when none is given: a unique
+/// local /48 ("berth" in hex), one /64 per network.
+const DEFAULT_SUBNET6_BASE: Ipv6Addr = Ipv6Addr::new(0xfd62, 0x6572, 0x7468, 0, 0, 0, 0, 0);
 
 /// Checks a request for a new network against the others and settles its subnet, gateway and
 /// bridge; nothing is written. `existing_links` are the host's interface names, which a new
@@ -281,12 +294,57 @@ pub fn plan(root: &Path, request: &Request<'_>, existing_links: &[String]) -> Re
             .find(|name| !taken(name))
             .expect("some berthN is free"),
     };
+    let subnet6 = match request.subnet6 {
+        Some(subnet6) => {
+            if subnet6.addr() != subnet6.network() {
+                return Err(Error::Invalid(format!(
+                    "--subnet6 {subnet6} has host bits set; did you mean {}?",
+                    subnet6.trunc()
+                )));
+            }
+            // Each container's IPv6 address is its IPv4 one's offset in the IPv6 subnet.
+            let needed = 32 - subnet.prefix_len();
+            if 128 - subnet6.prefix_len() < needed {
+                return Err(Error::Invalid(format!(
+                    "--subnet6 {subnet6} is too small for {subnet}: give a /{} or larger (a /64 \
+                     is usual)",
+                    128 - needed
+                )));
+            }
+            if let Some(other) = others.iter().find(|n| {
+                n.subnet6
+                    .is_some_and(|o| o.contains(&subnet6) || subnet6.contains(&o))
+            }) {
+                return Err(Error::Invalid(format!(
+                    "--subnet6 {subnet6} overlaps network {} ({})",
+                    other.name,
+                    other.subnet6.expect("found by it")
+                )));
+            }
+            Some(subnet6)
+        }
+        None if request.ipv6 => Some(
+            (1..=u16::MAX)
+                .map(|n| {
+                    let prefix = u128::from(DEFAULT_SUBNET6_BASE) | (u128::from(n) << 64);
+                    Ipv6Net::new(prefix.into(), 64).expect("a /64")
+                })
+                .find(|candidate| {
+                    !others
+                        .iter()
+                        .any(|n| n.subnet6.is_some_and(|o| o.contains(candidate)))
+                })
+                .ok_or_else(|| Error::Invalid("no free IPv6 /64 left: give --subnet6".into()))?,
+        ),
+        None => None,
+    };
     Ok(Record {
         name: request.name.to_owned(),
         bridge,
         subnet,
         gateway,
         internal: request.internal,
+        subnet6,
         created: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),

@@ -6,22 +6,27 @@
 //! arrives for it to the container.
 
 use std::collections::HashSet;
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 use netsetup::{PortMapping, Protocol};
 
 use crate::container::state::{ContainerDir, Status};
 use crate::error::{Error, Result};
+use nix::errno::Errno;
+use nix::fcntl::Flock;
 
 /// One `-p [HOSTIP:][HOSTPORT:]CONTAINERPORT[/PROTOCOL]`, ports or ranges of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishRequest {
     /// The protocol.
     pub protocol: Protocol,
-    /// The host address; `None`: every address.
-    pub host_ip: Option<Ipv4Addr>,
+    /// The host address (0.0.0.0 or [::]: every address of that family); `None`: every
+    /// address of every family the container has.
+    pub host_ip: Option<IpAddr>,
     /// The host ports; `None`: free ones, picked by the kernel.
     pub host_ports: Option<RangeInclusive<u16>>,
     /// The container's ports.
@@ -29,7 +34,7 @@ pub struct PublishRequest {
 }
 
 const FORM: &str = "[HOSTIP:][HOSTPORT:]CONTAINERPORT[/tcp|/udp], each port a number or a range \
-                    like 8000-8003";
+                    like 8000-8003, an IPv6 HOSTIP in brackets";
 
 impl PublishRequest {
     /// Parses docker's `-p` syntax.
@@ -49,19 +54,37 @@ impl PublishRequest {
             }
             None => (text, Protocol::Tcp),
         };
-        let parts: Vec<&str> = ports.split(':').collect();
-        let (host_ip, host_ports, container_ports) = match parts[..] {
-            [container] => (None, None, container),
-            [host, container] => (None, Some(host), container),
-            [ip, host, container] => {
-                let ip: Ipv4Addr = ip
+        // An IPv6 address comes in brackets: [2001:db8::1]:8080:80.
+        let (ip, ports) = match ports.strip_prefix('[') {
+            Some(rest) => {
+                let (ip, rest) = rest
+                    .split_once("]:")
+                    .ok_or_else(|| invalid("an IPv6 address in brackets is followed by ':'"))?;
+                let ip: Ipv6Addr = ip
                     .parse()
-                    .map_err(|_| invalid(&format!("'{ip}' is not an IPv4 address")))?;
+                    .map_err(|_| invalid(&format!("'{ip}' is not an IPv6 address")))?;
+                (Some(IpAddr::V6(ip)), rest)
+            }
+            None => (None, ports),
+        };
+        let parts: Vec<&str> = ports.split(':').collect();
+        let (host_ip, host_ports, container_ports) = match (ip, &parts[..]) {
+            (None, [container]) => (None, None, *container),
+            (None, [host, container]) => (None, Some(*host), *container),
+            (None, [ip, host, container]) => {
+                let ip: Ipv4Addr = ip.parse().map_err(|_| {
+                    invalid(&format!(
+                        "'{ip}' is not an IPv4 address (an IPv6 one goes in brackets)"
+                    ))
+                })?;
                 (
-                    (!ip.is_unspecified()).then_some(ip),
-                    (!host.is_empty()).then_some(host),
-                    container,
+                    Some(IpAddr::V4(ip)),
+                    (!host.is_empty()).then_some(*host),
+                    *container,
                 )
+            }
+            (Some(ip), [host, container]) => {
+                (Some(ip), (!host.is_empty()).then_some(*host), *container)
             }
             _ => return Err(invalid("too many ':'")),
         };
@@ -108,98 +131,80 @@ impl PublishRequest {
 pub struct Reservation {
     /// What to publish.
     pub mappings: Vec<PortMapping>,
-    _sockets: Vec<HeldPort>,
+    _sockets: Vec<OwnedFd>,
 }
 
-#[derive(Debug)]
-enum HeldPort {
-    Tcp(#[allow(dead_code)] TcpListener),
-    Udp(#[allow(dead_code)] UdpSocket),
-}
+/// Where one request is published: the mapping's host address (`None`: any of the family),
+/// the address bound on the host, and the container's address of that family.
+type Target = (Option<IpAddr>, IpAddr, IpAddr);
 
 /// Binds the host ports `requests` ask for (picking free ones where none is given), for the
-/// container at `container_ip`. Fails, holding nothing, on a port that is taken: by another
-/// container of berth's (named from `root`) or by a process of the host.
+/// container at `container_ips` (its IPv4 address, and its IPv6 one on a dual-stack network).
+/// Fails, holding nothing, on a port that is taken: by another container of berth's (named
+/// from `root`) or by a process of the host.
 pub fn reserve(
     requests: &[PublishRequest],
-    container_ip: Ipv4Addr,
+    container_ips: &[IpAddr],
     root: &Path,
 ) -> Result<Reservation> {
     let mut reservation = Reservation::default();
     let mut seen = HashSet::new();
     for request in requests {
-        let ip = request.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
-        let mut hold = |host_port: u16, container_port: u16| -> Result<Option<u16>> {
-            let held = match bind(request.protocol, SocketAddrV4::new(ip, host_port)) {
-                Ok(held) => held,
-                Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => return Ok(None),
-                Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => {
-                    return Err(Error::Invalid(format!(
-                        "cannot publish on {ip}: it is not an address of this host"
-                    )))
-                }
-                Err(e) => {
-                    return Err(Error::system(
-                        format!("binding host port {ip}:{host_port}/{}", request.protocol),
-                        e,
-                    ))
-                }
-            };
-            let port = held.port();
-            reservation.mappings.push(PortMapping {
-                protocol: request.protocol,
-                host_ip: request.host_ip,
-                host_port: port,
-                container_ip,
+        let targets = targets(request, container_ips)?;
+        let protocol = request.protocol;
+        let mut hold = |host_port: u16, container_port: u16| {
+            hold_all(
+                &mut reservation,
+                protocol,
+                &targets,
+                host_port,
                 container_port,
-            });
-            reservation._sockets.push(held);
-            Ok(Some(port))
+            )
         };
         match &request.host_ports {
             // One container port, a range of host ports: the first free one.
             Some(hosts) if request.container_ports.len() == 1 && hosts.len() > 1 => {
                 let container_port = *request.container_ports.start();
-                let mut picked = None;
-                for host_port in hosts.clone() {
-                    if !seen.contains(&(request.protocol, host_port)) {
-                        picked = hold(host_port, container_port)?;
-                        if picked.is_some() {
-                            break;
-                        }
-                    }
-                }
+                let picked = hosts
+                    .clone()
+                    .filter(|port| !seen.contains(&(protocol, *port)))
+                    .find_map(|port| hold(port, container_port).transpose())
+                    .transpose()?;
                 let Some(port) = picked else {
                     return Err(Error::Invalid(format!(
-                        "no free host port in {}-{}/{} on {ip}",
+                        "no free host port in {}-{}/{protocol}",
                         hosts.start(),
                         hosts.end(),
-                        request.protocol
                     )));
                 };
-                seen.insert((request.protocol, port));
+                seen.insert((protocol, port));
             }
             Some(hosts) => {
                 for (host_port, container_port) in
                     hosts.clone().zip(request.container_ports.clone())
                 {
-                    if !seen.insert((request.protocol, host_port)) {
+                    if !seen.insert((protocol, host_port)) {
                         return Err(Error::Invalid(format!(
-                            "host port {host_port}/{} is published twice by this run",
-                            request.protocol
+                            "host port {host_port}/{protocol} is published twice by this run"
                         )));
                     }
                     if hold(host_port, container_port)?.is_none() {
-                        return Err(taken(root, request.protocol, ip, host_port));
+                        let busy = busy_address(protocol, &targets, host_port);
+                        return Err(taken(root, protocol, busy, host_port));
                     }
                 }
             }
             None => {
                 for container_port in request.container_ports.clone() {
-                    let port = hold(0, container_port)?.ok_or_else(|| {
-                        Error::Invalid(format!("no free {} port left on {ip}", request.protocol))
-                    })?;
-                    seen.insert((request.protocol, port));
+                    // The kernel picks a port for the first address; the others must take
+                    // the same one, which may be busy there: pick again.
+                    let port = (0..20)
+                        .find_map(|_| hold(0, container_port).transpose())
+                        .transpose()?
+                        .ok_or_else(|| {
+                            Error::Invalid(format!("no free {protocol} port left on the host"))
+                        })?;
+                    seen.insert((protocol, port));
                 }
             }
         }
@@ -207,39 +212,154 @@ pub fn reserve(
     Ok(reservation)
 }
 
-impl HeldPort {
-    fn port(&self) -> u16 {
-        match self {
-            HeldPort::Tcp(socket) => socket.local_addr().map_or(0, |a| a.port()),
-            HeldPort::Udp(socket) => socket.local_addr().map_or(0, |a| a.port()),
+/// Where `request` is published, given the container's addresses.
+fn targets(request: &PublishRequest, container_ips: &[IpAddr]) -> Result<Vec<Target>> {
+    let container_of = |v6: bool| container_ips.iter().copied().find(|ip| ip.is_ipv6() == v6);
+    match request.host_ip {
+        // Every address of every family the container has.
+        None => Ok(container_ips
+            .iter()
+            .map(|&container| {
+                let any = match container {
+                    IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                    IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                };
+                (None, any, container)
+            })
+            .collect()),
+        Some(IpAddr::V6(ip)) if ip.is_loopback() => Err(Error::Invalid(
+            "cannot publish on ::1: a packet from ::1 cannot be sent on to a container (IPv6 \
+             has no route_localnet); publish on 127.0.0.1, or on the host's IPv6 address"
+                .into(),
+        )),
+        Some(ip) => {
+            let container = container_of(ip.is_ipv6()).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "cannot publish on {ip}: the container has no IPv6 address (create its \
+                     network with --ipv6)"
+                ))
+            })?;
+            Ok(vec![((!ip.is_unspecified()).then_some(ip), ip, container)])
         }
     }
 }
 
-/// A socket bound to `addr`: for TCP a listening one (nothing else can bind the port, whatever
-/// its options, and a connection in TIME_WAIT on it does not stand in the way); for UDP a
-/// plain bound one. Close-on-exec: the workload never sees it.
-fn bind(protocol: Protocol, addr: SocketAddrV4) -> std::io::Result<HeldPort> {
-    Ok(match protocol {
-        Protocol::Tcp => HeldPort::Tcp(TcpListener::bind(addr)?),
-        Protocol::Udp => HeldPort::Udp(UdpSocket::bind(addr)?),
-    })
+/// Holds `host_port` (0: one the kernel picks) on every target and adds the mappings to
+/// `reservation`; `None` when it is taken on one of them (then nothing is held).
+fn hold_all(
+    reservation: &mut Reservation,
+    protocol: Protocol,
+    targets: &[Target],
+    host_port: u16,
+    container_port: u16,
+) -> Result<Option<u16>> {
+    let mut port = host_port;
+    let mut held = Vec::new();
+    for &(_, bind_ip, _) in targets {
+        match bind(protocol, SocketAddr::new(bind_ip, port)) {
+            Ok(socket) => {
+                port = bound_port(&socket)?;
+                held.push(socket);
+            }
+            Err(Errno::EADDRINUSE) => return Ok(None),
+            Err(Errno::EADDRNOTAVAIL) => {
+                return Err(Error::Invalid(format!(
+                    "cannot publish on {bind_ip}: it is not an address of this host"
+                )))
+            }
+            Err(e) => {
+                return Err(Error::system(
+                    format!("binding host port {bind_ip}:{port}/{protocol}"),
+                    e,
+                ))
+            }
+        }
+    }
+    for &(host_ip, _, container_ip) in targets {
+        reservation.mappings.push(PortMapping {
+            protocol,
+            host_ip,
+            host_port: port,
+            container_ip,
+            container_port,
+        });
+    }
+    reservation._sockets.extend(held);
+    Ok(Some(port))
+}
+
+/// The first of `targets` on which `port` cannot be bound.
+fn busy_address(protocol: Protocol, targets: &[Target], port: u16) -> IpAddr {
+    targets
+        .iter()
+        .map(|&(_, ip, _)| ip)
+        .find(|&ip| bind(protocol, SocketAddr::new(ip, port)).is_err())
+        .unwrap_or(targets[0].1)
+}
+
+/// A socket bound to `addr`, close-on-exec (the workload never sees it). For TCP on IPv4 a
+/// listening one: nothing else can bind the port, whatever its options, and a connection in
+/// TIME_WAIT on it does not stand in the way. On IPv6 only bound, IPv6 only (its IPv4 twin is
+/// another socket), so that the host's connections to [::1], which cannot be sent on to a
+/// container, are refused rather than left waiting.
+fn bind(protocol: Protocol, addr: SocketAddr) -> nix::Result<OwnedFd> {
+    use nix::sys::socket::{
+        bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
+        SockaddrStorage,
+    };
+    let family = if addr.is_ipv6() {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
+    let kind = match protocol {
+        Protocol::Tcp => SockType::Stream,
+        Protocol::Udp => SockType::Datagram,
+    };
+    let socket = socket(family, kind, SockFlag::SOCK_CLOEXEC, None)?;
+    let listens = protocol == Protocol::Tcp && addr.is_ipv4();
+    if addr.is_ipv6() {
+        setsockopt(&socket, sockopt::Ipv6V6Only, &true)?;
+    }
+    if listens {
+        setsockopt(&socket, sockopt::ReuseAddr, &true)?;
+    }
+    bind(socket.as_raw_fd(), &SockaddrStorage::from(addr))?;
+    if listens {
+        listen(&socket, Backlog::new(16).unwrap_or(Backlog::MAXCONN))?;
+    }
+    Ok(socket)
+}
+
+fn bound_port(socket: &OwnedFd) -> Result<u16> {
+    use nix::sys::socket::{getsockname, SockaddrStorage};
+    let addr: SockaddrStorage = getsockname(socket.as_raw_fd())
+        .map_err(|e| Error::system("reading a held port's number", e))?;
+    Ok(addr
+        .as_sockaddr_in()
+        .map(|a| a.port())
+        .or_else(|| addr.as_sockaddr_in6().map(|a| a.port()))
+        .unwrap_or(0))
 }
 
 /// The error for a host port that is taken: by whom, when berth published it.
-fn taken(root: &Path, protocol: Protocol, ip: Ipv4Addr, port: u16) -> Error {
+fn taken(root: &Path, protocol: Protocol, ip: IpAddr, port: u16) -> Error {
     let owner = netsetup::firewall::ports::published()
         .unwrap_or_default()
         .into_iter()
         .find(|p| {
             p.mapping.protocol == protocol
                 && p.mapping.host_port == port
+                && p.mapping.container_ip.is_ipv6() == ip.is_ipv6()
                 && (p.mapping.host_ip.is_none()
                     || ip.is_unspecified()
                     || p.mapping.host_ip == Some(ip))
         })
         .map(|p| p.owner);
-    let port = format!("{ip}:{port}/{protocol}");
+    let port = match ip {
+        IpAddr::V6(ip) => format!("[{ip}]:{port}/{protocol}"),
+        IpAddr::V4(ip) => format!("{ip}:{port}/{protocol}"),
+    };
     match owner {
         Some(owner) => Error::Invalid(format!(
             "port {port} is already published by container {}: pick another host port",
@@ -267,19 +387,49 @@ pub fn publish(root: &Path, id: &str, mappings: &[PortMapping]) -> Result<()> {
     })
 }
 
-/// Publishes again the ports of every running container of `root` (berth's table was flushed
-/// and made anew). Returns how many.
+/// Serializes the changes to the published ports of `root`'s containers: a run's publish
+/// (with its takeovers) and unpublish, a republish after a flush, and gc's removals. Without
+/// it, a republish could put back the ports of a container that is being torn down.
+pub fn lock(root: &Path) -> Result<Flock<File>> {
+    Ok(netsetup::lock(&root.join("ports.lock"))?)
+}
+
+/// Publishes again the ports of every running container of `root` whose workload still runs
+/// (berth's table was flushed and made anew); a container that fails is reported and the
+/// others go on. Returns how many ports.
 pub fn republish_running(root: &Path) -> Result<usize> {
+    let _lock = lock(root)?;
     let mut count = 0;
     for (_, state) in ContainerDir::list(root)? {
         let Ok(state) = state else { continue };
-        if state.ports.is_empty() || state.status() != Status::Running {
+        // One being torn down has no workload left, and has unpublished (or is about to,
+        // once it gets this lock).
+        if state.ports.is_empty()
+            || state.status() != Status::Running
+            || state.live_workload().is_none()
+        {
             continue;
         }
-        publish(root, &state.id, &state.ports)?;
-        count += state.ports.len();
+        match publish(root, &state.id, &state.ports) {
+            Ok(()) => count += state.ports.len(),
+            Err(e) => eprintln!("berth: publishing the ports of {} again: {e}", state.name),
+        }
     }
     Ok(count)
+}
+
+/// Removes the ports that `owners` (containers whose launcher is gone) left published;
+/// returns them. Call with the [`lock`] held.
+pub fn unpublish_owned_by(owners: &[String]) -> Result<Vec<PortMapping>> {
+    let theirs: Vec<PortMapping> = netsetup::firewall::ports::published()?
+        .into_iter()
+        .filter(|p| owners.contains(&p.owner))
+        .map(|p| p.mapping)
+        .collect();
+    if !theirs.is_empty() {
+        netsetup::firewall::ports::unpublish(&theirs)?;
+    }
+    Ok(theirs)
 }
 
 /// `NAME (ID)` of the container with `id` under `root`, or the start of the id.
@@ -306,11 +456,18 @@ mod tests {
         assert_eq!(request.container_ports, 80..=80);
         assert_eq!(request.protocol, Protocol::Tcp);
         let request = parsed("127.0.0.1:8080:80/udp");
-        assert_eq!(request.host_ip, Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(request.host_ip, Some(Ipv4Addr::LOCALHOST.into()));
         assert_eq!(request.host_ports, Some(8080..=8080));
         assert_eq!(request.protocol, Protocol::Udp);
         let request = parsed("0.0.0.0::53/udp");
-        assert_eq!((request.host_ip, request.host_ports), (None, None));
+        assert_eq!(request.host_ip, Some(Ipv4Addr::UNSPECIFIED.into()));
+        assert_eq!(request.host_ports, None);
+        let request = parsed("[2001:db8::1]:8080:80");
+        assert_eq!(request.host_ip, Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(
+            parsed("[::]::80").host_ip,
+            Some(Ipv6Addr::UNSPECIFIED.into())
+        );
         assert_eq!(parsed("8000-8003:9000-9003").host_ports, Some(8000..=8003));
         assert_eq!(parsed("8000-8010:80").container_ports, 80..=80);
     }
@@ -324,6 +481,8 @@ mod tests {
             ("8003-8000:80", "runs backwards"),
             ("8000-8003:80-81", "4 host ports for 2 container ports"),
             ("localhost:8080:80", "'localhost' is not an IPv4 address"),
+            ("[::1:8080:80", "followed by ':'"),
+            ("[fe80::zz]:8080:80", "'fe80::zz' is not an IPv6 address"),
             ("1:2:3:4", "too many ':'"),
             ("70000:80", "'70000' is not a port"),
         ] {

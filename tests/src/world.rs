@@ -19,7 +19,7 @@ use std::cell::{Cell, RefCell};
 use std::ffi::{CString, OsStr};
 use std::fmt;
 use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -41,6 +41,12 @@ pub const VETH_GONE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub const HOST_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 pub const UPSTREAM_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+/// The host's IPv6 address on the link to the upstream.
+pub const HOST_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+/// The upstream's IPv6 address.
+pub const UPSTREAM_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+/// A name the upstream's DNS responder knows with an IPv6 address only.
+pub const UPSTREAM_NAME6: &str = "six.upstream.test";
 /// A name only the upstream's DNS responder knows.
 pub const UPSTREAM_NAME: &str = "web.upstream.test";
 /// What the upstream's HTTP server answers on `/fixed`.
@@ -371,6 +377,8 @@ impl World {
             format!(
                 "link add eth0 type veth peer name uplink0 netns {host_pid}\n\
                  addr add {UPSTREAM_ADDR}/24 dev eth0\n\
+                 link set eth0 addrgenmode none\n\
+                 addr add {UPSTREAM_ADDR6}/64 dev eth0 nodad\n\
                  link set eth0 up\n"
             ),
         )
@@ -380,8 +388,11 @@ impl World {
             &host_batch,
             format!(
                 "addr add {HOST_ADDR}/24 dev uplink0\n\
+                 link set uplink0 addrgenmode none\n\
+                 addr add {HOST_ADDR6}/64 dev uplink0 nodad\n\
                  link set uplink0 up\n\
-                 route add default via {UPSTREAM_ADDR}\n"
+                 route add default via {UPSTREAM_ADDR}\n\
+                 route add default via {UPSTREAM_ADDR6}\n"
             ),
         )
         .expect("write batch");
@@ -425,6 +436,7 @@ impl World {
                    scgi_temp_path {p}/tmp/scgi;\n\
                    server {{\n\
                      listen {UPSTREAM_ADDR}:80;\n\
+                     listen [{UPSTREAM_ADDR6}]:80;\n\
                      default_type text/plain;\n\
                      location = /fixed {{ return 200 \"{UPSTREAM_FIXED_BODY}\\n\"; }}\n\
                      location / {{ return 200 \"$remote_addr\\n\"; }}\n\
@@ -452,7 +464,9 @@ impl World {
             "--no-hosts",
             "--bind-interfaces",
             &format!("--listen-address={UPSTREAM_ADDR}"),
+            &format!("--listen-address={UPSTREAM_ADDR6}"),
             &format!("--host-record={UPSTREAM_NAME},{UPSTREAM_ADDR}"),
+            &format!("--host-record={UPSTREAM_NAME6},{UPSTREAM_ADDR6}"),
             &format!("--pid-file={}", d.join("dnsmasq.pid").display()),
             &format!("--log-facility={}", d.join("dnsmasq.log").display()),
         ]);
@@ -577,7 +591,7 @@ impl World {
                  http {{\n  access_log off;\n  client_body_temp_path {p}/body;\n  \
                  proxy_temp_path {p}/proxy;\n  fastcgi_temp_path {p}/fastcgi;\n  \
                  uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n  \
-                 server {{ listen 80; default_type text/plain; \
+                 server {{ listen 80; listen [::]:80; default_type text/plain; \
                  location / {{ return 200 \"hello from $hostname to $remote_addr\\n\"; }} }}\n}}\n"
             ),
         )
@@ -758,7 +772,7 @@ impl World {
             .collect();
         assert!(stray.is_empty(), "files left under the root {}: {stray:?}", self.root.display());
         // No port left published (the maps are empty, or there is no table at all).
-        for map in ["ports_any", "ports_at"] {
+        for map in ["ports_any", "ports_at", "ports6_any", "ports6_at"] {
             let out = self.run(self.cmd("nft").args(["list", "map", "inet", "berth", map]));
             assert!(!out.stdout.contains("elements"), "ports left published:\n{out}");
         }

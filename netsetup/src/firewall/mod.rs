@@ -7,7 +7,7 @@
 
 use std::io;
 
-use crate::{Error, Ipv4Net, NetworkSpec, Result};
+use crate::{Error, Ipv4Net, Ipv6Net, NetworkSpec, Result};
 
 use nfnl::{
     attributes_of, be_u32, c_string, Message, NFPROTO_INET, NFPROTO_IPV4, NFTA_CHAIN_HOOK,
@@ -45,12 +45,14 @@ impl ForwardDrop {
         )
     }
 
-    /// What to run so that the bridge's traffic passes this chain.
+    /// What to run so that the bridge's traffic passes this chain: what leaves it, the replies,
+    /// and connections to its published ports.
     pub fn remedy(&self, bridge: &str) -> String {
         let (family, table, chain) = (self.family, &self.table, &self.chain);
         format!(
             "nft insert rule {family} {table} {chain} iifname {bridge} accept; \
-             nft insert rule {family} {table} {chain} oifname {bridge} ct state established,related accept"
+             nft insert rule {family} {table} {chain} oifname {bridge} ct state established,related accept; \
+             nft insert rule {family} {table} {chain} oifname {bridge} ct status dnat accept"
         )
     }
 }
@@ -156,6 +158,20 @@ pub fn installed(network: &NetworkSpec) -> Result<bool> {
         })
 }
 
+/// Whether berth's table exists. One netlink round trip.
+pub fn table_exists() -> Result<bool> {
+    const NFT_MSG_GETTABLE: u16 = 1;
+    const NFTA_TABLE_NAME: u16 = 1;
+    let request = Message::new(NFT_MSG_GETTABLE, 0, NFPROTO_INET).string(NFTA_TABLE_NAME, TABLE);
+    nfnl::get(request)
+        .map(|found| found.is_some())
+        .map_err(|source| Error::Netlink {
+            op: "look up nftables table",
+            object: format!("inet {TABLE}"),
+            source,
+        })
+}
+
 /// Installs `networks` in berth's table, making the table if it is missing: one transaction,
 /// idempotent, and safe when many callers race. The table's rules are a fixed handful that
 /// look networks up in sets; a network is only elements of those sets:
@@ -240,6 +256,7 @@ struct Installed {
     bridge: String,
     subnet: Ipv4Net,
     internal: bool,
+    subnet6: Option<Ipv6Net>,
 }
 
 impl Installed {
@@ -248,13 +265,19 @@ impl Installed {
             bridge: network.bridge.clone(),
             subnet: network.subnet,
             internal: network.internal,
+            subnet6: network.subnet6,
         }
     }
 
-    /// `net/SUBNET/PREFIX/x|i/BRIDGE`: a bridge name holds no '/', so it can come last.
+    /// `net/SUBNET/PREFIX/x|i/BRIDGE`, or on a dual-stack network
+    /// `net/SUBNET/PREFIX/x|i/SUBNET6/PREFIX6/BRIDGE` with SUBNET6 in 32 hex digits (nft's
+    /// names take no ':'). A bridge name holds no '/', so it can come last.
     fn marker(&self) -> String {
+        let ipv6 = self.subnet6.map_or(String::new(), |net| {
+            format!("{:032x}/{}/", u128::from(net.network()), net.prefix_len())
+        });
         format!(
-            "{MARKER_PREFIX}{}/{}/{}/{}",
+            "{MARKER_PREFIX}{}/{}/{}/{ipv6}{}",
             self.subnet.network(),
             self.subnet.prefix_len(),
             if self.internal { "i" } else { "x" },
@@ -271,10 +294,23 @@ impl Installed {
             "x" => false,
             _ => return None,
         };
+        let rest: Vec<&str> = parts.next()?.split('/').collect();
+        let (subnet6, bridge) = match rest[..] {
+            [bridge] => (None, bridge),
+            [hex, prefix6, bridge] => {
+                let addr6 = std::net::Ipv6Addr::from(u128::from_str_radix(hex, 16).ok()?);
+                (
+                    Some(Ipv6Net::new(addr6, prefix6.parse().ok()?).ok()?),
+                    bridge,
+                )
+            }
+            _ => return None,
+        };
         Some(Installed {
             subnet: Ipv4Net::new(addr, prefix).ok()?,
             internal,
-            bridge: parts.next()?.to_owned(),
+            subnet6,
+            bridge: bridge.to_owned(),
         })
     }
 
@@ -289,6 +325,9 @@ impl Installed {
             elements.push(("internal", format!("\"{bridge}\"")));
         } else {
             elements.push(("masq_subnets", self.subnet.trunc().to_string()));
+            if let Some(subnet6) = self.subnet6 {
+                elements.push(("masq_subnets6", subnet6.trunc().to_string()));
+            }
         }
         elements
     }
@@ -303,8 +342,11 @@ add set inet berth bridges { type ifname; }
 add set inet berth same_bridge { type ifname . ifname; }
 add set inet berth internal { type ifname; }
 add set inet berth masq_subnets { type ipv4_addr; flags interval; }
+add set inet berth masq_subnets6 { type ipv6_addr; flags interval; }
 add map inet berth ports_any { type inet_proto . inet_service : ipv4_addr . inet_service; }
 add map inet berth ports_at { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
+add map inet berth ports6_any { type inet_proto . inet_service : ipv6_addr . inet_service; }
+add map inet berth ports6_at { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }
 
 add chain inet berth guard { type filter hook prerouting priority -300; policy accept; }
 add chain inet berth prerouting { type nat hook prerouting priority -100; policy accept; }
@@ -318,24 +360,36 @@ flush chain inet berth postrouting
 flush chain inet berth forward
 
 # berth's bridges take packets for 127.0.0.0/8 (route_localnet, so that the host's own
-# connections to 127.0.0.1 reach published ports): none may come in from a container.
+# connections to 127.0.0.1 reach published ports): none may come in from a container, to or
+# from such an address.
 add rule inet berth guard iifname @bridges ip daddr 127.0.0.0/8 drop
+add rule inet berth guard iifname @bridges ip saddr 127.0.0.0/8 drop
 
 # Published ports. Packets for 127.0.0.0/8 from outside are never translated (moby#41872): a
 # port published on the loopback is the host's own.
 add rule inet berth prerouting ip daddr 127.0.0.0/8 return
 add rule inet berth prerouting fib daddr type local dnat ip to meta l4proto . th dport map @ports_any
-add rule inet berth prerouting dnat ip to ip daddr . meta l4proto . th dport map @ports_at
+add rule inet berth prerouting fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @ports_at
 add rule inet berth output fib daddr type local dnat ip to meta l4proto . th dport map @ports_any
-add rule inet berth output dnat ip to ip daddr . meta l4proto . th dport map @ports_at
+add rule inet berth output fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @ports_at
+# The same for IPv6, but for ::1: a packet from ::1 cannot leave the host (IPv6 has no
+# route_localnet), so the host reaches its IPv6 published ports on its other addresses.
+add rule inet berth prerouting ip6 daddr ::1 return
+add rule inet berth prerouting fib daddr type local dnat ip6 to meta l4proto . th dport map @ports6_any
+add rule inet berth prerouting fib daddr type local dnat ip6 to ip6 daddr . meta l4proto . th dport map @ports6_at
+add rule inet berth output ip6 daddr ::1 return
+add rule inet berth output fib daddr type local dnat ip6 to meta l4proto . th dport map @ports6_any
+add rule inet berth output fib daddr type local dnat ip6 to ip6 daddr . meta l4proto . th dport map @ports6_at
 
 # What leaves a masqueraded subnet by an interface that is not a berth bridge.
 add rule inet berth postrouting ip saddr @masq_subnets oifname != @bridges masquerade
+add rule inet berth postrouting ip6 saddr @masq_subnets6 oifname != @bridges masquerade
 # The host's connections from 127.0.0.1 to a published port: a container cannot answer those.
 add rule inet berth postrouting oifname @bridges ip saddr 127.0.0.0/8 masquerade
 # A container's connection to a published port (hairpin): the answer must come back through
 # the host, not straight from the container that publishes it.
 add rule inet berth postrouting ct status dnat oifname @bridges ip saddr @masq_subnets masquerade
+add rule inet berth postrouting ct status dnat oifname @bridges ip6 saddr @masq_subnets6 masquerade
 
 # Routed within one bridge (hairpin): allowed.
 add rule inet berth forward iifname . oifname @same_bridge accept
@@ -349,6 +403,9 @@ add rule inet berth forward iifname @bridges oifname @bridges drop
 # Out of a network, and the replies back in.
 add rule inet berth forward iifname @bridges accept
 add rule inet berth forward oifname @bridges ct state established,related accept
+# Nothing else gets in: not even a neighbour that routes a subnet through the host
+# (moby#45610); containers are reached through published ports.
+add rule inet berth forward oifname @bridges drop
 "#;
 
 /// The script that makes (or with `replace`, remakes) berth's table and installs `networks`

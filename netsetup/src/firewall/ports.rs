@@ -5,13 +5,14 @@
 //!   every address of the host.
 //! - `ports_at` (`ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service`): ports
 //!   published on one address.
+//! - `ports6_any` and `ports6_at`: the same for IPv6.
 //!
 //! Each element carries its owner in its comment. Elements are added and removed over
 //! netlink, in one transaction per container, without running `nft`.
 
 use std::fmt;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
@@ -22,10 +23,15 @@ use super::nfnl::{
 use super::TABLE;
 use crate::{Error, Result};
 
-/// The map of ports published on every address of the host.
+/// The map of ports published on every IPv4 address of the host.
 pub const PORTS_ANY: &str = "ports_any";
-/// The map of ports published on one address.
+/// The map of ports published on one IPv4 address.
 pub const PORTS_AT: &str = "ports_at";
+/// The map of ports published on every IPv6 address of the host.
+pub const PORTS6_ANY: &str = "ports6_any";
+/// The map of ports published on one IPv6 address.
+pub const PORTS6_AT: &str = "ports6_at";
+const MAPS: [&str; 4] = [PORTS_ANY, PORTS_AT, PORTS6_ANY, PORTS6_AT];
 
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
@@ -81,29 +87,29 @@ impl fmt::Display for Protocol {
 }
 
 /// One published port: what arrives for `host_port` (on `host_ip`, or on any address of the
-/// host when it is `None`) goes to `container_ip:container_port`.
+/// host of `container_ip`'s family when it is `None`) goes to `container_ip:container_port`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct PortMapping {
     /// The protocol.
     pub protocol: Protocol,
-    /// The host address it is published on; `None`: every address, 127.0.0.1 included.
-    pub host_ip: Option<Ipv4Addr>,
+    /// The host address it is published on; `None`: every address of the family (127.0.0.1
+    /// included, ::1 not).
+    pub host_ip: Option<IpAddr>,
     /// The host's port.
     pub host_port: u16,
     /// The container's address.
-    pub container_ip: Ipv4Addr,
+    pub container_ip: IpAddr,
     /// The container's port.
     pub container_port: u16,
 }
 
 impl fmt::Display for PortMapping {
-    /// docker's form: `0.0.0.0:8080->80/tcp`.
+    /// docker's form: `0.0.0.0:8080->80/tcp`, `[::]:8080->80/tcp`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}:{}->{}/{}",
-            self.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
-            self.host_port,
+            "{}->{}/{}",
+            self.host_address(),
             self.container_port,
             self.protocol
         )
@@ -111,20 +117,35 @@ impl fmt::Display for PortMapping {
 }
 
 impl PortMapping {
-    fn map(&self) -> &'static str {
-        if self.host_ip.is_some() {
-            PORTS_AT
-        } else {
-            PORTS_ANY
+    /// `0.0.0.0:8080/tcp`, `[::1]:8080/udp`: the published port as the host sees it.
+    pub fn host_side(&self) -> String {
+        format!("{}/{}", self.host_address(), self.protocol)
+    }
+
+    fn host_address(&self) -> String {
+        match self.host_ip {
+            Some(IpAddr::V6(ip)) => format!("[{ip}]:{}", self.host_port),
+            Some(IpAddr::V4(ip)) => format!("{ip}:{}", self.host_port),
+            None if self.container_ip.is_ipv6() => format!("[::]:{}", self.host_port),
+            None => format!("0.0.0.0:{}", self.host_port),
         }
     }
 
-    /// The element's key as the kernel holds it: each field of the concatenation in its own
-    /// 32-bit register, in network order.
+    fn map(&self) -> &'static str {
+        match (self.container_ip.is_ipv6(), self.host_ip.is_some()) {
+            (false, false) => PORTS_ANY,
+            (false, true) => PORTS_AT,
+            (true, false) => PORTS6_ANY,
+            (true, true) => PORTS6_AT,
+        }
+    }
+
+    /// The element's key as the kernel holds it: each field of the concatenation in whole
+    /// 32-bit registers, in network order.
     fn key(&self) -> Vec<u8> {
-        let mut key = Vec::with_capacity(12);
+        let mut key = Vec::with_capacity(24);
         if let Some(ip) = self.host_ip {
-            key.extend_from_slice(&ip.octets());
+            key.extend_from_slice(&octets(ip));
         }
         key.extend_from_slice(&[self.protocol.number(), 0, 0, 0]);
         key.extend_from_slice(&self.host_port.to_be_bytes());
@@ -134,7 +155,7 @@ impl PortMapping {
 
     /// The element's data: the container's address and port.
     fn data(&self) -> Vec<u8> {
-        let mut data = self.container_ip.octets().to_vec();
+        let mut data = octets(self.container_ip);
         data.extend_from_slice(&self.container_port.to_be_bytes());
         data.extend_from_slice(&[0, 0]);
         data
@@ -142,22 +163,24 @@ impl PortMapping {
 
     /// The mapping an element of `map` with `key` and `data` stands for.
     fn from_element(map: &str, key: &[u8], data: &[u8]) -> Option<Self> {
+        let address_length = if map.starts_with("ports6") { 16 } else { 4 };
         let (host_ip, rest) = match map {
-            PORTS_AT => (
-                Some(Ipv4Addr::from(<[u8; 4]>::try_from(key.get(..4)?).ok()?)),
-                &key[4..],
+            PORTS_AT | PORTS6_AT => (
+                Some(address(key.get(..address_length)?)?),
+                &key[address_length..],
             ),
             _ => (None, key),
         };
-        if rest.len() != 8 || data.len() != 8 {
+        if rest.len() != 8 || data.len() != address_length + 4 {
             return None;
         }
+        let port = &data[address_length..];
         Some(PortMapping {
             protocol: Protocol::from_number(rest[0])?,
             host_ip,
             host_port: u16::from_be_bytes([rest[4], rest[5]]),
-            container_ip: Ipv4Addr::new(data[0], data[1], data[2], data[3]),
-            container_port: u16::from_be_bytes([data[4], data[5]]),
+            container_ip: address(&data[..address_length])?,
+            container_port: u16::from_be_bytes([port[0], port[1]]),
         })
     }
 
@@ -181,6 +204,23 @@ impl PortMapping {
                     }
                 });
             })
+    }
+}
+
+fn octets(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(ip) => ip.octets().to_vec(),
+        IpAddr::V6(ip) => ip.octets().to_vec(),
+    }
+}
+
+fn address(bytes: &[u8]) -> Option<IpAddr> {
+    match bytes.len() {
+        4 => Some(IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(bytes).ok()?))),
+        16 => Some(IpAddr::V6(Ipv6Addr::from(
+            <[u8; 16]>::try_from(bytes).ok()?,
+        ))),
+        _ => None,
     }
 }
 
@@ -241,6 +281,13 @@ pub fn publish(
             return Ok(());
         };
         let Some(index) = creations.iter().position(|&m| m == failed) else {
+            // A takeover's deletion: the element went meanwhile (gc, say). Try again.
+            if error.raw_os_error() == Some(libc::ENOENT) {
+                if let Some(gone) = creations.iter().position(|&m| m == failed + 1) {
+                    replaced.retain(|&r| r != gone);
+                    continue;
+                }
+            }
             return Err(publish_error(error, mappings));
         };
         if error.raw_os_error() != Some(libc::EEXIST) {
@@ -254,7 +301,7 @@ pub fn publish(
             Some(other) if other == owner || owner_gone(&other) => replaced.push(index),
             Some(other) => {
                 return Err(Error::PortPublished {
-                    port: describe(mapping),
+                    port: mapping.host_side(),
                     owner: other,
                 })
             }
@@ -277,16 +324,6 @@ fn publish_error(source: io::Error, mappings: &[PortMapping]) -> Error {
         object: format!("inet {TABLE} {map}"),
         source,
     }
-}
-
-/// `0.0.0.0:8080/tcp`: a published port as the host sees it.
-fn describe(mapping: &PortMapping) -> String {
-    format!(
-        "{}:{}/{}",
-        mapping.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
-        mapping.host_port,
-        mapping.protocol
-    )
 }
 
 /// The owner of the element that publishes `mapping`'s host port, if there is one.
@@ -375,7 +412,7 @@ pub struct Published {
 /// Every published port (none when berth's table or its maps are missing).
 pub fn published() -> Result<Vec<Published>> {
     let mut all = Vec::new();
-    for map in [PORTS_ANY, PORTS_AT] {
+    for map in MAPS {
         let request = Message::new(NFT_MSG_GETSETELEM, 0, NFPROTO_INET)
             .string(NFTA_SET_ELEM_LIST_TABLE, TABLE)
             .string(NFTA_SET_ELEM_LIST_SET, map);
@@ -408,19 +445,19 @@ pub fn published() -> Result<Vec<Published>> {
 mod tests {
     use super::*;
 
-    fn mapping(host_ip: Option<Ipv4Addr>) -> PortMapping {
+    fn mapping(host_ip: Option<IpAddr>) -> PortMapping {
         PortMapping {
             protocol: Protocol::Udp,
             host_ip,
             host_port: 8080,
-            container_ip: Ipv4Addr::new(10, 201, 0, 2),
+            container_ip: Ipv4Addr::new(10, 201, 0, 2).into(),
             container_port: 53,
         }
     }
 
     #[test]
     fn keys_and_data_are_laid_out_in_registers() {
-        let at = mapping(Some(Ipv4Addr::LOCALHOST));
+        let at = mapping(Some(Ipv4Addr::LOCALHOST.into()));
         assert_eq!(at.key(), [127, 0, 0, 1, 17, 0, 0, 0, 0x1f, 0x90, 0, 0]);
         assert_eq!(at.data(), [10, 201, 0, 2, 0, 53, 0, 0]);
         assert_eq!(mapping(None).key(), [17, 0, 0, 0, 0x1f, 0x90, 0, 0]);
@@ -428,7 +465,23 @@ mod tests {
 
     #[test]
     fn elements_read_back_as_they_were_written() {
-        for m in [mapping(None), mapping(Some(Ipv4Addr::new(192, 0, 2, 7)))] {
+        let v6 = PortMapping {
+            host_ip: Some("2001:db8::1".parse().unwrap()),
+            container_ip: "fd00::2".parse().unwrap(),
+            ..mapping(None)
+        };
+        assert_eq!(v6.key().len(), 24);
+        assert_eq!(v6.to_string(), "[2001:db8::1]:8080->53/udp");
+        let v6_any = PortMapping {
+            host_ip: None,
+            ..v6
+        };
+        for m in [
+            mapping(None),
+            mapping(Some(Ipv4Addr::new(192, 0, 2, 7).into())),
+            v6,
+            v6_any,
+        ] {
             assert_eq!(
                 PortMapping::from_element(m.map(), &m.key(), &m.data()),
                 Some(m)

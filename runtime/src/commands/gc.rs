@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use netsetup::{Error as NetError, LeaseOwner, Netlink, NetworkSpec, PortMapping};
+use netsetup::{Error as NetError, LeaseOwner, Netlink, NetworkSpec};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -103,10 +103,10 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
     // Containers whose launcher is gone: their processes, published ports, leases, veth and
     // directory. A port is theirs while its element names them (another container may have
     // taken it over since).
-    let published = if dead.is_empty() {
-        Vec::new()
+    let ports_lock = if dead.is_empty() {
+        None
     } else {
-        netsetup::firewall::ports::published()?
+        Some(crate::ports::lock(root)?)
     };
     for (dir, state) in &dead {
         let short = state.short_id();
@@ -117,16 +117,9 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
                 }
             }
         }
-        let ports: Vec<PortMapping> = published
-            .iter()
-            .filter(|p| p.owner == state.id)
-            .map(|p| p.mapping)
-            .collect();
-        if !ports.is_empty() {
-            netsetup::firewall::ports::unpublish(&ports)?;
-            for port in ports {
-                println!("unpublished port {port} of container {short}");
-            }
+        // Under the ports lock: a run that took one of them over meanwhile owns it now.
+        for port in crate::ports::unpublish_owned_by(std::slice::from_ref(&state.id))? {
+            println!("unpublished port {port} of container {short}");
         }
         for network in &networks {
             let state_dir = networks::state_dir(root, &network.name)?;
@@ -143,6 +136,7 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
         release_name(root, &state.name, &state.id);
         println!("removed container {short} ({})", state.name);
     }
+    drop(ports_lock);
 
     // Host veth ends of berth's that no container directory accounts for, once those of
     // namespaces the kernel is still destroying have had their moment to go.
@@ -165,9 +159,16 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
         let state_dir = networks::state_dir(root, &network.name)?;
         let leases = network.lease_file(&state_dir);
         let deadline = Instant::now() + DYING_NAMESPACE_GRACE;
-        for (addr, owner) in
-            leases.reclaim(|c| container_still_attached(&mut netlink, c, deadline))?
-        {
+        let reclaimed = leases.reclaim(|c| container_still_attached(&mut netlink, c, deadline))?;
+        if !reclaimed.is_empty() {
+            // Whatever those containers published led to the addresses just freed.
+            let owners: Vec<String> = reclaimed.iter().map(|(_, o)| o.container.clone()).collect();
+            let _lock = crate::ports::lock(root)?;
+            for port in crate::ports::unpublish_owned_by(&owners)? {
+                println!("unpublished port {port} of a gone container");
+            }
+        }
+        for (addr, owner) in reclaimed {
             println!(
                 "released address {addr} of container {}",
                 short(&owner.container)

@@ -38,6 +38,8 @@ fn create(root: &Path, args: NetworkCreateArgs) -> Result<u8> {
         gateway: args.gateway,
         bridge: args.bridge.as_deref(),
         internal: args.internal,
+        ipv6: args.ipv6 || args.subnet6.is_some(),
+        subnet6: args.subnet6,
     };
     let record = networks::plan(root, &request, &netlink.link_names()?)?;
     let spec = record.spec();
@@ -47,7 +49,7 @@ fn create(root: &Path, args: NetworkCreateArgs) -> Result<u8> {
         netsetup::firewall::uninstall(&spec.bridge)?;
         let bridge =
             netsetup::ensure_network(&mut netlink, &spec, &state_dir, || networks::specs(root))?;
-        if bridge.installed {
+        if bridge.table_made {
             crate::ports::republish_running(root)?;
         }
         networks::member_hosts(&state_dir).retain(|_| true)?;
@@ -71,7 +73,7 @@ fn ls(root: &Path, format: PsFormat) -> Result<u8> {
             println!("{}", serde_json::Value::Array(list));
         }
         PsFormat::Table => {
-            let mut rows = vec![["NAME", "BRIDGE", "SUBNET", "GATEWAY", "INTERNAL"]
+            let mut rows = vec![["NAME", "BRIDGE", "SUBNET", "GATEWAY", "INTERNAL", "IPV6"]
                 .map(String::from)
                 .to_vec()];
             for record in &records {
@@ -81,10 +83,11 @@ fn ls(root: &Path, format: PsFormat) -> Result<u8> {
                     record.subnet.to_string(),
                     record.gateway.to_string(),
                     if record.internal { "yes" } else { "no" }.into(),
+                    record.subnet6.map_or("-".into(), |net| net.to_string()),
                 ]);
             }
             for name in ["host", "none"] {
-                rows.push([name, "-", "-", "-", "-"].map(String::from).to_vec());
+                rows.push([name, "-", "-", "-", "-", "-"].map(String::from).to_vec());
             }
             print_columns(&rows);
         }

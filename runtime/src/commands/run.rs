@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use caps::{CapSet, Capability};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use netsetup::{LeaseFile, LeaseOwner, MemberHosts, Namespace, Netlink};
 use nix::unistd::getpid;
@@ -79,6 +79,7 @@ fn launch(
         launcher_start: owner.start,
         boot_id: owner.boot.clone(),
         address: None,
+        address6: None,
         ports: Vec::new(),
         host_interface: None,
         pid: None,
@@ -120,9 +121,14 @@ fn launch(
             let leases = network.lease_file(&state_dir);
             let mut netlink = Netlink::open()?;
             let deadline = Instant::now() + DYING_NAMESPACE_GRACE;
+            let mut taken_over = Vec::new();
             let addr = leases
                 .allocate(&owner, *requested, |container| {
-                    container_still_attached(&mut netlink, container, deadline)
+                    let attached = container_still_attached(&mut netlink, container, deadline);
+                    if !attached {
+                        taken_over.push(container.to_owned());
+                    }
+                    attached
                 })
                 .map_err(crate::commands::gc::with_repair_hint)?;
             made.lease = Some((leases, spec.id.clone()));
@@ -131,7 +137,13 @@ fn launch(
             let bridge = netsetup::ensure_network(&mut netlink, network, &state_dir, || {
                 networks::specs(root)
             })?;
-            if bridge.installed {
+            if !taken_over.is_empty() {
+                // The address may have been a dead container's: nothing it published may lead
+                // here any more.
+                let _lock = ports::lock(root)?;
+                ports::unpublish_owned_by(&taken_over)?;
+            }
+            if bridge.table_made {
                 // The table was flushed: the running containers' ports go back in with it.
                 if let Err(e) = ports::republish_running(root) {
                     eprintln!(
@@ -154,15 +166,22 @@ fn launch(
                 made.member = Some((hosts, addr));
             }
             if !publish.is_empty() {
-                let reservation = ports::reserve(publish, addr, root)?;
+                let _lock = ports::lock(root)?;
+                let addresses: Vec<IpAddr> = network
+                    .container_addresses(addr)
+                    .iter()
+                    .map(|net| net.addr())
+                    .collect();
+                let reservation = ports::reserve(publish, &addresses, root)?;
                 ports::publish(root, &spec.id, &reservation.mappings)?;
                 state.ports = reservation.mappings.clone();
-                made.ports = Some(reservation);
+                made.ports = Some((reservation, root.to_path_buf()));
                 trace::step("published its ports");
             }
             fault::point("after-network");
             host_netlink = Some(netlink);
             state.address = Some(addr.to_string());
+            state.address6 = network.ipv6_for(addr).map(|net| net.addr().to_string());
             state.host_interface = Some(netsetup::host_interface_name(&spec.id));
             Some((network, addr, bridge.index))
         }
@@ -182,8 +201,8 @@ fn launch(
         network: match bridge {
             Some((network, addr, _)) => ChildNetwork::Bridge {
                 interface: CONTAINER_INTERFACE,
-                address: network.with_prefix(addr),
-                gateway: (!network.internal).then_some(network.gateway),
+                addresses: network.container_addresses(addr),
+                gateways: network.container_gateways(),
             },
             None if matches!(spec.network, Network::Host) => ChildNetwork::Host,
             None => ChildNetwork::Loopback,
@@ -252,15 +271,20 @@ fn launch(
     trace::step("the workload ended");
     fault::point("before-teardown");
     supervise::kill_leftovers();
-    if spec.detached {
-        // A detached container's record stays for `berth logs` and `berth ps -a`.
-        if let Some(dir) = made.container_dir.take() {
-            state.exit_code = Some(code);
-            dir.write_state(&state)?;
-            made.name = None; // The name stays the record's until `berth rm`.
-        }
-    }
+    // A detached container's record stays for `berth logs` and `berth ps -a`, and its name
+    // with it until `berth rm`; it says the container exited once everything else is undone,
+    // so that `berth stop` returns when the network is free.
+    let kept = if spec.detached {
+        made.name = None;
+        made.container_dir.take()
+    } else {
+        None
+    };
     drop(made);
+    if let Some(dir) = kept {
+        state.exit_code = Some(code);
+        dir.write_state(&state)?;
+    }
     trace::step("tore down");
     Ok(code as u8)
 }
@@ -368,7 +392,7 @@ struct Made {
     name: Option<(PathBuf, String, String)>,
     lease: Option<(LeaseFile, String)>,
     member: Option<(MemberHosts, Ipv4Addr)>,
-    ports: Option<Reservation>,
+    ports: Option<(Reservation, PathBuf)>,
     child: Option<crate::container::process::Child>,
     network: Option<networks::InUse>,
 }
@@ -384,11 +408,19 @@ impl Drop for Made {
                 eprintln!("berth: {e}");
             }
         }
-        if let Some(reservation) = self.ports.take() {
+        if let Some((reservation, root)) = self.ports.take() {
             // The elements first: the host ports are let go when the reservation drops.
-            if let Err(e) = netsetup::firewall::ports::unpublish(&reservation.mappings) {
-                eprintln!("berth: {e}");
+            let unpublished = ports::lock(&root)
+                .and_then(|_lock| Ok(netsetup::firewall::ports::unpublish(&reservation.mappings)?));
+            if let Err(e) = unpublished {
+                // Its address must not go to another container while ports lead to it: the
+                // lease and the record stay, for berth gc.
+                eprintln!("berth: {e}; berth gc removes what is left");
+                self.lease = None;
+                self.name = None;
+                self.container_dir = None;
             }
+            trace::step("unpublished its ports");
         }
         if let Some((leases, container)) = self.lease.take() {
             if let Err(e) = leases.release(&container) {

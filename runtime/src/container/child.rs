@@ -1,10 +1,10 @@
 //! The child's side of a run, from the clone to the exec, in the order it happens.
 
 use std::ffi::CString;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
-use netsetup::{Ipv4Net, Netlink};
+use netsetup::{IpNet, Netlink};
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 use nix::sys::signal::{signal, SigHandler, SigSet, Signal};
@@ -25,10 +25,10 @@ pub enum ChildNetwork {
     Bridge {
         /// The peer's name inside the container.
         interface: &'static str,
-        /// The container's address with the subnet's prefix.
-        address: Ipv4Net,
-        /// The default route's gateway (none on an internal network).
-        gateway: Option<Ipv4Addr>,
+        /// The container's addresses with their subnets' prefixes.
+        addresses: Vec<IpNet>,
+        /// The default routes' gateways (none on an internal network).
+        gateways: Vec<IpAddr>,
     },
 }
 
@@ -86,14 +86,14 @@ fn prepare(plan: &ChildPlan, ends: &mut ChildEnds) -> Result<bool, String> {
         netsetup::loopback_up(&mut netlink).map_err(|e| e.to_string())?;
         if let ChildNetwork::Bridge {
             interface,
-            address,
-            gateway,
-        } = plan.network
+            addresses,
+            gateways,
+        } = &plan.network
         {
             if !ends.wait_for_go() {
                 return Ok(false);
             }
-            netsetup::configure_container_interface(&mut netlink, interface, address, gateway)
+            netsetup::configure_container_interface(&mut netlink, interface, addresses, gateways)
                 .map_err(|e| e.to_string())?;
         }
     }

@@ -33,6 +33,9 @@ pub struct State {
     pub boot_id: String,
     /// Its address on the network, once leased.
     pub address: Option<String>,
+    /// Its IPv6 address on a dual-stack network, once leased.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<String>,
     /// The ports it published on the host, once they are held.
     #[serde(default)]
     pub ports: Vec<netsetup::PortMapping>,

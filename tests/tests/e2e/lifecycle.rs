@@ -117,7 +117,7 @@ fn a_hundred_runs_racing_on_a_fresh_root() {
     let text = ruleset.ok();
     assert_eq!(text.matches("table ").count(), 1, "one table\n{ruleset}");
     for rule in [
-        "oifname != @bridges masquerade",
+        "ip saddr @masq_subnets oifname != @bridges masquerade",
         "iifname @bridges accept",
         "ct state established,related accept",
         "elements = { \"berth0\" }",

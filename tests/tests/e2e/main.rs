@@ -9,6 +9,7 @@ mod containers;
 mod crash;
 mod firewall;
 mod harness;
+mod ipv6;
 mod lifecycle;
 mod network;
 mod networks;

@@ -65,10 +65,10 @@ fn created_networks_are_listed_inspected_and_removed_leaving_nothing() {
 
     let ls = w.run(w.berth().args(["network", "ls"]));
     let rows: Vec<Vec<&str>> = ls.ok().lines().map(|l| l.split_whitespace().collect()).collect();
-    assert_eq!(rows[0], ["NAME", "BRIDGE", "SUBNET", "GATEWAY", "INTERNAL"], "{ls}");
-    assert_eq!(rows[1], ["bridge", "berth0", "10.201.0.0/16", "10.201.0.1", "no"], "{ls}");
-    assert_eq!(rows[2], ["app", "berth1", "10.202.0.0/16", "10.202.0.1", "no"], "{ls}");
-    assert_eq!(rows[3], ["db", "br-db", "10.30.0.0/24", "10.30.0.254", "no"], "{ls}");
+    assert_eq!(rows[0], ["NAME", "BRIDGE", "SUBNET", "GATEWAY", "INTERNAL", "IPV6"], "{ls}");
+    assert_eq!(rows[1], ["bridge", "berth0", "10.201.0.0/16", "10.201.0.1", "no", "-"], "{ls}");
+    assert_eq!(rows[2], ["app", "berth1", "10.202.0.0/16", "10.202.0.1", "no", "-"], "{ls}");
+    assert_eq!(rows[3], ["db", "br-db", "10.30.0.0/24", "10.30.0.254", "no", "-"], "{ls}");
     assert_eq!(rows[4][0], "host", "{ls}");
     assert_eq!(rows[5][0], "none", "{ls}");
 
@@ -204,8 +204,10 @@ fn an_internal_network_has_no_way_out_but_its_members_reach_each_other() {
         .ok();
     let upstream_pings =
         |addr: &str| w.run(w.upstream_cmd("ping").args(["-c", "1", "-W", "1", addr])).code() == 0;
-    assert!(upstream_pings(&clerk), "the control: the upstream reaches a non-internal network");
+    let vault_gateway = keeper.rsplit_once('.').map(|(net, _)| format!("{net}.1")).unwrap();
+    assert!(upstream_pings(&vault_gateway), "the control: the route leads to the host");
     assert!(!upstream_pings(&keeper), "the upstream must not reach into an internal network");
+    assert!(!upstream_pings(&clerk), "nor into another network: only published ports get in");
     // A container that adds the route itself gets nowhere either: the host drops its packets.
     let gateway = crate::json(w.run(w.berth().args(["network", "inspect", "vault"])).ok())
         ["gateway"]

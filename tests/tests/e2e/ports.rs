@@ -225,6 +225,14 @@ fn a_port_published_on_127_0_0_1_is_the_hosts_alone() {
         let out = w.run(w.upstream_cmd("curl").args(["-sS", "--max-time", "2", &url]));
         assert_ne!(out.code(), 0, "the upstream reached {url} on the host: {out}");
     }
+    // Nor by routing berth's subnet through the host (moby#45610): containers are reached
+    // through published ports only.
+    let route = ["route", "add", "10.201.0.0/16", "via", &HOST_ADDR.to_string()];
+    w.run(w.upstream_cmd("ip").args(route)).ok();
+    let record = crate::json(w.run(w.berth().args(["inspect", "local"])).ok());
+    let direct = format!("http://{}/", record["address"].as_str().expect("an address"));
+    let out = w.run(w.upstream_cmd("curl").args(["-sS", "--max-time", "2", &direct]));
+    assert_ne!(out.code(), 0, "the upstream reached {direct} directly: {out}");
 
     w.run(w.berth().args(["stop", "local", "open"])).ok();
     w.run(w.berth().args(["rm", "local", "open"])).ok();
