@@ -427,9 +427,43 @@ pub fn unpublish_owned_by(owners: &[String]) -> Result<Vec<PortMapping>> {
         .map(|p| p.mapping)
         .collect();
     if !theirs.is_empty() {
+        // gc and a takeover can wait for the kernel to free the elements.
         netsetup::firewall::ports::unpublish(&theirs)?;
     }
     Ok(theirs)
+}
+
+/// Unpublishes a run's ports without making it wait for the kernel. The release of the
+/// netfilter socket the removal went over would wait one RCU grace period (see
+/// [`netsetup::firewall::take_socket`]); a child process holds that socket instead, until
+/// berth has exited (its end of a pipe closes), and then releases it, and waits, itself.
+pub fn unpublish_quickly(mappings: &[PortMapping]) -> Result<()> {
+    netsetup::firewall::ports::unpublish(mappings)?;
+    let Some(socket) = netsetup::firewall::take_socket() else {
+        return Ok(());
+    };
+    let Ok((berth_gone, berth_alive)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
+        return Ok(()); // The socket is released here, and berth waits.
+    };
+    // SAFETY: berth is single-threaded, so the child may run any code; it only makes system
+    // calls on descriptor numbers and exits, without returning into berth.
+    if let Ok(nix::unistd::ForkResult::Child) = unsafe { nix::unistd::fork() } {
+        let keep = [socket.as_raw_fd(), berth_gone.as_raw_fd()];
+        let mut buffer = [0u8; 1];
+        // SAFETY: as above; `_exit` ends the child without running destructors.
+        unsafe {
+            for fd in 0..1024 {
+                if !keep.contains(&fd) {
+                    libc::close(fd);
+                }
+            }
+            while libc::read(keep[1], buffer.as_mut_ptr().cast(), 1) < 0 {}
+            libc::_exit(0);
+        }
+    }
+    // The write end stays open until berth exits.
+    std::mem::forget(berth_alive);
+    Ok(())
 }
 
 /// `NAME (ID)` of the container with `id` under `root`, or the start of the id.

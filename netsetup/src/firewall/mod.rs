@@ -18,6 +18,8 @@ use nfnl::{
 mod nfnl;
 pub mod ports;
 
+pub use nfnl::take_socket;
+
 /// The name of berth's table (family `inet`).
 pub const TABLE: &str = "berth";
 

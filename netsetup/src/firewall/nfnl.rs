@@ -2,7 +2,9 @@
 //! berth's table and to add or remove set elements without running `nft`: a message builder,
 //! dumps, single lookups and batches.
 
+use std::cell::{Cell, RefCell};
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
 
@@ -122,94 +124,146 @@ fn nest(buffer: &mut Vec<u8>, kind: u16, fill: impl FnOnce(Nest<'_>)) {
     buffer[start..start + 2].copy_from_slice(&length.to_ne_bytes());
 }
 
-/// A socket to the kernel's nftables.
-pub fn socket() -> io::Result<Socket> {
-    let mut socket = Socket::new(NETLINK_NETFILTER)?;
-    socket.bind_auto()?;
-    socket.connect(&SocketAddr::new(0, 0))?;
-    Ok(socket)
+thread_local! {
+    /// This process's one NETLINK_NETFILTER socket, opened on first use and kept. The
+    /// kernel's release of such a socket waits while any nftables object that anyone deleted
+    /// is not yet freed (one RCU grace period, 5 to 15 ms on a small virtual machine): berth
+    /// releases it once, at exit, or hands it on ([`take_socket`]).
+    static SOCKET: RefCell<Option<Socket>> = const { RefCell::new(None) };
+    /// The last sequence number used on it.
+    static SEQUENCE: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Runs `exchange` on this process's socket with `count` fresh sequence numbers, the first of
+/// which it is given. A socket on which an exchange failed halfway is dropped, so that no
+/// reply left on it is taken for the next one's.
+fn with_socket<T>(
+    count: u32,
+    exchange: impl FnOnce(&Socket, u32) -> io::Result<T>,
+) -> io::Result<T> {
+    SOCKET.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            let mut socket = Socket::new(NETLINK_NETFILTER)?;
+            socket.bind_auto()?;
+            socket.connect(&SocketAddr::new(0, 0))?;
+            *slot = Some(socket);
+        }
+        let first = SEQUENCE.with(|sequence| {
+            let first = sequence.get().wrapping_add(1);
+            sequence.set(first.wrapping_add(count));
+            first
+        });
+        let outcome = exchange(slot.as_ref().expect("opened above"), first);
+        if outcome.is_err() {
+            *slot = None;
+        }
+        outcome
+    })
+}
+
+/// Takes this process's netfilter socket, if it has one, for the caller to release where
+/// the wait that release may bring (see [`SOCKET`]) does no harm. The next request opens
+/// another.
+pub fn take_socket() -> Option<OwnedFd> {
+    let socket = SOCKET.with(|cell| cell.borrow_mut().take())?;
+    // The copy keeps the socket open: dropping the original is not its release.
+    socket.as_fd().try_clone_to_owned().ok()
 }
 
 /// Sends `request` as a dump and hands each reply's family and attributes to `each`.
 pub fn dump(request: Message, mut each: impl FnMut(u8, &[u8])) -> io::Result<()> {
-    let socket = socket()?;
-    let mut request = request;
-    request.buffer[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    socket.send(&request.bytes(1), 0)?;
-    loop {
-        let (datagram, _) = socket.recv_from_full()?;
-        for reply in replies(&datagram)? {
-            match reply {
-                Reply::Done => return Ok(()),
-                Reply::Ack { code: 0, .. } => {}
-                Reply::Ack { code, .. } => return Err(io::Error::from_raw_os_error(code)),
-                Reply::Object { family, attributes } => each(family, attributes),
+    with_socket(1, |socket, sequence| {
+        let mut request = request;
+        request.buffer[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+        socket.send(&request.bytes(sequence), 0)?;
+        loop {
+            let (datagram, _) = socket.recv_from_full()?;
+            for (reply_sequence, reply) in replies(&datagram)? {
+                if reply_sequence != sequence {
+                    continue;
+                }
+                match reply {
+                    Reply::Done => return Ok(()),
+                    Reply::Ack { code: 0 } => {}
+                    Reply::Ack { code } => return Err(io::Error::from_raw_os_error(code)),
+                    Reply::Object { family, attributes } => each(family, attributes),
+                }
             }
         }
-    }
+    })
 }
 
 /// Sends `request` for one object and returns its attributes, or `None` when the kernel says
 /// there is no such object (ENOENT).
 pub fn get(request: Message) -> io::Result<Option<Vec<u8>>> {
-    let socket = socket()?;
-    socket.send(&request.bytes(1), 0)?;
-    let (datagram, _) = socket.recv_from_full()?;
-    let first = replies(&datagram)?.next();
-    match first {
-        Some(Reply::Object { attributes, .. }) => Ok(Some(attributes.to_vec())),
-        Some(Reply::Ack { code: 0, .. }) => Ok(Some(Vec::new())),
-        Some(Reply::Ack {
-            code: libc::ENOENT, ..
-        }) => Ok(None),
-        Some(Reply::Ack { code, .. }) => Err(io::Error::from_raw_os_error(code)),
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "unexpected netlink reply",
-        )),
-    }
+    with_socket(1, |socket, sequence| {
+        socket.send(&request.bytes(sequence), 0)?;
+        loop {
+            let (datagram, _) = socket.recv_from_full()?;
+            for (reply_sequence, reply) in replies(&datagram)? {
+                if reply_sequence != sequence {
+                    continue;
+                }
+                return match reply {
+                    Reply::Object { attributes, .. } => Ok(Some(attributes.to_vec())),
+                    Reply::Ack { code: 0 } => Ok(Some(Vec::new())),
+                    Reply::Ack { code: libc::ENOENT } => Ok(None),
+                    Reply::Ack { code } => Err(io::Error::from_raw_os_error(code)),
+                    Reply::Done => Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "unexpected netlink reply",
+                    )),
+                };
+            }
+        }
+    })
 }
 
 /// Sends `messages` as one transaction (a batch), each asking for an acknowledgement, and
 /// returns each one's outcome in order: all applied, or (when any failed) none. One datagram
 /// out, and the acknowledgements back.
 pub fn transact(messages: Vec<Message>) -> io::Result<Vec<io::Result<()>>> {
-    let count = messages.len();
-    let batch_resource = NFNL_SUBSYS_NFTABLES.to_be_bytes();
-    let nfgenmsg = [0, 0, batch_resource[0], batch_resource[1]];
-    let mut datagram = Message::raw(NFNL_MSG_BATCH_BEGIN, 0, nfgenmsg).bytes(0);
-    for (index, mut message) in messages.into_iter().enumerate() {
-        let flags = u16::from_ne_bytes([message.buffer[6], message.buffer[7]]) | NLM_F_ACK;
-        message.buffer[6..8].copy_from_slice(&flags.to_ne_bytes());
-        datagram.extend(message.bytes(index as u32 + 1));
-    }
-    datagram.extend(Message::raw(NFNL_MSG_BATCH_END, 0, nfgenmsg).bytes(count as u32 + 1));
+    let count = messages.len() as u32;
+    with_socket(count + 2, |socket, begin| {
+        let batch_resource = NFNL_SUBSYS_NFTABLES.to_be_bytes();
+        let nfgenmsg = [0, 0, batch_resource[0], batch_resource[1]];
+        let mut datagram = Message::raw(NFNL_MSG_BATCH_BEGIN, 0, nfgenmsg).bytes(begin);
+        for (index, mut message) in messages.into_iter().enumerate() {
+            let flags = u16::from_ne_bytes([message.buffer[6], message.buffer[7]]) | NLM_F_ACK;
+            message.buffer[6..8].copy_from_slice(&flags.to_ne_bytes());
+            datagram.extend(message.bytes(begin.wrapping_add(index as u32 + 1)));
+        }
+        datagram.extend(
+            Message::raw(NFNL_MSG_BATCH_END, 0, nfgenmsg).bytes(begin.wrapping_add(count + 1)),
+        );
 
-    let socket = socket()?;
-    socket.send(&datagram, 0)?;
-    let mut outcomes: Vec<Option<io::Result<()>>> = (0..count).map(|_| None).collect();
-    let mut pending = count;
-    while pending > 0 {
-        let (reply, _) = socket.recv_from_full()?;
-        for reply in replies(&reply)? {
-            if let Reply::Ack { sequence, code } = reply {
-                let slot = (sequence as usize)
-                    .checked_sub(1)
-                    .and_then(|index| outcomes.get_mut(index));
-                if let Some(slot @ None) = slot {
-                    *slot = Some(match code {
-                        0 => Ok(()),
-                        code => Err(io::Error::from_raw_os_error(code)),
-                    });
-                    pending -= 1;
-                } else if code != 0 {
-                    // An error about the batch itself (its begin or end).
-                    return Err(io::Error::from_raw_os_error(code));
+        socket.send(&datagram, 0)?;
+        let mut outcomes: Vec<Option<io::Result<()>>> = (0..count).map(|_| None).collect();
+        let mut pending = count;
+        while pending > 0 {
+            let (reply, _) = socket.recv_from_full()?;
+            for (sequence, reply) in replies(&reply)? {
+                let Reply::Ack { code } = reply else { continue };
+                let index = sequence.wrapping_sub(begin).wrapping_sub(1) as usize;
+                match outcomes.get_mut(index) {
+                    Some(slot @ None) => {
+                        *slot = Some(match code {
+                            0 => Ok(()),
+                            code => Err(io::Error::from_raw_os_error(code)),
+                        });
+                        pending -= 1;
+                    }
+                    // An error about the batch itself (its begin or end, or the commit).
+                    _ if code != 0 && sequence.wrapping_sub(begin) <= count + 1 => {
+                        return Err(io::Error::from_raw_os_error(code));
+                    }
+                    _ => {}
                 }
             }
         }
-    }
-    Ok(outcomes.into_iter().flatten().collect())
+        Ok(outcomes.into_iter().flatten().collect())
+    })
 }
 
 /// One message from the kernel.
@@ -217,7 +271,6 @@ enum Reply<'a> {
     Done,
     /// NLMSG_ERROR: an acknowledgement (code 0) or an error (errno).
     Ack {
-        sequence: u32,
         code: i32,
     },
     Object {
@@ -226,8 +279,8 @@ enum Reply<'a> {
     },
 }
 
-/// The messages in one datagram.
-fn replies(datagram: &[u8]) -> io::Result<impl Iterator<Item = Reply<'_>>> {
+/// The messages in one datagram, each with its sequence number.
+fn replies(datagram: &[u8]) -> io::Result<impl Iterator<Item = (u32, Reply<'_>)>> {
     let mut messages = Vec::new();
     let mut rest = datagram;
     while rest.len() >= 16 {
@@ -241,10 +294,10 @@ fn replies(datagram: &[u8]) -> io::Result<impl Iterator<Item = Reply<'_>>> {
         }
         let message = &rest[..length];
         rest = &rest[length.next_multiple_of(4).min(rest.len())..];
-        messages.push(match kind {
+        let sequence = u32::from_ne_bytes([message[8], message[9], message[10], message[11]]);
+        let reply = match kind {
             NLMSG_DONE => Reply::Done,
             NLMSG_ERROR if message.len() >= 20 => Reply::Ack {
-                sequence: u32::from_ne_bytes([message[8], message[9], message[10], message[11]]),
                 code: -i32::from_ne_bytes([message[16], message[17], message[18], message[19]]),
             },
             _ if message.len() >= 20 => Reply::Object {
@@ -252,7 +305,8 @@ fn replies(datagram: &[u8]) -> io::Result<impl Iterator<Item = Reply<'_>>> {
                 attributes: &message[20..],
             },
             _ => continue,
-        });
+        };
+        messages.push((sequence, reply));
     }
     Ok(messages.into_iter())
 }

@@ -360,6 +360,9 @@ fn elements(attributes: &[u8]) -> impl Iterator<Item = (&[u8], &[u8], Option<Str
 }
 
 /// Removes `mappings` (those already gone are skipped): one transaction.
+///
+/// The kernel frees removed elements one RCU grace period later, and the release of a
+/// netfilter socket waits until it has: see [`super::take_socket`] for a caller in a hurry.
 pub fn unpublish(mappings: &[PortMapping]) -> Result<()> {
     let mut left: Vec<&PortMapping> = mappings.iter().collect();
     // A transaction fails whole when one element is missing: leave those out and go again.

@@ -411,7 +411,7 @@ impl Drop for Made {
         if let Some((reservation, root)) = self.ports.take() {
             // The elements first: the host ports are let go when the reservation drops.
             let unpublished = ports::lock(&root)
-                .and_then(|_lock| Ok(netsetup::firewall::ports::unpublish(&reservation.mappings)?));
+                .and_then(|_lock| ports::unpublish_quickly(&reservation.mappings));
             if let Err(e) = unpublished {
                 // Its address must not go to another container while ports lead to it: the
                 // lease and the record stay, for berth gc.
