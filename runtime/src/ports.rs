@@ -433,36 +433,35 @@ pub fn unpublish_owned_by(owners: &[String]) -> Result<Vec<PortMapping>> {
     Ok(theirs)
 }
 
-/// Unpublishes a run's ports without making it wait for the kernel. The release of the
-/// netfilter socket the removal went over would wait one RCU grace period (see
-/// [`netsetup::firewall::take_socket`]); a child process holds that socket instead, until
-/// berth has exited (its end of a pipe closes), and then releases it, and waits, itself.
+/// Unpublishes a run's ports without making anyone wait for the kernel. The removed elements
+/// are freed one RCU grace period later (5 to 15 ms on a small virtual machine); until then,
+/// releasing a netfilter socket waits, and holds nftables' commit lock while it does (see
+/// [`netsetup::firewall::take_socket`]), which would delay berth's exit and the next run's
+/// ports. So a child process takes the socket over and releases it 100 ms later, by when the
+/// elements are freed and the release costs nothing.
 pub fn unpublish_quickly(mappings: &[PortMapping]) -> Result<()> {
     netsetup::firewall::ports::unpublish(mappings)?;
     let Some(socket) = netsetup::firewall::take_socket() else {
         return Ok(());
     };
-    let Ok((berth_gone, berth_alive)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
-        return Ok(()); // The socket is released here, and berth waits.
-    };
     // SAFETY: berth is single-threaded, so the child may run any code; it only makes system
-    // calls on descriptor numbers and exits, without returning into berth.
+    // calls and exits, without returning into berth.
     if let Ok(nix::unistd::ForkResult::Child) = unsafe { nix::unistd::fork() } {
-        let keep = [socket.as_raw_fd(), berth_gone.as_raw_fd()];
-        let mut buffer = [0u8; 1];
+        let pause = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 100_000_000,
+        };
         // SAFETY: as above; `_exit` ends the child without running destructors.
         unsafe {
-            for fd in 0..1024 {
-                if !keep.contains(&fd) {
-                    libc::close(fd);
-                }
+            for fd in (0..1024).filter(|&fd| fd != socket.as_raw_fd()) {
+                libc::close(fd);
             }
-            while libc::read(keep[1], buffer.as_mut_ptr().cast(), 1) < 0 {}
+            libc::nanosleep(&pause, std::ptr::null_mut());
             libc::_exit(0);
         }
     }
-    // The write end stays open until berth exits.
-    std::mem::forget(berth_alive);
+    // Not the release: the child holds the socket (if the fork failed, berth waits).
+    drop(socket);
     Ok(())
 }
 
