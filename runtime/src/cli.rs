@@ -156,6 +156,26 @@ pub enum NetworkCommand {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Turn IPv6 on or off for a network that no container uses (the default network's only
+    /// setting).
+    #[command(after_help = "Examples:\n  \
+        berth network update --ipv6 bridge\n  \
+        berth network update --subnet6 fd00:1::/64 backend\n  \
+        berth network update --no-ipv6 bridge")]
+    Update {
+        /// Dual stack (see network create --ipv6); the first free /64 of fd62:6572:7468::/48
+        /// unless --subnet6 gives one.
+        #[arg(long, conflicts_with = "no_ipv6")]
+        ipv6: bool,
+        /// The IPv6 subnet (implies --ipv6).
+        #[arg(long, value_name = "CIDR", value_parser = parse_cidr6, conflicts_with = "no_ipv6")]
+        subnet6: Option<netsetup::Ipv6Net>,
+        /// IPv4 only.
+        #[arg(long = "no-ipv6")]
+        no_ipv6: bool,
+        /// The network's name.
+        name: String,
+    },
     /// Remove every created network that no container uses.
     #[command(after_help = "Example:\n  berth network prune")]
     Prune,

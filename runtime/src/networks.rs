@@ -63,17 +63,20 @@ impl Record {
         self.name == DEFAULT
     }
 
-    fn default_network() -> Record {
+    /// The default network: berth0 and 10.201.0.0/16, with the IPv6 subnet that `network
+    /// update` may have recorded for it (its only setting).
+    fn default_network(root: &Path) -> Result<Record> {
         let spec = NetworkSpec::default_bridge();
-        Record {
+        let settings = read_record(root, DEFAULT)?;
+        Ok(Record {
             name: spec.name,
             bridge: spec.bridge,
             subnet: spec.subnet,
             gateway: spec.gateway,
             internal: spec.internal,
-            subnet6: spec.subnet6,
+            subnet6: settings.and_then(|r| r.subnet6),
             created: 0,
-        }
+        })
     }
 }
 
@@ -94,7 +97,7 @@ fn record_path(root: &Path, name: &str) -> PathBuf {
 /// Network `name`: the default one, or a created one; a clear error for any other.
 pub fn find(root: &Path, name: &str) -> Result<Record> {
     if name == DEFAULT || name == "default" {
-        return Ok(Record::default_network());
+        return Record::default_network(root);
     }
     if name == "host" || name == "none" {
         return Err(Error::Invalid(format!(
@@ -102,21 +105,32 @@ pub fn find(root: &Path, name: &str) -> Result<Record> {
              own, and cannot be removed"
         )));
     }
+    read_record(root, name)?.ok_or_else(|| {
+        Error::Invalid(format!(
+            "no such network: {name} (berth network ls lists them; berth network create \
+             {name} makes one)"
+        ))
+    })
+}
+
+/// The record of network `name`, if there is one.
+fn read_record(root: &Path, name: &str) -> Result<Option<Record>> {
     let path = record_path(root, name);
     match fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
             .map_err(|e| Error::Invalid(format!("{}: {e}", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Invalid(format!(
-            "no such network: {name} (berth network ls lists them; berth network create \
-             {name} makes one)"
-        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(crate::container::state::root_only(root))
+        }
         Err(e) => Err(Error::file(&path, e)),
     }
 }
 
 /// Every network, the default one first, then the created ones by name.
 pub fn list(root: &Path) -> Result<Vec<Record>> {
-    let mut records = vec![Record::default_network()];
+    let mut records = vec![Record::default_network(root)?];
     let dir = root.join("networks");
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries,
@@ -162,10 +176,10 @@ impl InUse {
     /// it was looked up is an error.
     pub fn hold(root: &Path, network: &NetworkSpec) -> Result<InUse> {
         let name = network.name.as_str();
-        if name == DEFAULT {
+        let path = record_path(root, name);
+        if name == DEFAULT && !path.exists() {
             return Ok(InUse { _lock: None });
         }
-        let path = record_path(root, name);
         let gone = || Error::Invalid(format!("network {name} was removed"));
         let file = match File::open(&path) {
             Ok(file) => file,
@@ -294,50 +308,7 @@ pub fn plan(root: &Path, request: &Request<'_>, existing_links: &[String]) -> Re
             .find(|name| !taken(name))
             .expect("some berthN is free"),
     };
-    let subnet6 = match request.subnet6 {
-        Some(subnet6) => {
-            if subnet6.addr() != subnet6.network() {
-                return Err(Error::Invalid(format!(
-                    "--subnet6 {subnet6} has host bits set; did you mean {}?",
-                    subnet6.trunc()
-                )));
-            }
-            // Each container's IPv6 address is its IPv4 one's offset in the IPv6 subnet.
-            let needed = 32 - subnet.prefix_len();
-            if 128 - subnet6.prefix_len() < needed {
-                return Err(Error::Invalid(format!(
-                    "--subnet6 {subnet6} is too small for {subnet}: give a /{} or larger (a /64 \
-                     is usual)",
-                    128 - needed
-                )));
-            }
-            if let Some(other) = others.iter().find(|n| {
-                n.subnet6
-                    .is_some_and(|o| o.contains(&subnet6) || subnet6.contains(&o))
-            }) {
-                return Err(Error::Invalid(format!(
-                    "--subnet6 {subnet6} overlaps network {} ({})",
-                    other.name,
-                    other.subnet6.expect("found by it")
-                )));
-            }
-            Some(subnet6)
-        }
-        None if request.ipv6 => Some(
-            (1..=u16::MAX)
-                .map(|n| {
-                    let prefix = u128::from(DEFAULT_SUBNET6_BASE) | (u128::from(n) << 64);
-                    Ipv6Net::new(prefix.into(), 64).expect("a /64")
-                })
-                .find(|candidate| {
-                    !others
-                        .iter()
-                        .any(|n| n.subnet6.is_some_and(|o| o.contains(candidate)))
-                })
-                .ok_or_else(|| Error::Invalid("no free IPv6 /64 left: give --subnet6".into()))?,
-        ),
-        None => None,
-    };
+    let subnet6 = settle_subnet6(&others, subnet, request.ipv6, request.subnet6)?;
     Ok(Record {
         name: request.name.to_owned(),
         bridge,
@@ -362,6 +333,33 @@ pub fn record(root: &Path, record: &Record) -> Result<()> {
     )?)
 }
 
+/// Network `record` with IPv6 turned on (`subnet6`, or with `ipv6` the first free /64) or,
+/// when neither is given, off; checked against the other networks.
+pub fn with_ipv6(
+    root: &Path,
+    record: &Record,
+    ipv6: bool,
+    subnet6: Option<Ipv6Net>,
+) -> Result<Record> {
+    let others: Vec<Record> = list(root)?
+        .into_iter()
+        .filter(|other| other.name != record.name)
+        .collect();
+    Ok(Record {
+        subnet6: settle_subnet6(&others, record.subnet, ipv6, subnet6)?,
+        ..record.clone()
+    })
+}
+
+/// Removes the default network's record of settings: it is as built in again.
+pub fn forget_settings(root: &Path) -> Result<()> {
+    let path = record_path(root, DEFAULT);
+    match fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::file(&path, e)),
+        _ => Ok(()),
+    }
+}
+
 /// Removes network `name`'s state directory (record, leases, hosts file), whether or not it
 /// was recorded.
 pub fn forget(root: &Path, name: &str) -> Result<()> {
@@ -379,11 +377,6 @@ pub fn hold_exclusively(
     record: &Record,
     users: impl FnOnce() -> Vec<String>,
 ) -> Result<Flock<File>> {
-    if record.is_default() {
-        return Err(Error::Invalid(
-            "the default network bridge cannot be removed".into(),
-        ));
-    }
     let path = record_path(root, &record.name);
     let file = File::open(&path).map_err(|e| Error::file(&path, e))?;
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
@@ -413,6 +406,61 @@ pub fn remove(root: &Path, record: &Record, _held: &Flock<File>) -> Result<()> {
     let path = record_path(root, &record.name);
     fs::remove_file(&path).map_err(|e| Error::file(&path, e))?;
     forget(root, &record.name)
+}
+
+/// The IPv6 subnet of a network with IPv4 `subnet`: `subnet6` checked (no host bits, large
+/// enough to pair every IPv4 address, not overlapping `others`), or with `ipv6` the first free
+/// /64 of fd62:6572:7468::/48, or none.
+fn settle_subnet6(
+    others: &[Record],
+    subnet: Ipv4Net,
+    ipv6: bool,
+    subnet6: Option<Ipv6Net>,
+) -> Result<Option<Ipv6Net>> {
+    Ok(match subnet6 {
+        Some(subnet6) => {
+            if subnet6.addr() != subnet6.network() {
+                return Err(Error::Invalid(format!(
+                    "--subnet6 {subnet6} has host bits set; did you mean {}?",
+                    subnet6.trunc()
+                )));
+            }
+            // Each container's IPv6 address is its IPv4 one's offset in the IPv6 subnet.
+            let needed = 32 - subnet.prefix_len();
+            if 128 - subnet6.prefix_len() < needed {
+                return Err(Error::Invalid(format!(
+                    "--subnet6 {subnet6} is too small for {subnet}: give a /{} or larger (a /64 \
+                     is usual)",
+                    128 - needed
+                )));
+            }
+            if let Some(other) = others.iter().find(|n| {
+                n.subnet6
+                    .is_some_and(|o| o.contains(&subnet6) || subnet6.contains(&o))
+            }) {
+                return Err(Error::Invalid(format!(
+                    "--subnet6 {subnet6} overlaps network {} ({})",
+                    other.name,
+                    other.subnet6.expect("found by it")
+                )));
+            }
+            Some(subnet6)
+        }
+        None if ipv6 => Some(
+            (1..=u16::MAX)
+                .map(|n| {
+                    let prefix = u128::from(DEFAULT_SUBNET6_BASE) | (u128::from(n) << 64);
+                    Ipv6Net::new(prefix.into(), 64).expect("a /64")
+                })
+                .find(|candidate| {
+                    !others
+                        .iter()
+                        .any(|n| n.subnet6.is_some_and(|o| o.contains(candidate)))
+                })
+                .ok_or_else(|| Error::Invalid("no free IPv6 /64 left: give --subnet6".into()))?,
+        ),
+        None => None,
+    })
 }
 
 fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {

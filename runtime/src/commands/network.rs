@@ -22,6 +22,12 @@ pub fn network(root: &Path, command: NetworkCommand) -> Result<u8> {
         NetworkCommand::Ls { format } => ls(root, format),
         NetworkCommand::Inspect { name } => inspect(root, &name),
         NetworkCommand::Rm { names } => rm(root, &names),
+        NetworkCommand::Update {
+            ipv6,
+            subnet6,
+            no_ipv6,
+            name,
+        } => update(root, &name, ipv6 || subnet6.is_some(), subnet6, no_ipv6),
         NetworkCommand::Prune => prune(root),
         NetworkCommand::Reload => reload(root),
     }
@@ -124,6 +130,70 @@ fn rm(root: &Path, names: &[String]) -> Result<u8> {
     Ok(if failed { 125 } else { 0 })
 }
 
+/// `berth network update`: IPv6 on or off. The network is taken down (its firewall entries
+/// and bridge) and set up again from its new record, while no container uses it.
+fn update(
+    root: &Path,
+    name: &str,
+    ipv6: bool,
+    subnet6: Option<netsetup::Ipv6Net>,
+    no_ipv6: bool,
+) -> Result<u8> {
+    check_privileges("network update")?;
+    if !ipv6 && !no_ipv6 {
+        return Err(Error::Invalid(
+            "network update needs --ipv6, --subnet6 or --no-ipv6".into(),
+        ));
+    }
+    let root = &canonical_root(root)?;
+    let _registry = netsetup::lock(&root.join("networks.lock"))?;
+    let record = networks::find(root, name)?;
+    let updated = match (ipv6, subnet6, record.subnet6) {
+        // IPv6 is on already, and no other subnet is asked for.
+        (true, None, Some(_)) => record.clone(),
+        _ => networks::with_ipv6(root, &record, ipv6, subnet6)?,
+    };
+    if updated.subnet6 == record.subnet6 {
+        println!("{name}");
+        return Ok(0);
+    }
+    // The record exists (the default network's may not yet), so that runs hold it from now
+    // on; then no run may hold it, nor any container run on it.
+    if record.is_default() {
+        networks::record(root, &record)?;
+    }
+    let users = || {
+        let mut names: Vec<String> = users(root, &record.name)
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        names.sort();
+        names
+    };
+    let _held = networks::hold_exclusively(root, &record, users)?;
+    let running = users();
+    if !running.is_empty() {
+        return Err(networks::in_use(&record.name, &running));
+    }
+    let mut netlink = Netlink::open()?;
+    let state_dir = networks::state_dir(root, &record.name)?;
+    netsetup::remove_network(&mut netlink, &record.spec(), &state_dir)?;
+    if updated.is_default() && updated.subnet6.is_none() {
+        // The default network as built in: no record of settings is left.
+        networks::forget_settings(root)?;
+    } else {
+        networks::record(root, &updated)?;
+    }
+    let bridge = netsetup::ensure_network(&mut netlink, &updated.spec(), &state_dir, || {
+        networks::specs(root)
+    })?;
+    if bridge.table_made {
+        crate::ports::republish_running(root)?;
+    }
+    println!("{name}");
+    Ok(0)
+}
+
 fn prune(root: &Path) -> Result<u8> {
     check_privileges("network prune")?;
     let root = &canonical_root(root)?;
@@ -142,6 +212,11 @@ fn prune(root: &Path) -> Result<u8> {
 /// Removes a created network that nothing uses: under an exclusive hold on its record, its
 /// firewall entries and bridge, then its record and state.
 fn remove(root: &Path, netlink: &mut Netlink, record: &Record) -> Result<()> {
+    if record.is_default() {
+        return Err(Error::Invalid(
+            "the default network bridge cannot be removed".into(),
+        ));
+    }
     let held = networks::hold_exclusively(root, record, || {
         let mut names: Vec<String> = users(root, &record.name)
             .into_iter()

@@ -130,6 +130,32 @@ fn bad_ipv6_subnets_are_refused() {
     ] {
         w.run(w.berth().args(["network", "create"]).args(args)).expect_berth_error(&[message]);
     }
+    w.run(w.berth().args(["network", "update", "bridge"]))
+        .expect_berth_error(&["needs --ipv6, --subnet6 or --no-ipv6"]);
+    w.run(w.berth().args(["network", "update", "--subnet6", "fd00:c::/64", "bridge"]))
+        .expect_berth_error(&["overlaps network taken6"]);
     w.run(w.berth().args(["network", "rm", "taken6"])).ok();
+    w.assert_clean();
+}
+
+#[test]
+fn the_default_network_turns_ipv6_on_and_off() {
+    let w = World::with_upstream();
+    let eth0 = || w.berth_run(&["ip", "-o", "addr", "show", "dev", "eth0", "scope", "global"]);
+    assert!(!eth0().ok().contains("inet6"), "IPv4 only by default");
+    w.run(w.berth().args(["network", "update", "--ipv6", "bridge"])).ok();
+    let out = eth0();
+    assert!(out.ok().contains("inet6 fd62:6572:7468:1::2/64"), "{out}");
+    let nat66 = format!("curl -sS --max-time 3 http://[{UPSTREAM_ADDR6}]/");
+    assert_eq!(w.berth_run(&["sh", "-c", &nat66]).ok(), format!("{HOST_ADDR6}\n"));
+    // Not while a container runs on it.
+    w.run(w.berth().args(["run", "-d", "--name", "busy", "sleep", "30"])).ok();
+    w.run(w.berth().args(["network", "update", "--no-ipv6", "bridge"]))
+        .expect_berth_error(&["network bridge is in use by busy"]);
+    w.run(w.berth().args(["stop", "-t", "1", "busy"])).ok();
+    w.run(w.berth().args(["rm", "busy"])).ok();
+    w.run(w.berth().args(["network", "update", "--no-ipv6", "bridge"])).ok();
+    assert!(!eth0().ok().contains("inet6"), "IPv4 only again");
+    assert!(!listed(&w, "set", "masq_subnets6").contains("elements"));
     w.assert_clean();
 }
