@@ -26,6 +26,7 @@ pub const NLM_F_ACK: u16 = 4;
 pub const NLM_F_EXCL: u16 = 0x200;
 pub const NLM_F_CREATE: u16 = 0x400;
 
+const NFNL_SUBSYS_CTNETLINK: u16 = 1;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 16;
 const NFNL_MSG_BATCH_END: u16 = 17;
@@ -46,6 +47,15 @@ impl Message {
         Self::raw((NFNL_SUBSYS_NFTABLES << 8) | kind, flags, [family, 0, 0, 0])
     }
 
+    /// A connection-tracking (ctnetlink) message of `kind` with `flags` for `family`.
+    pub fn conntrack(kind: u16, flags: u16, family: u8) -> Self {
+        Self::raw(
+            (NFNL_SUBSYS_CTNETLINK << 8) | kind,
+            flags,
+            [family, 0, 0, 0],
+        )
+    }
+
     fn raw(kind: u16, flags: u16, nfgenmsg: [u8; 4]) -> Self {
         let mut buffer = Vec::with_capacity(128);
         buffer.extend_from_slice(&0u32.to_ne_bytes()); // length, set by `bytes`
@@ -60,6 +70,13 @@ impl Message {
     /// Adds an attribute holding `value`.
     pub fn attribute(mut self, kind: u16, value: &[u8]) -> Self {
         self.push(kind, value);
+        self
+    }
+
+    /// Adds attributes already laid out (a copy of some the kernel sent).
+    pub fn raw_attributes(mut self, attributes: &[u8]) -> Self {
+        self.buffer.extend_from_slice(attributes);
+        self.buffer.resize(self.buffer.len().next_multiple_of(4), 0);
         self
     }
 

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::nfnl::{
     self, attribute, attributes_of, Message, NFPROTO_INET, NFT_MSG_DELSETELEM, NFT_MSG_GETSETELEM,
-    NFT_MSG_NEWSETELEM, NLM_F_CREATE, NLM_F_EXCL,
+    NFT_MSG_NEWSETELEM, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL,
 };
 use super::TABLE;
 use crate::{Error, Result};
@@ -278,6 +278,7 @@ pub fn publish(
             .enumerate()
             .find_map(|(index, outcome)| outcome.err().map(|e| (index, e)))
         else {
+            forget_udp_flows(mappings);
             return Ok(());
         };
         let Some(index) = creations.iter().position(|&m| m == failed) else {
@@ -391,6 +392,7 @@ pub fn unpublish(mappings: &[PortMapping]) -> Result<()> {
             }
         }
         if missing.is_empty() {
+            forget_udp_flows(mappings);
             return Ok(());
         }
         left = left
@@ -400,7 +402,74 @@ pub fn unpublish(mappings: &[PortMapping]) -> Result<()> {
             .map(|(_, mapping)| mapping)
             .collect();
     }
+    forget_udp_flows(mappings);
     Ok(())
+}
+
+/// Forgets the kernel's connection-tracking entries of UDP flows to the host ports of
+/// `mappings`, so that their next packets are translated afresh: a client that keeps sending
+/// from one port would otherwise keep the translation its first packet got (none, before the
+/// port was published; the old container's address, after). TCP needs none of this: a new
+/// connection is a new flow. Best effort: a kernel without ctnetlink keeps its entries.
+fn forget_udp_flows(mappings: &[PortMapping]) {
+    const IPCTNL_MSG_CT_GET: u16 = 1;
+    const IPCTNL_MSG_CT_DELETE: u16 = 2;
+    const CTA_TUPLE_ORIG: u16 = 1;
+    const CTA_TUPLE_IP: u16 = 1;
+    const CTA_TUPLE_PROTO: u16 = 2;
+    const CTA_PROTO_NUM: u16 = 1;
+    const CTA_PROTO_DST_PORT: u16 = 3;
+    let udp: Vec<&PortMapping> = mappings
+        .iter()
+        .filter(|m| m.protocol == Protocol::Udp)
+        .collect();
+    if udp.is_empty() {
+        return;
+    }
+    for (family, v6) in [(libc::AF_INET as u8, false), (libc::AF_INET6 as u8, true)] {
+        if !udp.iter().any(|m| m.container_ip.is_ipv6() == v6) {
+            continue;
+        }
+        // The original tuples (as raw attributes) of the flows to go.
+        let mut doomed: Vec<Vec<u8>> = Vec::new();
+        let listed = nfnl::dump(
+            Message::conntrack(IPCTNL_MSG_CT_GET, 0, family),
+            |_, attributes| {
+                let Some(original) = attribute(attributes, CTA_TUPLE_ORIG) else {
+                    return;
+                };
+                let proto = attribute(original, CTA_TUPLE_PROTO).unwrap_or_default();
+                let number = attribute(proto, CTA_PROTO_NUM).and_then(|v| v.first().copied());
+                let port = attribute(proto, CTA_PROTO_DST_PORT)
+                    .and_then(|v| Some(u16::from_be_bytes([*v.first()?, *v.get(1)?])));
+                // The destination address: the second address of the tuple's IP part.
+                let destination = attribute(original, CTA_TUPLE_IP)
+                    .and_then(|ip| attributes_of(ip).nth(1).and_then(|(_, v)| address(v)));
+                let matches = udp.iter().any(|m| {
+                    m.container_ip.is_ipv6() == v6
+                        && number == Some(Protocol::Udp.number())
+                        && port == Some(m.host_port)
+                        && m.host_ip.is_none_or(|ip| destination == Some(ip))
+                });
+                if matches {
+                    let mut raw = Vec::new();
+                    raw.extend_from_slice(&((4 + original.len()) as u16).to_ne_bytes());
+                    raw.extend_from_slice(&(CTA_TUPLE_ORIG | 0x8000).to_ne_bytes());
+                    raw.extend_from_slice(original);
+                    doomed.push(raw);
+                }
+            },
+        );
+        if listed.is_err() {
+            continue;
+        }
+        for tuple in doomed {
+            // Each on its own: one that ended meanwhile (ENOENT) is no matter.
+            let request =
+                Message::conntrack(IPCTNL_MSG_CT_DELETE, NLM_F_ACK, family).raw_attributes(&tuple);
+            let _ = nfnl::get(request);
+        }
+    }
 }
 
 /// A port published in berth's table, and who published it.

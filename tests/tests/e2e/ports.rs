@@ -282,3 +282,54 @@ fn gc_unpublishes_a_crashed_containers_ports_and_a_flush_brings_them_back() {
     w.run(w.berth().arg("gc")).ok();
     w.assert_clean();
 }
+
+#[test]
+fn a_udp_client_that_keeps_its_port_follows_the_published_port() {
+    let w = World::with_upstream();
+    // A client that always sends from 198.51.100.2#5555, so its packets are one flow.
+    let ask = || {
+        let out = w.run(w.upstream_cmd("dig").args([
+            "+short",
+            "+time=1",
+            "+tries=1",
+            "-b",
+            &format!("{UPSTREAM_ADDR}#5555"),
+            "-p",
+            "5353",
+            &format!("@{HOST_ADDR}"),
+            "svc.berth.test",
+        ]));
+        out.stdout.trim().to_owned()
+    };
+    let responder = |name: &str, answer: &str, publish: bool| {
+        let record = format!("--host-record=svc.berth.test,{answer}");
+        let mut args = vec!["-d", "--name", name];
+        if publish {
+            args.extend(["-p", "5353:53/udp"]);
+        }
+        args.extend(["dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--no-resolv"]);
+        args.extend(["--no-hosts", &record]);
+        w.berth_run(&args).ok();
+    };
+    let answered = |answer: &str| {
+        util::poll(PATIENCE, Duration::from_millis(50), || (ask() == answer).then_some(()))
+            .is_some()
+    };
+    responder("a", "10.1.1.1", true);
+    assert!(answered("10.1.1.1"), "the first container answers: {}", ask());
+    w.run(w.berth().args(["stop", "-t", "1", "a"])).ok();
+    // The same address goes to a container that published nothing: the client's flow must
+    // not lead to it.
+    responder("b", "10.2.2.2", false);
+    for _ in 0..3 {
+        let answer = ask();
+        assert!(!answer.contains("10.2.2.2"), "a container that published nothing answered");
+    }
+    w.run(w.berth().args(["stop", "-t", "1", "b"])).ok();
+    // Published again: the client's flow, untranslated while nothing was published, now is.
+    responder("c", "10.3.3.3", true);
+    assert!(answered("10.3.3.3"), "the newly published port answers: {}", ask());
+    w.run(w.berth().args(["stop", "-t", "1", "c"])).ok();
+    w.run(w.berth().args(["rm", "a", "b", "c"])).ok();
+    w.assert_clean();
+}
