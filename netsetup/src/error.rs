@@ -69,6 +69,9 @@ pub enum Error {
     /// The host port is published by another container.
     #[error("port {port} is already published by container {owner}: pick another host port")]
     PortPublished { port: String, owner: String },
+    /// A dual-stack network on a host whose kernel runs without IPv6.
+    #[error("IPv6 is turned off on this host (ipv6.disable=1 on the kernel's command line): use a network without --ipv6")]
+    Ipv6Unavailable,
     /// The `nft` program could not be run or refused the ruleset.
     #[error("nftables: {0}")]
     Nftables(String),

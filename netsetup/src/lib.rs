@@ -165,6 +165,9 @@ pub fn ensure_network(
             });
         }
     }
+    if network.subnet6.is_some() {
+        prepare_ipv6(&network.bridge)?;
+    }
     for addr in network.container_addresses(network.gateway) {
         netlink.add_address(bridge.index, &network.bridge, addr)?;
     }
@@ -172,9 +175,6 @@ pub fn ensure_network(
         netlink.set_up(bridge.index, &network.bridge)?;
     }
     enable_forwarding()?;
-    if network.subnet6.is_some() {
-        switch_on("/proc/sys/net/ipv6/conf/all/forwarding")?;
-    }
     if !network.internal {
         enable_route_localnet(&network.bridge)?;
     }
@@ -229,6 +229,50 @@ fn enable_forwarding() -> Result<()> {
     switch_on("/proc/sys/net/ipv4/ip_forward")
 }
 
+/// Readies the host for a dual-stack network on `bridge`: IPv6 on for the bridge, router
+/// advertisements ignored on it (a container could send one, CVE-2020-13401), and IPv6
+/// forwarding on. Turning forwarding on makes the kernel drop the default routes it learned
+/// from router advertisements and ignore new ones on every interface whose `accept_ra` is 1:
+/// those are set to 2 (accept them even when forwarding) first, so that the host keeps its
+/// IPv6 route.
+fn prepare_ipv6(bridge: &str) -> Result<()> {
+    const CONF: &str = "/proc/sys/net/ipv6/conf";
+    if !Path::new(CONF).exists() {
+        return Err(Error::Ipv6Unavailable);
+    }
+    set_sysctl(&format!("{CONF}/{bridge}/disable_ipv6"), b'0')?;
+    set_sysctl(&format!("{CONF}/{bridge}/accept_ra"), b'0')?;
+    let forwarding = format!("{CONF}/all/forwarding");
+    if fs::read(&forwarding)
+        .map_err(|e| Error::file(&forwarding, e))?
+        .first()
+        == Some(&b'1')
+    {
+        return Ok(());
+    }
+    let entries = fs::read_dir(CONF).map_err(|e| Error::file(CONF, e))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name == "all" || name == "lo" || name.as_encoded_bytes() == bridge.as_bytes() {
+            continue;
+        }
+        let accept_ra = entry.path().join("accept_ra");
+        if fs::read(&accept_ra).is_ok_and(|v| v.first() == Some(&b'1')) {
+            fs::write(&accept_ra, b"2").map_err(|e| Error::file(&accept_ra, e))?;
+        }
+    }
+    switch_on(&forwarding)
+}
+
+/// Writes `value` (one digit) to a sysctl unless it holds it already.
+fn set_sysctl(path: &str, value: u8) -> Result<()> {
+    let current = fs::read(path).map_err(|e| Error::file(path, e))?;
+    if current.first() != Some(&value) {
+        fs::write(path, [value]).map_err(|e| Error::file(path, e))?;
+    }
+    Ok(())
+}
+
 /// Lets the bridge carry packets from 127.0.0.1: the host's own connections to a port
 /// published on its loopback are sent on to a container (and masqueraded on the way).
 /// berth's table drops packets for 127.0.0.0/8 that arrive on a bridge.
@@ -238,11 +282,7 @@ fn enable_route_localnet(bridge: &str) -> Result<()> {
 
 /// Writes 1 to a boolean sysctl unless it is 1 already.
 fn switch_on(path: &str) -> Result<()> {
-    let current = fs::read(path).map_err(|e| Error::file(path, e))?;
-    if current.first() != Some(&b'1') {
-        fs::write(path, b"1").map_err(|e| Error::file(path, e))?;
-    }
-    Ok(())
+    set_sysctl(path, b'1')
 }
 
 /// The host-side name of a container's veth: `bth` and the first 12 characters of its id.
@@ -279,8 +319,8 @@ pub fn loopback_up(netlink: &mut Netlink) -> Result<()> {
 }
 
 /// Configures a container's interface from inside its namespace (`netlink` opened there): no
-/// IPv6 link-local address (see [`Netlink::no_ipv6_link_local`]), up, its addresses, and a
-/// default route through each of `gateways`.
+/// IPv6 link-local address (see [`Netlink::no_ipv6_link_local`]), no router advertisements
+/// heeded, up, its addresses, and a default route through each of `gateways`.
 pub fn configure_container_interface(
     netlink: &mut Netlink,
     interface: &str,
@@ -293,6 +333,13 @@ pub fn configure_container_interface(
         source: errno.into(),
     })?;
     netlink.no_ipv6_link_local(index, interface)?;
+    // Router advertisements another container forges must not route this one's traffic
+    // (CVE-2020-13401). No such file: IPv6 is off on this host.
+    let accept_ra = format!("/proc/sys/net/ipv6/conf/{interface}/accept_ra");
+    match set_sysctl(&accept_ra, b'0') {
+        Err(Error::File { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+        other => other?,
+    }
     netlink.set_up(index, interface)?;
     for addr in addresses {
         netlink.add_address(index, interface, *addr)?;

@@ -425,6 +425,22 @@ fn settle_subnet6(
                     subnet6.trunc()
                 )));
             }
+            // A unicast prefix of berth's own: unique local (fc00::/7) or global (2000::/3),
+            // and no shorter than a /48, so that it cannot take over the host's routes.
+            let first = subnet6.network().segments()[0];
+            let unicast = first & 0xfe00 == 0xfc00 || first & 0xe000 == 0x2000;
+            if !unicast {
+                return Err(Error::Invalid(format!(
+                    "--subnet6 {subnet6} is not a unique local (fc00::/7) or global unicast \
+                     (2000::/3) prefix"
+                )));
+            }
+            if subnet6.prefix_len() < 48 {
+                return Err(Error::Invalid(format!(
+                    "--subnet6 {subnet6} is larger than a /48: its route would take over the \
+                     host's own; give a /48 to /64 or smaller, such as fd00:1::/64"
+                )));
+            }
             // Each container's IPv6 address is its IPv4 one's offset in the IPv6 subnet.
             let needed = 32 - subnet.prefix_len();
             if 128 - subnet6.prefix_len() < needed {
@@ -453,9 +469,10 @@ fn settle_subnet6(
                     Ipv6Net::new(prefix.into(), 64).expect("a /64")
                 })
                 .find(|candidate| {
-                    !others
-                        .iter()
-                        .any(|n| n.subnet6.is_some_and(|o| o.contains(candidate)))
+                    !others.iter().any(|n| {
+                        n.subnet6
+                            .is_some_and(|o| o.contains(candidate) || candidate.contains(&o))
+                    })
                 })
                 .ok_or_else(|| Error::Invalid("no free IPv6 /64 left: give --subnet6".into()))?,
         ),

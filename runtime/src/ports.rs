@@ -453,9 +453,11 @@ pub fn unpublish_quickly(mappings: &[PortMapping]) -> Result<()> {
         };
         // SAFETY: as above; `_exit` ends the child without running destructors.
         unsafe {
-            for fd in (0..1024).filter(|&fd| fd != socket.as_raw_fd()) {
-                libc::close(fd);
+            let fd = socket.as_raw_fd() as libc::c_uint;
+            if fd > 0 {
+                libc::close_range(0, fd - 1, 0);
             }
+            libc::close_range(fd + 1, libc::c_uint::MAX, 0);
             libc::nanosleep(&pause, std::ptr::null_mut());
             libc::_exit(0);
         }

@@ -234,7 +234,7 @@ fn markers() -> Result<Vec<String>> {
                 }
             }
             if let (Some(TABLE), Some(name)) = (table.as_deref(), name) {
-                if name.starts_with(MARKER_PREFIX) {
+                if MARKER_PREFIXES.iter().any(|p| name.starts_with(p)) {
                     names.push(name);
                 }
             }
@@ -251,7 +251,12 @@ fn markers() -> Result<Vec<String>> {
     }
 }
 
-const MARKER_PREFIX: &str = "net/";
+/// The prefix of this version's network markers: a table whose rules an older berth made
+/// lacks them, and so is made anew (its base chains refilled) by the first run.
+const MARKER_PREFIX: &str = "net2/";
+/// The prefixes of markers that older versions of berth made, still recognized by
+/// [`uninstall`].
+const MARKER_PREFIXES: [&str; 2] = [MARKER_PREFIX, "net/"];
 
 /// What a marker chain says of the network it marks: the elements that are its own.
 struct Installed {
@@ -288,7 +293,8 @@ impl Installed {
     }
 
     fn from_marker(name: &str) -> Option<Self> {
-        let mut parts = name.strip_prefix(MARKER_PREFIX)?.splitn(4, '/');
+        let rest = MARKER_PREFIXES.iter().find_map(|p| name.strip_prefix(p))?;
+        let mut parts = rest.splitn(4, '/');
         let addr: std::net::Ipv4Addr = parts.next()?.parse().ok()?;
         let prefix: u8 = parts.next()?.parse().ok()?;
         let internal = match parts.next()? {
@@ -366,6 +372,9 @@ flush chain inet berth forward
 # from such an address.
 add rule inet berth guard iifname @bridges ip daddr 127.0.0.0/8 drop
 add rule inet berth guard iifname @bridges ip saddr 127.0.0.0/8 drop
+# Nor may a container send from an address that does not lead back to its bridge (a forged
+# source, or IPv6 from a network that has none).
+add rule inet berth guard iifname @bridges fib saddr . iif oif missing drop
 
 # Published ports. Packets for 127.0.0.0/8 from outside are never translated (moby#41872): a
 # port published on the loopback is the host's own.

@@ -159,15 +159,22 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
         let state_dir = networks::state_dir(root, &network.name)?;
         let leases = network.lease_file(&state_dir);
         let deadline = Instant::now() + DYING_NAMESPACE_GRACE;
-        let reclaimed = leases.reclaim(|c| container_still_attached(&mut netlink, c, deadline))?;
-        if !reclaimed.is_empty() {
-            // Whatever those containers published led to the addresses just freed.
-            let owners: Vec<String> = reclaimed.iter().map(|(_, o)| o.container.clone()).collect();
+        // First the ports of every dead owner, while their addresses are still leased: none
+        // may lead to an address that is free again.
+        let dead_owners: Vec<String> = leases
+            .leases()
+            .map_err(with_repair_hint)?
+            .into_values()
+            .filter(|owner| !owner.is_alive())
+            .map(|owner| owner.container)
+            .collect();
+        if !dead_owners.is_empty() {
             let _lock = crate::ports::lock(root)?;
-            for port in crate::ports::unpublish_owned_by(&owners)? {
+            for port in crate::ports::unpublish_owned_by(&dead_owners)? {
                 println!("unpublished port {port} of a gone container");
             }
         }
+        let reclaimed = leases.reclaim(|c| container_still_attached(&mut netlink, c, deadline))?;
         for (addr, owner) in reclaimed {
             println!(
                 "released address {addr} of container {}",

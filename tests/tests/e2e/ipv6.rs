@@ -13,6 +13,9 @@ fn listed(w: &World, kind: &str, name: &str) -> String {
 #[test]
 fn a_dual_stack_container_gets_an_ipv6_address_route_nat66_and_dns() {
     let w = World::with_upstream();
+    // The host keeps heeding router advertisements once it forwards IPv6.
+    w.run(w.cmd("sysctl").args(["-qw", "net.ipv6.conf.uplink0.accept_ra=1"])).ok();
+    w.run(w.cmd("sysctl").args(["-qw", "net.ipv6.conf.all.forwarding=0"])).ok();
     w.run(w.berth().args([
         "network",
         "create",
@@ -23,12 +26,19 @@ fn a_dual_stack_container_gets_an_ipv6_address_route_nat66_and_dns() {
         "six",
     ]))
     .ok();
+    let sysctl = |key: &str| w.run(w.cmd("sysctl").args(["-n", key])).ok().trim().to_owned();
     let ls = w.run(w.berth().args(["network", "ls"])).ok().to_owned();
     assert!(ls.lines().any(|l| l.starts_with("six ") && l.ends_with("fd00:b::/64")), "{ls}");
+    assert_eq!(sysctl("net.ipv6.conf.all.forwarding"), "1");
+    assert_eq!(sysctl("net.ipv6.conf.uplink0.accept_ra"), "2", "RAs still heeded on uplink0");
+    let bridge = crate::json(w.run(w.berth().args(["network", "inspect", "six"])).ok());
+    let bridge = bridge["bridge"].as_str().expect("a bridge").to_owned();
+    assert_eq!(sysctl(&format!("net.ipv6.conf.{bridge}.accept_ra")), "0", "none from containers");
     // The first thing the workload does is use its IPv6 address: it is not tentative.
     let script = format!(
         "curl -sS --max-time 3 http://[{UPSTREAM_ADDR6}]/ && ip -6 -o addr show dev eth0 && \
-         ip -6 route show default && getent ahostsv6 {UPSTREAM_NAME6} | head -n 1"
+         ip -6 route show default && getent ahostsv6 {UPSTREAM_NAME6} | head -n 1 && \
+         cat /proc/sys/net/ipv6/conf/eth0/accept_ra"
     );
     let out =
         w.berth_run(&["--net", "six", "--dns", &UPSTREAM_ADDR6.to_string(), "sh", "-c", &script]);
@@ -41,6 +51,8 @@ fn a_dual_stack_container_gets_an_ipv6_address_route_nat66_and_dns() {
     assert!(lines[2].starts_with("default via fd00:b::1 dev eth0"), "{out}");
     // Resolved by the upstream's responder, asked over IPv6 (--dns 2001:db8::2).
     assert!(lines[3].starts_with(&UPSTREAM_ADDR6.to_string()), "{out}");
+    // No router advertisement a container forges is heeded (CVE-2020-13401).
+    assert_eq!(lines[4], "0", "{out}");
     w.run(w.berth().args(["run", "-d", "--net", "six", "--name", "rec", "sleep", "30"])).ok();
     let inspect = crate::json(w.run(w.berth().args(["inspect", "rec"])).ok());
     assert_eq!(inspect["address6"], "fd00:b::2", "{inspect}");
@@ -99,6 +111,39 @@ fn ports_are_published_on_ipv6_too() {
     w.berth_run(&args).ok();
     assert!(listed(&w, "map", "ports6_at").contains("2001:db8::1 . tcp . 8081"));
     assert!(!listed(&w, "map", "ports_any").contains("8081"));
+    let only6_url = format!("http://[{HOST_ADDR6}]:8081/");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let answer = loop {
+        let out = w.run(w.upstream_cmd("curl").args(["-sS", "--max-time", "2", &only6_url]));
+        if out.code() == 0 || Instant::now() >= deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(answer.ok().starts_with("hello from only6"), "{answer}");
+    let v4 = w.run(w.upstream_cmd("curl").args([
+        "-sS",
+        "--max-time",
+        "2",
+        &format!("http://{HOST_ADDR}:8081/"),
+    ]));
+    assert_ne!(v4.code(), 0, "published on IPv6 only: {v4}");
+    // A neighbour that routes the IPv6 subnet through the host gets nowhere (moby#45610).
+    let web = crate::json(w.run(w.berth().args(["inspect", "web"])).ok());
+    let address6 = web["address6"].as_str().expect("an IPv6 address").to_owned();
+    let subnet6 = format!("{}/64", address6.rsplit_once("::").expect("a ::").0.to_owned() + "::");
+    w.run(w.upstream_cmd("ip").args([
+        "-6",
+        "route",
+        "add",
+        &subnet6,
+        "via",
+        &HOST_ADDR6.to_string(),
+    ]))
+    .ok();
+    let direct = format!("http://[{address6}]/");
+    let out = w.run(w.upstream_cmd("curl").args(["-sS", "--max-time", "2", &direct]));
+    assert_ne!(out.code(), 0, "the upstream reached {direct} directly: {out}");
 
     // Refused: ::1, and an IPv6 address for a container that has none.
     w.berth_run(&["--net", "six", "-p", "[::1]:8082:80", "true"])
@@ -127,6 +172,11 @@ fn bad_ipv6_subnets_are_refused() {
         ),
         (&["--subnet6", "fd00:c::/64", "over"], "overlaps network taken6"),
         (&["--subnet6", "10.0.0.0/8", "notsix"], "is not an IPv6 subnet"),
+        (&["--subnet6", "2000::/3", "huge"], "is larger than a /48"),
+        (
+            &["--subnet6", "fe80::/64", "local"],
+            "is not a unique local (fc00::/7) or global unicast",
+        ),
     ] {
         w.run(w.berth().args(["network", "create"]).args(args)).expect_berth_error(&[message]);
     }
