@@ -178,6 +178,13 @@ pub fn ensure_network(
     if !network.internal {
         enable_route_localnet(&network.bridge)?;
     }
+    // The host heeds no router advertisement from a container (CVE-2020-13401), on any
+    // network: one could take over its IPv6 routing. No such file: no IPv6 on this host.
+    let accept_ra = format!("/proc/sys/net/ipv6/conf/{}/accept_ra", network.bridge);
+    match set_sysctl(&accept_ra, b'0') {
+        Err(Error::File { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+        other => other?,
+    }
     let mut table_made = false;
     if !firewall::installed(network)? {
         table_made = !firewall::table_exists()?;
@@ -229,8 +236,7 @@ fn enable_forwarding() -> Result<()> {
     switch_on("/proc/sys/net/ipv4/ip_forward")
 }
 
-/// Readies the host for a dual-stack network on `bridge`: IPv6 on for the bridge, router
-/// advertisements ignored on it (a container could send one, CVE-2020-13401), and IPv6
+/// Readies the host for a dual-stack network on `bridge`: IPv6 on for the bridge, and IPv6
 /// forwarding on. Turning forwarding on makes the kernel drop the default routes it learned
 /// from router advertisements and ignore new ones on every interface whose `accept_ra` is 1:
 /// those are set to 2 (accept them even when forwarding) first, so that the host keeps its
@@ -241,7 +247,6 @@ fn prepare_ipv6(bridge: &str) -> Result<()> {
         return Err(Error::Ipv6Unavailable);
     }
     set_sysctl(&format!("{CONF}/{bridge}/disable_ipv6"), b'0')?;
-    set_sysctl(&format!("{CONF}/{bridge}/accept_ra"), b'0')?;
     let forwarding = format!("{CONF}/all/forwarding");
     if fs::read(&forwarding)
         .map_err(|e| Error::file(&forwarding, e))?
@@ -319,8 +324,9 @@ pub fn loopback_up(netlink: &mut Netlink) -> Result<()> {
 }
 
 /// Configures a container's interface from inside its namespace (`netlink` opened there): no
-/// IPv6 link-local address (see [`Netlink::no_ipv6_link_local`]), no router advertisements
-/// heeded, up, its addresses, and a default route through each of `gateways`.
+/// IPv6 link-local address (see [`Netlink::no_ipv6_link_local`]), up, its addresses, and a
+/// default route through each of `gateways`. (Router advertisements that other containers
+/// forge never reach it: berth's `bridge` table drops them.)
 pub fn configure_container_interface(
     netlink: &mut Netlink,
     interface: &str,
@@ -333,13 +339,6 @@ pub fn configure_container_interface(
         source: errno.into(),
     })?;
     netlink.no_ipv6_link_local(index, interface)?;
-    // Router advertisements another container forges must not route this one's traffic
-    // (CVE-2020-13401). No such file: IPv6 is off on this host.
-    let accept_ra = format!("/proc/sys/net/ipv6/conf/{interface}/accept_ra");
-    match set_sysctl(&accept_ra, b'0') {
-        Err(Error::File { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
-        other => other?,
-    }
     netlink.set_up(index, interface)?;
     for addr in addresses {
         netlink.add_address(index, interface, *addr)?;

@@ -417,6 +417,15 @@ add rule inet berth forward oifname @bridges ct state established,related accept
 # Nothing else gets in: not even a neighbour that routes a subnet through the host
 # (moby#45610); containers are reached through published ports.
 add rule inet berth forward oifname @bridges drop
+
+# Between containers on one bridge, frames never reach the inet hooks: a container may not
+# send router advertisements or redirects to the others (CVE-2020-13401), whatever its
+# capabilities.
+add table bridge berth
+add chain bridge berth forward { type filter hook forward priority 0; policy accept; }
+flush chain bridge berth forward
+add rule bridge berth forward iifname "bth*" icmpv6 type { nd-router-advert, nd-redirect } drop
+add rule bridge berth forward iifname "bth*" icmp type redirect drop
 "#;
 
 /// The script that makes (or with `replace`, remakes) berth's table and installs `networks`
@@ -425,7 +434,9 @@ fn table_script(networks: &[&NetworkSpec], replace: bool) -> String {
     let mut script = String::new();
     if replace {
         // `add` then `delete` works whether or not the table exists.
-        script += &format!("add table inet {TABLE}\ndelete table inet {TABLE}\n");
+        for family in ["inet", "bridge"] {
+            script += &format!("add table {family} {TABLE}\ndelete table {family} {TABLE}\n");
+        }
     }
     script += TABLE_SCRIPT;
     for network in networks {

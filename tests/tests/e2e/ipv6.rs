@@ -37,8 +37,7 @@ fn a_dual_stack_container_gets_an_ipv6_address_route_nat66_and_dns() {
     // The first thing the workload does is use its IPv6 address: it is not tentative.
     let script = format!(
         "curl -sS --max-time 3 http://[{UPSTREAM_ADDR6}]/ && ip -6 -o addr show dev eth0 && \
-         ip -6 route show default && getent ahostsv6 {UPSTREAM_NAME6} | head -n 1 && \
-         cat /proc/sys/net/ipv6/conf/eth0/accept_ra"
+         ip -6 route show default && getent ahostsv6 {UPSTREAM_NAME6} | head -n 1"
     );
     let out =
         w.berth_run(&["--net", "six", "--dns", &UPSTREAM_ADDR6.to_string(), "sh", "-c", &script]);
@@ -51,8 +50,6 @@ fn a_dual_stack_container_gets_an_ipv6_address_route_nat66_and_dns() {
     assert!(lines[2].starts_with("default via fd00:b::1 dev eth0"), "{out}");
     // Resolved by the upstream's responder, asked over IPv6 (--dns 2001:db8::2).
     assert!(lines[3].starts_with(&UPSTREAM_ADDR6.to_string()), "{out}");
-    // No router advertisement a container forges is heeded (CVE-2020-13401).
-    assert_eq!(lines[4], "0", "{out}");
     w.run(w.berth().args(["run", "-d", "--net", "six", "--name", "rec", "sleep", "30"])).ok();
     let inspect = crate::json(w.run(w.berth().args(["inspect", "rec"])).ok());
     assert_eq!(inspect["address6"], "fd00:b::2", "{inspect}");
@@ -207,5 +204,48 @@ fn the_default_network_turns_ipv6_on_and_off() {
     w.run(w.berth().args(["network", "update", "--no-ipv6", "bridge"])).ok();
     assert!(!eth0().ok().contains("inet6"), "IPv4 only again");
     assert!(!listed(&w, "set", "masq_subnets6").contains("elements"));
+    w.assert_clean();
+}
+
+#[test]
+fn a_container_cannot_take_over_the_others_routing_with_router_advertisements() {
+    let w = World::new();
+    // The victim watches its routes for a default route through the forger.
+    let watch = w.path("watch.out");
+    let script = format!(
+        "for i in $(seq 40); do ip -6 route | grep -q fe80::bad && echo hijacked > {0} && exit; \
+         sleep 0.1; done; echo clean > {0}",
+        watch.display()
+    );
+    w.berth_run(&["-d", "--name", "victim", "sh", "-c", &script]).ok();
+    // The forger, with NET_ADMIN, a link-local address and radvd advertising itself as the
+    // default router (CVE-2020-13401).
+    let conf = w.path("radvd.conf");
+    std::fs::write(
+        &conf,
+        "interface eth0 { AdvSendAdvert on; MinRtrAdvInterval 3; MaxRtrAdvInterval 4; \
+         AdvDefaultPreference high; prefix 2001:db8:bad::/64 { AdvOnLink on; AdvAutonomous on; }; };\n",
+    )
+    .unwrap();
+    let forger = format!(
+        "ip addr add fe80::bad/64 dev eth0 && exec radvd -n -m stderr -C {} -p {}",
+        conf.display(),
+        w.path("radvd.pid").display()
+    );
+    w.berth_run(&["-d", "--cap-add", "NET_ADMIN", "--name", "forger", "sh", "-c", &forger]).ok();
+    let verdict = util::poll(Duration::from_secs(10), Duration::from_millis(50), || {
+        std::fs::read_to_string(&watch).ok().filter(|v| !v.is_empty())
+    });
+    assert_eq!(
+        verdict.as_deref(),
+        Some("clean\n"),
+        "{}",
+        w.run(w.berth().args(["logs", "forger"]))
+    );
+    // Nor the host: it heeds none on the bridge.
+    let accept_ra = w.run(w.cmd("sysctl").args(["-n", "net.ipv6.conf.berth0.accept_ra"]));
+    assert_eq!(accept_ra.ok().trim(), "0");
+    w.run(w.berth().args(["stop", "-t", "1", "forger"])).ok();
+    w.run(w.berth().args(["rm", "victim", "forger"])).ok();
     w.assert_clean();
 }

@@ -115,7 +115,8 @@ fn a_hundred_runs_racing_on_a_fresh_root() {
     assert_eq!(bridges.ok().lines().count(), 1, "one bridge\n{bridges}");
     let ruleset = w.run(w.cmd("nft").args(["list", "ruleset"]));
     let text = ruleset.ok();
-    assert_eq!(text.matches("table ").count(), 1, "one table\n{ruleset}");
+    assert_eq!(text.matches("table inet berth").count(), 1, "one table\n{ruleset}");
+    assert_eq!(text.matches("table ").count(), 2, "and the bridge one\n{ruleset}");
     for rule in [
         "ip saddr @masq_subnets oifname != @bridges masquerade",
         "iifname @bridges accept",
