@@ -433,16 +433,16 @@ pub fn unpublish_owned_by(owners: &[String]) -> Result<Vec<PortMapping>> {
     Ok(theirs)
 }
 
-/// Unpublishes a run's ports without making anyone wait for the kernel. The removed elements
-/// are freed one RCU grace period later (5 to 15 ms on a small virtual machine); until then,
-/// releasing a netfilter socket waits, and holds nftables' commit lock while it does (see
-/// [`netsetup::firewall::take_socket`]), which would delay berth's exit and the next run's
-/// ports. So a child process takes the socket over and releases it 100 ms later, by when the
-/// elements are freed and the release costs nothing.
-pub fn unpublish_quickly(mappings: &[PortMapping]) -> Result<()> {
-    netsetup::firewall::ports::unpublish(mappings)?;
+/// Lets go of berth's netfilter socket without making anyone wait for the kernel. Elements
+/// that a run removed are freed one RCU grace period later (5 to 15 ms on a small virtual
+/// machine); until then, releasing a netfilter socket waits, and holds nftables' commit lock
+/// while it does (see [`netsetup::firewall::take_socket`]), which would delay berth's exit and
+/// the next run's ports. So a child process takes the socket over and releases it 100 ms
+/// later, by when the elements are freed and the release costs nothing. Call it last: the
+/// child holds, until it has closed them, every descriptor berth has open.
+pub fn release_netfilter_socket() {
     let Some(socket) = netsetup::firewall::take_socket() else {
-        return Ok(());
+        return;
     };
     // SAFETY: berth is single-threaded, so the child may run any code; it only makes system
     // calls and exits, without returning into berth.
@@ -464,7 +464,6 @@ pub fn unpublish_quickly(mappings: &[PortMapping]) -> Result<()> {
     }
     // Not the release: the child holds the socket (if the fork failed, berth waits).
     drop(socket);
-    Ok(())
 }
 
 /// `NAME (ID)` of the container with `id` under `root`, or the start of the id.

@@ -408,10 +408,13 @@ impl Drop for Made {
                 eprintln!("berth: {e}");
             }
         }
+        let mut unpublished_any = false;
         if let Some((reservation, root)) = self.ports.take() {
-            // The elements first: the host ports are let go when the reservation drops.
+            // The elements first, then the host ports (when the reservation drops).
             let unpublished = ports::lock(&root)
-                .and_then(|_lock| ports::unpublish_quickly(&reservation.mappings));
+                .and_then(|_lock| Ok(netsetup::firewall::ports::unpublish(&reservation.mappings)?));
+            drop(reservation);
+            unpublished_any = unpublished.is_ok();
             if let Err(e) = unpublished {
                 // Its address must not go to another container while ports lead to it: the
                 // lease and the record stay, for berth gc.
@@ -435,6 +438,11 @@ impl Drop for Made {
             if let Err(e) = dir.remove() {
                 eprintln!("berth: {e}");
             }
+        }
+        // Last, when nothing else is held: the child it forks inherits what is open.
+        drop(self.network.take());
+        if unpublished_any {
+            ports::release_netfilter_socket();
         }
     }
 }
