@@ -184,6 +184,11 @@ fn a_taken_port_is_refused_and_nothing_is_left() {
     w.berth_run(&["--net", "closed", "-p", "80", "true"]).expect_berth_error(&["is internal"]);
     w.run(w.berth().args(["network", "rm", "closed"])).ok();
 
+    // A port is free again the moment its run has ended: the same port, run after run.
+    for _ in 0..5 {
+        w.berth_run(&["-p", "8099:80", "true"]).ok();
+    }
+
     w.run(w.berth().args(["stop", "first"])).ok();
     w.run(w.berth().args(["rm", "first"])).ok();
     w.assert_clean();
