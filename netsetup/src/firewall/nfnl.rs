@@ -164,6 +164,14 @@ fn with_socket<T>(
             let mut socket = Socket::new(NETLINK_NETFILTER)?;
             socket.bind_auto()?;
             socket.connect(&SocketAddr::new(0, 0))?;
+            // A kernel that never answers must not hang berth.
+            let patience = nix::sys::time::TimeVal::new(10, 0);
+            nix::sys::socket::setsockopt(
+                &socket,
+                nix::sys::socket::sockopt::ReceiveTimeout,
+                &patience,
+            )
+            .map_err(io::Error::from)?;
             *slot = Some(socket);
         }
         let first = SEQUENCE.with(|sequence| {
