@@ -151,13 +151,11 @@ pub fn installed(network: &NetworkSpec) -> Result<bool> {
     let request = Message::new(NFT_MSG_GETCHAIN, 0, NFPROTO_INET)
         .string(NFTA_CHAIN_TABLE, TABLE)
         .string(NFTA_CHAIN_NAME, &marker);
-    nfnl::get(request)
-        .map(|found| found.is_some())
-        .map_err(|source| Error::Netlink {
-            op: "look up nftables chain",
-            object: format!("inet {TABLE} {marker}"),
-            source,
-        })
+    exists(
+        request,
+        "look up nftables chain",
+        &format!("inet {TABLE} {marker}"),
+    )
 }
 
 /// Whether berth's table exists. One netlink round trip.
@@ -165,11 +163,17 @@ pub fn table_exists() -> Result<bool> {
     const NFT_MSG_GETTABLE: u16 = 1;
     const NFTA_TABLE_NAME: u16 = 1;
     let request = Message::new(NFT_MSG_GETTABLE, 0, NFPROTO_INET).string(NFTA_TABLE_NAME, TABLE);
+    exists(request, "look up nftables table", &format!("inet {TABLE}"))
+}
+
+/// Whether the nftables object that `request` asks for exists (`op` and `object` name it in
+/// an error).
+fn exists(request: Message, op: &'static str, object: &str) -> Result<bool> {
     nfnl::get(request)
         .map(|found| found.is_some())
         .map_err(|source| Error::Netlink {
-            op: "look up nftables table",
-            object: format!("inet {TABLE}"),
+            op,
+            object: object.to_owned(),
             source,
         })
 }

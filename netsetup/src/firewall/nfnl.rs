@@ -197,24 +197,15 @@ pub fn take_socket() -> Option<OwnedFd> {
 }
 
 /// Sends `request` as a dump and hands each reply's family and attributes to `each`.
-pub fn dump(request: Message, mut each: impl FnMut(u8, &[u8])) -> io::Result<()> {
-    with_socket(1, |socket, sequence| {
-        let mut request = request;
-        request.buffer[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-        socket.send(&request.bytes(sequence), 0)?;
-        loop {
-            let (datagram, _) = socket.recv_from_full()?;
-            for (reply_sequence, reply) in replies(&datagram)? {
-                if reply_sequence != sequence {
-                    continue;
-                }
-                match reply {
-                    Reply::Done => return Ok(()),
-                    Reply::Ack { code: 0 } => {}
-                    Reply::Ack { code } => return Err(io::Error::from_raw_os_error(code)),
-                    Reply::Object { family, attributes } => each(family, attributes),
-                }
-            }
+pub fn dump(mut request: Message, mut each: impl FnMut(u8, &[u8])) -> io::Result<()> {
+    request.buffer[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    exchange(request, |reply| match reply {
+        Reply::Done => Some(Ok(())),
+        Reply::Ack { code: 0 } => None,
+        Reply::Ack { code } => Some(Err(io::Error::from_raw_os_error(code))),
+        Reply::Object { family, attributes } => {
+            each(family, attributes);
+            None
         }
     })
 }
@@ -222,6 +213,26 @@ pub fn dump(request: Message, mut each: impl FnMut(u8, &[u8])) -> io::Result<()>
 /// Sends `request` for one object and returns its attributes, or `None` when the kernel says
 /// there is no such object (ENOENT).
 pub fn get(request: Message) -> io::Result<Option<Vec<u8>>> {
+    exchange(request, |reply| {
+        Some(match reply {
+            Reply::Object { attributes, .. } => Ok(Some(attributes.to_vec())),
+            Reply::Ack { code: 0 } => Ok(Some(Vec::new())),
+            Reply::Ack { code: libc::ENOENT } => Ok(None),
+            Reply::Ack { code } => Err(io::Error::from_raw_os_error(code)),
+            Reply::Done => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "unexpected netlink reply",
+            )),
+        })
+    })
+}
+
+/// Sends `request` and hands the replies to it, in order, to `handle` until it returns an
+/// outcome.
+fn exchange<T>(
+    request: Message,
+    mut handle: impl FnMut(Reply<'_>) -> Option<io::Result<T>>,
+) -> io::Result<T> {
     with_socket(1, |socket, sequence| {
         socket.send(&request.bytes(sequence), 0)?;
         loop {
@@ -230,16 +241,9 @@ pub fn get(request: Message) -> io::Result<Option<Vec<u8>>> {
                 if reply_sequence != sequence {
                     continue;
                 }
-                return match reply {
-                    Reply::Object { attributes, .. } => Ok(Some(attributes.to_vec())),
-                    Reply::Ack { code: 0 } => Ok(Some(Vec::new())),
-                    Reply::Ack { code: libc::ENOENT } => Ok(None),
-                    Reply::Ack { code } => Err(io::Error::from_raw_os_error(code)),
-                    Reply::Done => Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "unexpected netlink reply",
-                    )),
-                };
+                if let Some(outcome) = handle(reply) {
+                    return outcome;
+                }
             }
         }
     })

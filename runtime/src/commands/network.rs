@@ -162,16 +162,8 @@ fn update(
     if record.is_default() {
         networks::record(root, &record)?;
     }
-    let users = || {
-        let mut names: Vec<String> = users(root, &record.name)
-            .into_iter()
-            .map(|s| s.name)
-            .collect();
-        names.sort();
-        names
-    };
-    let _held = networks::hold_exclusively(root, &record, users)?;
-    let running = users();
+    let _held = networks::hold_exclusively(root, &record, || user_names(root, &record.name))?;
+    let running = user_names(root, &record.name);
     if !running.is_empty() {
         return Err(networks::in_use(&record.name, &running));
     }
@@ -217,14 +209,7 @@ fn remove(root: &Path, netlink: &mut Netlink, record: &Record) -> Result<()> {
             "the default network bridge cannot be removed".into(),
         ));
     }
-    let held = networks::hold_exclusively(root, record, || {
-        let mut names: Vec<String> = users(root, &record.name)
-            .into_iter()
-            .map(|s| s.name)
-            .collect();
-        names.sort();
-        names
-    })?;
+    let held = networks::hold_exclusively(root, record, || user_names(root, &record.name))?;
     // Processes of a container whose launcher was killed may still be on the network: their
     // lease holds while their veth lives.
     let spec = record.spec();
@@ -273,6 +258,13 @@ fn reload(root: &Path) -> Result<u8> {
 /// Container `id`'s name from its record, or the start of its id.
 fn container_name(root: &Path, id: &str) -> String {
     ContainerDir::find(root, id).map_or_else(|_| id.chars().take(12).collect(), |(_, s)| s.name)
+}
+
+/// The names of the running containers on network `name`, sorted.
+fn user_names(root: &Path, name: &str) -> Vec<String> {
+    let mut names: Vec<String> = users(root, name).into_iter().map(|s| s.name).collect();
+    names.sort();
+    names
 }
 
 /// The running containers on network `name`.

@@ -3,7 +3,7 @@
 //! upstream on 2001:db8::/32, DNS over IPv6, and ports published on IPv6 too.
 
 use berth_e2e::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// berth's set or map `name` as `nft` lists it.
 fn listed(w: &World, kind: &str, name: &str) -> String {
@@ -75,15 +75,8 @@ fn ports_are_published_on_ipv6_too() {
     w.berth_run(&args).ok();
     let url = format!("http://[{HOST_ADDR6}]:8080/");
     // From another machine, over IPv6: its own address arrives.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let answer = loop {
-        let out = w.run(w.upstream_cmd("curl").args(["-sS", "--max-time", "2", &url]));
-        if out.code() == 0 || Instant::now() >= deadline {
-            break out;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(answer.ok(), format!("hello from web to {UPSTREAM_ADDR6}\n"));
+    let answer = crate::curl(&w, w.upstream_cmd("curl"), &url, Duration::from_secs(5));
+    assert_eq!(answer, Some(format!("hello from web to {UPSTREAM_ADDR6}\n")));
     // From the host, on its IPv6 address, and from a container on the network (hairpin).
     let host = w.run(w.cmd("curl").args(["-sS", "--max-time", "2", &url]));
     assert!(host.ok().starts_with("hello from web"), "{host}");
@@ -109,15 +102,8 @@ fn ports_are_published_on_ipv6_too() {
     assert!(listed(&w, "map", "ports6_at").contains("2001:db8::1 . tcp . 8081"));
     assert!(!listed(&w, "map", "ports_any").contains("8081"));
     let only6_url = format!("http://[{HOST_ADDR6}]:8081/");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let answer = loop {
-        let out = w.run(w.upstream_cmd("curl").args(["-sS", "--max-time", "2", &only6_url]));
-        if out.code() == 0 || Instant::now() >= deadline {
-            break out;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(answer.ok().starts_with("hello from only6"), "{answer}");
+    let answer = crate::curl(&w, w.upstream_cmd("curl"), &only6_url, Duration::from_secs(5));
+    assert!(answer.is_some_and(|a| a.starts_with("hello from only6")));
     let v4 = w.run(w.upstream_cmd("curl").args([
         "-sS",
         "--max-time",

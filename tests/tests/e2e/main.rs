@@ -140,3 +140,25 @@ pub fn valid_name(n: &str) -> bool {
         && c.next().is_some_and(|f| f.is_ascii_alphanumeric())
         && c.all(|x| x.is_ascii_alphanumeric() || "_.-".contains(x))
 }
+
+/// What `curl URL` run by `cmd` prints; `None` if it fails (after retrying for `patience`,
+/// while a server may still be starting).
+pub fn curl(
+    w: &berth_e2e::World,
+    mut cmd: std::process::Command,
+    url: &str,
+    patience: std::time::Duration,
+) -> Option<String> {
+    cmd.args(["-sS", "--max-time", "2", url]);
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        let out = w.run(&mut cmd);
+        if out.code() == 0 {
+            return Some(out.stdout.clone());
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

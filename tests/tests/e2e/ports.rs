@@ -3,9 +3,9 @@
 //! refused with nothing left; a port on 127.0.0.1 kept from other machines; removal at the end,
 //! by `gc` after a crash, and back after a flush.
 
+use crate::curl;
 use berth_e2e::*;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Starts nginx detached as container `name` with `publish` (`-p` values); its answer names
 /// the container and the client's address.
@@ -17,23 +17,6 @@ fn start_nginx(w: &World, name: &str, publish: &[&str]) -> String {
     let nginx = w.nginx_command(name);
     args.extend(nginx.iter().map(String::as_str));
     w.berth_run(&args).ok().trim().to_owned()
-}
-
-/// What `curl URL` run by `cmd` prints; `None` if it fails (after retrying for `patience`,
-/// while a server may still be starting).
-fn curl(w: &World, mut cmd: Command, url: &str, patience: Duration) -> Option<String> {
-    cmd.args(["-sS", "--max-time", "2", url]);
-    let deadline = Instant::now() + patience;
-    loop {
-        let out = w.run(&mut cmd);
-        if out.code() == 0 {
-            return Some(out.stdout.clone());
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// berth's map `name` as `nft` lists it (empty while there is no table).
