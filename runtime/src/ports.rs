@@ -1,9 +1,9 @@
 //! `berth run -p`: what a publish request says, the host ports it holds, and publishing them.
 //!
 //! A published port is held twice over while its container runs: berth's process keeps a
-//! socket bound to it (listening, for TCP), so the host's own programs cannot take it and `ss
-//! -ltnp` shows who has it; and an element of a map in berth's nftables table sends what
-//! arrives for it to the container.
+//! socket bound to it (listening, for TCP on IPv4), so the host's own programs cannot take it
+//! and `ss -ltnp` shows who has it; and an element of a map in berth's nftables table sends
+//! what arrives for it to the container.
 
 use std::collections::HashSet;
 use std::fs::File;
