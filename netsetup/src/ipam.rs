@@ -58,14 +58,18 @@ pub fn process_alive(pid: u32, start: u64, boot: &str) -> bool {
 }
 
 /// The start time of process `pid` in clock ticks after boot (field 22 of /proc/PID/stat),
-/// or `None` when there is no such process.
+/// or `None` when there is no such process, or it has ended and awaits its parent (a zombie).
 pub fn start_time(pid: u32) -> Option<u64> {
     let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses: skip past its last ')'.
     let after_name = stat.iter().rposition(|&b| b == b')')? + 1;
     let fields = std::str::from_utf8(&stat[after_name..]).ok()?;
-    // Field 3 is the first after the name, so field 22 is the 20th.
-    fields.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = fields.split_whitespace();
+    // Field 3, the state, is the first after the name, so field 22 is the 20th.
+    if matches!(fields.next(), Some("Z" | "X")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 /// This boot's id (/proc/sys/kernel/random/boot_id).

@@ -158,6 +158,7 @@ pub enum NetworkCommand {
     },
     /// Turn IPv6 on or off for a network that no container uses (the default network's only
     /// setting).
+    #[command(group(clap::ArgGroup::new("change").required(true).args(["ipv6", "subnet6", "no_ipv6"])))]
     #[command(after_help = "Examples:\n  \
         berth network update --ipv6 bridge\n  \
         berth network update --subnet6 fd00:1::/64 backend\n  \
@@ -296,8 +297,10 @@ pub struct RunArgs {
     pub dns: Vec<IpAddr>,
 
     /// Publish a container port on the host: [HOSTIP:][HOSTPORT:]CONTAINERPORT[/tcp|/udp], ports
-    /// or ranges (8000-8003:80-83); without HOSTPORT a free one is picked (berth ps shows it).
-    /// Repeatable; bridge networks only.
+    /// or ranges (8000-8003:80-83; 8000-8010:80 takes the first free host port); without
+    /// HOSTPORT a free one is picked (berth ps shows it). Without HOSTIP, on every address, IPv4
+    /// and (on a dual-stack network) IPv6; 0.0.0.0 or [::] picks one family; an IPv6 HOSTIP
+    /// goes in brackets. Repeatable; bridge networks only.
     #[arg(short = 'p', long = "publish", value_name = "PORTS")]
     pub publish: Vec<String>,
 

@@ -102,7 +102,7 @@ pub fn find(root: &Path, name: &str) -> Result<Record> {
     if name == "host" || name == "none" {
         return Err(Error::Invalid(format!(
             "network {name} is built in: it has no bridge, subnet or containers' leases of its \
-             own, and cannot be removed"
+             own to change or remove"
         )));
     }
     read_record(root, name)?.ok_or_else(|| {
@@ -177,27 +177,43 @@ impl InUse {
     pub fn hold(root: &Path, network: &NetworkSpec) -> Result<InUse> {
         let name = network.name.as_str();
         let path = record_path(root, name);
-        if name == DEFAULT && !path.exists() {
-            return Ok(InUse { _lock: None });
-        }
-        let gone = || Error::Invalid(format!("network {name} was removed"));
-        let file = match File::open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(gone()),
-            Err(e) => return Err(Error::file(&path, e)),
+        let changed = || {
+            Error::Invalid(format!(
+                "network {name} was changed, or removed and made anew, while berth started: run \
+                 again"
+            ))
         };
-        let lock = Flock::lock(file, FlockArg::LockShared)
-            .map_err(|(_, errno)| Error::file(&path, errno.into()))?;
-        // `network rm` unlinks the record while it holds the exclusive lock.
-        if lock.metadata().map_err(|e| Error::file(&path, e))?.nlink() == 0 {
-            return Err(gone());
+        // A record replaced meanwhile (`network update` renames a new one over it) is opened
+        // again.
+        for _ in 0..3 {
+            let file = match File::open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && name == DEFAULT => {
+                    // The default network as built in: nothing to hold, but it must still be
+                    // the one this run set out on.
+                    if find(root, name)?.spec() != *network {
+                        return Err(changed());
+                    }
+                    return Ok(InUse { _lock: None });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::Invalid(format!("network {name} was removed")))
+                }
+                Err(e) => return Err(Error::file(&path, e)),
+            };
+            let lock = Flock::lock(file, FlockArg::LockShared)
+                .map_err(|(_, errno)| Error::file(&path, errno.into()))?;
+            // `network rm` unlinks the record while it holds the exclusive lock, `network
+            // update` replaces it.
+            if lock.metadata().map_err(|e| Error::file(&path, e))?.nlink() == 0 {
+                continue;
+            }
+            if find(root, name)?.spec() != *network {
+                return Err(changed());
+            }
+            return Ok(InUse { _lock: Some(lock) });
         }
-        if find(root, name)?.spec() != *network {
-            return Err(Error::Invalid(format!(
-                "network {name} was removed and made anew while berth started: run again"
-            )));
-        }
-        Ok(InUse { _lock: Some(lock) })
+        Err(changed())
     }
 }
 

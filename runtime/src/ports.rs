@@ -45,8 +45,8 @@ impl PublishRequest {
             ))
         };
         let (ports, protocol) = match text.rsplit_once('/') {
-            Some((ports, "tcp")) => (ports, Protocol::Tcp),
-            Some((ports, "udp")) => (ports, Protocol::Udp),
+            Some((ports, p)) if p.eq_ignore_ascii_case("tcp") => (ports, Protocol::Tcp),
+            Some((ports, p)) if p.eq_ignore_ascii_case("udp") => (ports, Protocol::Udp),
             Some((_, other)) => {
                 return Err(invalid(&format!(
                     "unknown protocol '{other}': only tcp and udp ports are published"
@@ -57,9 +57,13 @@ impl PublishRequest {
         // An IPv6 address comes in brackets: [2001:db8::1]:8080:80.
         let (ip, ports) = match ports.strip_prefix('[') {
             Some(rest) => {
-                let (ip, rest) = rest
-                    .split_once("]:")
-                    .ok_or_else(|| invalid("an IPv6 address in brackets is followed by ':'"))?;
+                let (ip, rest) = rest.split_once("]:").ok_or_else(|| {
+                    invalid(if rest.contains(']') {
+                        "a ':' and the ports must follow the IPv6 address in brackets"
+                    } else {
+                        "the ']' that closes the IPv6 address is missing"
+                    })
+                })?;
                 let ip: Ipv6Addr = ip
                     .parse()
                     .map_err(|_| invalid(&format!("'{ip}' is not an IPv6 address")))?;
@@ -68,7 +72,17 @@ impl PublishRequest {
             None => (None, ports),
         };
         let parts: Vec<&str> = ports.split(':').collect();
+        let one_port_after_an_address = || {
+            invalid(
+                "an address needs a host port and a container port: IP:HOSTPORT:PORT, or \
+                 IP::PORT for a free host port",
+            )
+        };
         let (host_ip, host_ports, container_ports) = match (ip, &parts[..]) {
+            (None, [host, _]) if host.parse::<Ipv4Addr>().is_ok() => {
+                return Err(one_port_after_an_address())
+            }
+            (Some(_), [_]) => return Err(one_port_after_an_address()),
             (None, [container]) => (None, None, *container),
             (None, [host, container]) => (None, Some(*host), *container),
             (None, [ip, host, container]) => {
@@ -145,12 +159,13 @@ type Target = (Option<IpAddr>, IpAddr, IpAddr);
 pub fn reserve(
     requests: &[PublishRequest],
     container_ips: &[IpAddr],
+    network: &str,
     root: &Path,
 ) -> Result<Reservation> {
     let mut reservation = Reservation::default();
     let mut seen = HashSet::new();
     for request in requests {
-        let targets = targets(request, container_ips)?;
+        let targets = targets(request, container_ips, network)?;
         let protocol = request.protocol;
         let mut hold = |host_port: u16, container_port: u16| {
             hold_all(
@@ -212,8 +227,20 @@ pub fn reserve(
     Ok(reservation)
 }
 
-/// Where `request` is published, given the container's addresses.
-fn targets(request: &PublishRequest, container_ips: &[IpAddr]) -> Result<Vec<Target>> {
+/// `ip` as it is written before a port: an IPv6 address in brackets.
+fn shown(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
+    }
+}
+
+/// Where `request` is published, given the container's addresses (on `network`).
+fn targets(
+    request: &PublishRequest,
+    container_ips: &[IpAddr],
+    network: &str,
+) -> Result<Vec<Target>> {
     let container_of = |v6: bool| container_ips.iter().copied().find(|ip| ip.is_ipv6() == v6);
     match request.host_ip {
         // Every address of every family the container has.
@@ -235,8 +262,10 @@ fn targets(request: &PublishRequest, container_ips: &[IpAddr]) -> Result<Vec<Tar
         Some(ip) => {
             let container = container_of(ip.is_ipv6()).ok_or_else(|| {
                 Error::Invalid(format!(
-                    "cannot publish on {ip}: the container has no IPv6 address (create its \
-                     network with --ipv6)"
+                    "cannot publish on {}: the container has no IPv6 address (network \
+                     {network} is IPv4 only: berth network update --ipv6 {network} turns IPv6 \
+                     on)",
+                    shown(ip)
                 ))
             })?;
             Ok(vec![((!ip.is_unspecified()).then_some(ip), ip, container)])
@@ -264,12 +293,13 @@ fn hold_all(
             Err(Errno::EADDRINUSE) => return Ok(None),
             Err(Errno::EADDRNOTAVAIL) => {
                 return Err(Error::Invalid(format!(
-                    "cannot publish on {bind_ip}: it is not an address of this host"
+                    "cannot publish on {}: it is not an address of this host",
+                    shown(bind_ip)
                 )))
             }
             Err(e) => {
                 return Err(Error::system(
-                    format!("binding host port {bind_ip}:{port}/{protocol}"),
+                    format!("binding host port {}:{port}/{protocol}", shown(bind_ip)),
                     e,
                 ))
             }
@@ -356,10 +386,7 @@ fn taken(root: &Path, protocol: Protocol, ip: IpAddr, port: u16) -> Error {
                     || p.mapping.host_ip == Some(ip))
         })
         .map(|p| p.owner);
-    let port = match ip {
-        IpAddr::V6(ip) => format!("[{ip}]:{port}/{protocol}"),
-        IpAddr::V4(ip) => format!("{ip}:{port}/{protocol}"),
-    };
+    let port = format!("{}:{port}/{protocol}", shown(ip));
     match owner {
         Some(owner) => Error::Invalid(format!(
             "port {port} is already published by container {}: pick another host port",
@@ -454,10 +481,19 @@ pub fn release_netfilter_socket() {
         // SAFETY: as above; `_exit` ends the child without running destructors.
         unsafe {
             let fd = socket.as_raw_fd() as libc::c_uint;
-            if fd > 0 {
-                libc::close_range(0, fd - 1, 0);
+            let closed = (fd == 0 || libc::close_range(0, fd - 1, 0) == 0)
+                && libc::close_range(fd + 1, libc::c_uint::MAX, 0) == 0;
+            if !closed {
+                // A kernel older than 5.9: one by one.
+                for other in (0..4096).filter(|&other| other != fd as libc::c_int) {
+                    libc::close(other);
+                }
             }
-            libc::close_range(fd + 1, libc::c_uint::MAX, 0);
+            // Named for what it is in ps, and ended by any signal.
+            libc::prctl(libc::PR_SET_NAME, c"berth-release".as_ptr());
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
             libc::nanosleep(&pause, std::ptr::null_mut());
             libc::_exit(0);
         }
@@ -504,6 +540,7 @@ mod tests {
         );
         assert_eq!(parsed("8000-8003:9000-9003").host_ports, Some(8000..=8003));
         assert_eq!(parsed("8000-8010:80").container_ports, 80..=80);
+        assert_eq!(parsed("53/UDP").protocol, Protocol::Udp);
     }
 
     #[test]
@@ -515,7 +552,12 @@ mod tests {
             ("8003-8000:80", "runs backwards"),
             ("8000-8003:80-81", "4 host ports for 2 container ports"),
             ("localhost:8080:80", "'localhost' is not an IPv4 address"),
-            ("[::1:8080:80", "followed by ':'"),
+            (
+                "[::1:8080:80",
+                "the ']' that closes the IPv6 address is missing",
+            ),
+            ("127.0.0.1:8080", "IP:HOSTPORT:PORT, or IP::PORT"),
+            ("[::1]:8080", "IP:HOSTPORT:PORT, or IP::PORT"),
             ("[fe80::zz]:8080:80", "'fe80::zz' is not an IPv6 address"),
             ("1:2:3:4", "too many ':'"),
             ("70000:80", "'70000' is not a port"),

@@ -424,10 +424,11 @@ add rule inet berth forward oifname @bridges drop
 
 # Between containers on one bridge, frames never reach the inet hooks: a container may not
 # send router advertisements or redirects to the others (CVE-2020-13401), whatever its
-# capabilities.
+# capabilities, nor VLAN-tagged frames (which would carry them past these rules).
 add table bridge berth
 add chain bridge berth forward { type filter hook forward priority 0; policy accept; }
 flush chain bridge berth forward
+add rule bridge berth forward iifname "bth*" ether type { 8021q, 8021ad } drop
 add rule bridge berth forward iifname "bth*" icmpv6 type { nd-router-advert, nd-redirect } drop
 add rule bridge berth forward iifname "bth*" icmp type redirect drop
 "#;

@@ -272,13 +272,21 @@ pub fn publish(
                 Some(owner),
             ));
         }
-        let outcomes = nfnl::transact(messages).map_err(|e| publish_error(e, mappings))?;
+        let outcomes = match nfnl::transact(messages) {
+            Ok(outcomes) => outcomes,
+            Err(error) => {
+                // The kernel may have applied the batch before the answer went missing: take
+                // back whatever of `owner`'s it holds.
+                let _ = unpublish_owned(owner);
+                return Err(publish_error(error, mappings));
+            }
+        };
         let Some((failed, error)) = outcomes
             .into_iter()
             .enumerate()
             .find_map(|(index, outcome)| outcome.err().map(|e| (index, e)))
         else {
-            forget_udp_flows(mappings);
+            forget_udp_flows(mappings, Flows::Untranslated);
             return Ok(());
         };
         let Some(index) = creations.iter().position(|&m| m == failed) else {
@@ -392,7 +400,7 @@ pub fn unpublish(mappings: &[PortMapping]) -> Result<()> {
             }
         }
         if missing.is_empty() {
-            forget_udp_flows(mappings);
+            forget_udp_flows(mappings, Flows::Translated);
             return Ok(());
         }
         left = left
@@ -402,22 +410,35 @@ pub fn unpublish(mappings: &[PortMapping]) -> Result<()> {
             .map(|(_, mapping)| mapping)
             .collect();
     }
-    forget_udp_flows(mappings);
+    forget_udp_flows(mappings, Flows::Translated);
     Ok(())
+}
+
+/// Which flows [`forget_udp_flows`] forgets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flows {
+    /// Those to a port just published that reached the host untranslated.
+    Untranslated,
+    /// Those translated to a container whose port was just unpublished.
+    Translated,
 }
 
 /// Forgets the kernel's connection-tracking entries of UDP flows to the host ports of
 /// `mappings`, so that their next packets are translated afresh: a client that keeps sending
 /// from one port would otherwise keep the translation its first packet got (none, before the
-/// port was published; the old container's address, after). TCP needs none of this: a new
-/// connection is a new flow. Best effort: a kernel without ctnetlink keeps its entries.
-fn forget_udp_flows(mappings: &[PortMapping]) {
+/// port was published; the old container's address, after). Only flows addressed to the host
+/// itself are touched: never the host's own outgoing ones, nor those it forwards. TCP needs
+/// none of this: a new connection is a new flow. Best effort: a kernel without ctnetlink
+/// keeps its entries.
+fn forget_udp_flows(mappings: &[PortMapping], which: Flows) {
     const IPCTNL_MSG_CT_GET: u16 = 1;
     const IPCTNL_MSG_CT_DELETE: u16 = 2;
     const CTA_TUPLE_ORIG: u16 = 1;
+    const CTA_TUPLE_REPLY: u16 = 2;
     const CTA_TUPLE_IP: u16 = 1;
     const CTA_TUPLE_PROTO: u16 = 2;
     const CTA_PROTO_NUM: u16 = 1;
+    const CTA_PROTO_SRC_PORT: u16 = 2;
     const CTA_PROTO_DST_PORT: u16 = 3;
     let udp: Vec<&PortMapping> = mappings
         .iter()
@@ -426,6 +447,38 @@ fn forget_udp_flows(mappings: &[PortMapping]) {
     if udp.is_empty() {
         return;
     }
+    // The host's own addresses: an untranslated flow to one of them was the host's to take.
+    let local: Vec<IpAddr> = match which {
+        Flows::Untranslated => nix::ifaddrs::getifaddrs()
+            .map(|addresses| {
+                addresses
+                    .filter_map(|a| a.address)
+                    .filter_map(|a| {
+                        a.as_sockaddr_in()
+                            .map(|v4| IpAddr::V4(v4.ip()))
+                            .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Flows::Translated => Vec::new(),
+    };
+    // A tuple's (source, destination) addresses, protocol and (source, destination) ports.
+    let tuple = |raw: &[u8]| {
+        let ip = attribute(raw, CTA_TUPLE_IP).unwrap_or_default();
+        let mut addresses = attributes_of(ip).filter_map(|(_, v)| address(v));
+        let proto = attribute(raw, CTA_TUPLE_PROTO).unwrap_or_default();
+        let port = |kind| {
+            attribute(proto, kind).and_then(|v| Some(u16::from_be_bytes([*v.first()?, *v.get(1)?])))
+        };
+        (
+            addresses.next(),
+            addresses.next(),
+            attribute(proto, CTA_PROTO_NUM).and_then(|v| v.first().copied()),
+            port(CTA_PROTO_SRC_PORT),
+            port(CTA_PROTO_DST_PORT),
+        )
+    };
     for (family, v6) in [(libc::AF_INET as u8, false), (libc::AF_INET6 as u8, true)] {
         if !udp.iter().any(|m| m.container_ip.is_ipv6() == v6) {
             continue;
@@ -435,21 +488,32 @@ fn forget_udp_flows(mappings: &[PortMapping]) {
         let listed = nfnl::dump(
             Message::conntrack(IPCTNL_MSG_CT_GET, 0, family),
             |_, attributes| {
-                let Some(original) = attribute(attributes, CTA_TUPLE_ORIG) else {
+                let (Some(original), Some(reply)) = (
+                    attribute(attributes, CTA_TUPLE_ORIG),
+                    attribute(attributes, CTA_TUPLE_REPLY),
+                ) else {
                     return;
                 };
-                let proto = attribute(original, CTA_TUPLE_PROTO).unwrap_or_default();
-                let number = attribute(proto, CTA_PROTO_NUM).and_then(|v| v.first().copied());
-                let port = attribute(proto, CTA_PROTO_DST_PORT)
-                    .and_then(|v| Some(u16::from_be_bytes([*v.first()?, *v.get(1)?])));
-                // The destination address: the second address of the tuple's IP part.
-                let destination = attribute(original, CTA_TUPLE_IP)
-                    .and_then(|ip| attributes_of(ip).nth(1).and_then(|(_, v)| address(v)));
+                let (_, destination, number, _, port) = tuple(original);
+                let (answerer, _, _, answer_port, _) = tuple(reply);
+                if number != Some(Protocol::Udp.number()) {
+                    return;
+                }
                 let matches = udp.iter().any(|m| {
-                    m.container_ip.is_ipv6() == v6
-                        && number == Some(Protocol::Udp.number())
+                    let to_its_port = m.container_ip.is_ipv6() == v6
                         && port == Some(m.host_port)
-                        && m.host_ip.is_none_or(|ip| destination == Some(ip))
+                        && m.host_ip.is_none_or(|ip| destination == Some(ip));
+                    to_its_port
+                        && match which {
+                            Flows::Untranslated => {
+                                answerer == destination
+                                    && destination.is_some_and(|d| local.contains(&d))
+                            }
+                            Flows::Translated => {
+                                answerer == Some(m.container_ip)
+                                    && answer_port == Some(m.container_port)
+                            }
+                        }
                 });
                 if matches {
                     let mut raw = Vec::new();
@@ -470,6 +534,16 @@ fn forget_udp_flows(mappings: &[PortMapping]) {
             let _ = nfnl::get(request);
         }
     }
+}
+
+/// Removes every port that `owner` published.
+fn unpublish_owned(owner: &str) -> Result<()> {
+    let theirs: Vec<PortMapping> = published()?
+        .into_iter()
+        .filter(|p| p.owner == owner)
+        .map(|p| p.mapping)
+        .collect();
+    unpublish(&theirs)
 }
 
 /// A port published in berth's table, and who published it.

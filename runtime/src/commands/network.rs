@@ -25,9 +25,9 @@ pub fn network(root: &Path, command: NetworkCommand) -> Result<u8> {
         NetworkCommand::Update {
             ipv6,
             subnet6,
-            no_ipv6,
             name,
-        } => update(root, &name, ipv6 || subnet6.is_some(), subnet6, no_ipv6),
+            ..
+        } => update(root, &name, ipv6 || subnet6.is_some(), subnet6),
         NetworkCommand::Prune => prune(root),
         NetworkCommand::Reload => reload(root),
     }
@@ -130,21 +130,11 @@ fn rm(root: &Path, names: &[String]) -> Result<u8> {
     Ok(if failed { 125 } else { 0 })
 }
 
-/// `berth network update`: IPv6 on or off. The network is taken down (its firewall entries
+/// `berth network update`: IPv6 on (`ipv6`, with `subnet6` if given) or off (`--no-ipv6`;
+/// clap asks for one of them). The network is taken down (its firewall entries
 /// and bridge) and set up again from its new record, while no container uses it.
-fn update(
-    root: &Path,
-    name: &str,
-    ipv6: bool,
-    subnet6: Option<netsetup::Ipv6Net>,
-    no_ipv6: bool,
-) -> Result<u8> {
+fn update(root: &Path, name: &str, ipv6: bool, subnet6: Option<netsetup::Ipv6Net>) -> Result<u8> {
     check_privileges("network update")?;
-    if !ipv6 && !no_ipv6 {
-        return Err(Error::Invalid(
-            "network update needs --ipv6, --subnet6 or --no-ipv6".into(),
-        ));
-    }
     let root = &canonical_root(root)?;
     let _registry = netsetup::lock(&root.join("networks.lock"))?;
     let record = networks::find(root, name)?;
@@ -170,15 +160,17 @@ fn update(
     let mut netlink = Netlink::open()?;
     let state_dir = networks::state_dir(root, &record.name)?;
     netsetup::remove_network(&mut netlink, &record.spec(), &state_dir)?;
+    let bridge = netsetup::ensure_network(&mut netlink, &updated.spec(), &state_dir, || {
+        networks::specs(root)
+    })?;
+    // The record last: a run that waited for the old one finds the new one, and a run that
+    // set out on the old network is told to run again.
     if updated.is_default() && updated.subnet6.is_none() {
         // The default network as built in: no record of settings is left.
         networks::forget_settings(root)?;
     } else {
         networks::record(root, &updated)?;
     }
-    let bridge = netsetup::ensure_network(&mut netlink, &updated.spec(), &state_dir, || {
-        networks::specs(root)
-    })?;
     if bridge.table_made {
         crate::ports::republish_running(root)?;
     }

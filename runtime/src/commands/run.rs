@@ -172,7 +172,7 @@ fn launch(
                     .iter()
                     .map(|net| net.addr())
                     .collect();
-                let reservation = ports::reserve(publish, &addresses, root)?;
+                let reservation = ports::reserve(publish, &addresses, &network.name, root)?;
                 ports::publish(root, &spec.id, &reservation.mappings)?;
                 state.ports = reservation.mappings.clone();
                 made.ports = Some((reservation, root.to_path_buf()));
