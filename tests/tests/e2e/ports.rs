@@ -167,6 +167,9 @@ fn a_taken_port_is_refused_and_nothing_is_left() {
     w.berth_run(&["--net", "closed", "-p", "80", "true"]).expect_berth_error(&["is internal"]);
     w.run(w.berth().args(["network", "rm", "closed"])).ok();
 
+    // A range of hundreds, published and unpublished in one transaction each.
+    w.berth_run(&["-p", "20000-20299:20000-20299/udp", "true"]).ok();
+    assert!(!port_map(&w, "ports_any").contains("20000"), "the range is gone");
     // A port is free again the moment its run has ended: the same port, run after run.
     for _ in 0..5 {
         w.berth_run(&["-p", "8099:80", "true"]).ok();
