@@ -122,6 +122,31 @@ impl PortMapping {
         format!("{}/{}", self.host_address(), self.protocol)
     }
 
+    /// This mapping and the `count - 1` that follow it port by port, in docker's form:
+    /// `0.0.0.0:9000-9003->9000-9003/tcp`.
+    pub fn describe_run(&self, count: u16) -> String {
+        if count <= 1 {
+            return self.to_string();
+        }
+        format!(
+            "{}-{}->{}-{}/{}",
+            self.host_address(),
+            self.host_port.saturating_add(count - 1),
+            self.container_port,
+            self.container_port.saturating_add(count - 1),
+            self.protocol
+        )
+    }
+
+    /// Whether `next` continues this mapping port by port (a range, one to one).
+    pub fn continued_by(&self, next: &PortMapping) -> bool {
+        self.protocol == next.protocol
+            && self.host_ip == next.host_ip
+            && self.container_ip == next.container_ip
+            && self.host_port.checked_add(1) == Some(next.host_port)
+            && self.container_port.checked_add(1) == Some(next.container_port)
+    }
+
     fn host_address(&self) -> String {
         match self.host_ip {
             Some(IpAddr::V6(ip)) => format!("[{ip}]:{}", self.host_port),
@@ -634,6 +659,14 @@ mod tests {
             );
         }
         assert_eq!(owner_in(&comment("abc")), Some("abc".into()));
+        let first = mapping(None);
+        let next = PortMapping {
+            host_port: 8081,
+            container_port: 54,
+            ..first
+        };
+        assert!(first.continued_by(&next) && !next.continued_by(&first));
+        assert_eq!(first.describe_run(2), "0.0.0.0:8080-8081->53-54/udp");
         assert_eq!(mapping(None).to_string(), "0.0.0.0:8080->53/udp");
     }
 }

@@ -106,7 +106,9 @@ fn inspect(root: &Path, name: &str) -> Result<u8> {
     let mut value = describe(&record);
     value["containers"] = users(root, &record.name)
         .iter()
-        .map(|s| json!({ "name": s.name, "id": s.id, "address": s.address }))
+        .map(
+            |s| json!({ "name": s.name, "id": s.id, "address": s.address, "address6": s.address6 }),
+        )
         .collect();
     println!("{}", serde_json::to_string_pretty(&value).expect("JSON"));
     Ok(0)
@@ -272,5 +274,8 @@ fn users(root: &Path, name: &str) -> Vec<State> {
 fn describe(record: &Record) -> serde_json::Value {
     let mut value = serde_json::to_value(record).expect("JSON");
     value["default"] = json!(record.is_default());
+    if let Some(gateway6) = record.spec().gateway6() {
+        value["gateway6"] = json!(gateway6);
+    }
     value
 }

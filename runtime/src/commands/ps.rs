@@ -93,13 +93,20 @@ fn describe(state: &State) -> serde_json::Value {
     value
 }
 
-/// docker's form, without spaces: `0.0.0.0:8080->80/tcp,0.0.0.0:8081->81/tcp`.
+/// docker's form, without spaces: `0.0.0.0:8080->80/tcp,0.0.0.0:9000-9003->9000-9003/tcp`.
 fn ports_column(ports: &[netsetup::PortMapping]) -> String {
-    ports
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
+    // Ranges, one to one, shown as one: 0.0.0.0:9000-9003->9000-9003/tcp.
+    let mut shown = Vec::new();
+    let mut rest = ports;
+    while let Some(first) = rest.first() {
+        let run = 1 + rest
+            .windows(2)
+            .take_while(|pair| pair[0].continued_by(&pair[1]))
+            .count();
+        shown.push(first.describe_run(run as u16));
+        rest = &rest[run..];
+    }
+    shown.join(",")
 }
 
 fn now() -> u64 {

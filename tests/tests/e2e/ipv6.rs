@@ -32,6 +32,7 @@ fn a_dual_stack_container_gets_an_ipv6_address_route_nat66_and_dns() {
     assert_eq!(sysctl("net.ipv6.conf.all.forwarding"), "1");
     assert_eq!(sysctl("net.ipv6.conf.uplink0.accept_ra"), "2", "RAs still heeded on uplink0");
     let bridge = crate::json(w.run(w.berth().args(["network", "inspect", "six"])).ok());
+    assert_eq!(bridge["gateway6"], "fd00:b::1", "{bridge}");
     let bridge = bridge["bridge"].as_str().expect("a bridge").to_owned();
     assert_eq!(sysctl(&format!("net.ipv6.conf.{bridge}.accept_ra")), "0", "none from containers");
     // The first thing the workload does is use its IPv6 address: it is not tentative.

@@ -107,12 +107,9 @@ fn udp_ports_ranges_and_free_ports_are_published() {
     start_nginx(&w, "ranged", &["8081-8083:80-82", "80"]);
     let ports = ps_ports(&w, "ranged");
     let listed: Vec<&str> = ports.split(',').collect();
-    assert_eq!(listed.len(), 4, "{ports}");
-    assert_eq!(
-        &listed[..3],
-        ["0.0.0.0:8081->80/tcp", "0.0.0.0:8082->81/tcp", "0.0.0.0:8083->82/tcp"]
-    );
-    let picked: u16 = listed[3]
+    assert_eq!(listed.len(), 2, "{ports}");
+    assert_eq!(listed[0], "0.0.0.0:8081-8083->80-82/tcp", "a range shown as one");
+    let picked: u16 = listed[1]
         .strip_prefix("0.0.0.0:")
         .and_then(|r| r.strip_suffix("->80/tcp"))
         .and_then(|p| p.parse().ok())
