@@ -321,6 +321,15 @@ pub struct RunArgs {
     #[arg(long = "cap-drop", value_name = "CAP")]
     pub cap_drop: Vec<String>,
 
+    /// Run in this root filesystem (a directory, e.g. from rootfs-examples/busybox.sh) instead
+    /// of the host's: the container gets its own /proc, a read-only /sys and a /dev of its own.
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+
+    /// Make the root filesystem read-only (needs --rootfs).
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+
     /// Give the container every capability and allow new privileges (setuid binaries).
     #[arg(long)]
     pub privileged: bool,

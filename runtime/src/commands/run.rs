@@ -209,6 +209,8 @@ fn launch(
         },
         hostname: spec.hostname.clone(),
         binds,
+        rootfs: spec.rootfs.clone(),
+        read_only: spec.read_only,
         argv: spec.argv.clone(),
         env: spec.env.clone(),
         path: spec.path().to_vec(),

@@ -43,6 +43,10 @@ pub struct ChildPlan {
     pub hostname: String,
     /// Generated files to bind read-only over their targets in /etc.
     pub binds: Vec<(PathBuf, &'static str)>,
+    /// The root filesystem to enter (`--rootfs`), if not the host's.
+    pub rootfs: Option<PathBuf>,
+    /// Whether that root is read-only (`--read-only`).
+    pub read_only: bool,
     /// The workload's argv.
     pub argv: Vec<CString>,
     /// The workload's environment.
@@ -110,12 +114,18 @@ fn prepare(plan: &ChildPlan, ends: &mut ChildEnds) -> Result<bool, String> {
         None::<&str>,
     )
     .map_err(|e| format!("make the container's mounts private: {e}"))?;
-    for (source, target) in &plan.binds {
-        // A host without /etc/hostname has nothing to cover; the other two always exist.
-        if *target == "/etc/hostname" && !std::path::Path::new(target).exists() {
-            continue;
+    match &plan.rootfs {
+        Some(rootfs) => crate::container::rootfs::enter(rootfs, &plan.binds, plan.read_only)?,
+        None => {
+            for (source, target) in &plan.binds {
+                // A host without /etc/hostname has nothing to cover; the other two always
+                // exist.
+                if *target == "/etc/hostname" && !std::path::Path::new(target).exists() {
+                    continue;
+                }
+                bind_read_only(source, target)?;
+            }
         }
-        bind_read_only(source, target)?;
     }
 
     // Privileges last: everything above needed them.

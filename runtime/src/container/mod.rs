@@ -1,10 +1,11 @@
 //! The container's lifecycle: its validated spec, the clone and the child's side of it,
-//! supervision, and the state kept under `--root`.
+//! supervision, the root filesystem, and the state kept under `--root`.
 
 pub mod capabilities;
 pub mod child;
 pub mod detach;
 pub mod process;
+pub mod rootfs;
 pub mod spec;
 pub mod state;
 pub mod supervise;

@@ -13,6 +13,24 @@ use crate::error::{Error, Result};
 use crate::networks;
 use crate::ports::PublishRequest;
 
+/// `--rootfs DIR`: an existing directory other than the host's root, by its canonical path.
+fn check_rootfs(dir: &Path) -> Result<std::path::PathBuf> {
+    let canonical = std::fs::canonicalize(dir)
+        .map_err(|e| Error::Invalid(format!("--rootfs {}: {e}", dir.display())))?;
+    if !canonical.is_dir() {
+        return Err(Error::Invalid(format!(
+            "--rootfs {}: not a directory",
+            dir.display()
+        )));
+    }
+    if canonical == Path::new("/") {
+        return Err(Error::Invalid(
+            "--rootfs /: that is the host's own root; leave --rootfs out".into(),
+        ));
+    }
+    Ok(canonical)
+}
+
 /// The PATH a workload gets unless `-e PATH=...` says otherwise (docker's).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -68,6 +86,10 @@ pub struct RunSpec {
     pub detached: bool,
     /// Whether the name was given (`--name`), and so must be claimed.
     pub named: bool,
+    /// The root filesystem (`--rootfs`), by its canonical path; `None`: the host's.
+    pub rootfs: Option<std::path::PathBuf>,
+    /// Whether the root filesystem is read-only (`--read-only`).
+    pub read_only: bool,
 }
 
 impl RunSpec {
@@ -145,6 +167,14 @@ impl RunSpec {
         let env = environment(&args.env, &hostname)?;
         let capabilities =
             CapabilityPolicy::from_args(&args.cap_add, &args.cap_drop, args.privileged)?;
+        let rootfs = args.rootfs.as_deref().map(check_rootfs).transpose()?;
+        if args.read_only && rootfs.is_none() {
+            return Err(Error::Invalid(
+                "--read-only needs --rootfs: berth makes a root filesystem of the container's \
+                 own read-only, never the host's"
+                    .into(),
+            ));
+        }
         Ok(RunSpec {
             id,
             name,
@@ -155,6 +185,8 @@ impl RunSpec {
             capabilities,
             detached: args.detach,
             named,
+            rootfs,
+            read_only: args.read_only,
         })
     }
 

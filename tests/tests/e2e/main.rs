@@ -16,6 +16,7 @@ mod networks;
 mod ownership;
 mod ports;
 mod process;
+mod rootfs;
 mod security;
 
 use serde_json::Value;
