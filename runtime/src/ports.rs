@@ -445,21 +445,6 @@ pub fn republish_running(root: &Path) -> Result<usize> {
     Ok(count)
 }
 
-/// Removes the ports that `owners` (containers whose launcher is gone) left published;
-/// returns them. Call with the [`lock`] held.
-pub fn unpublish_owned_by(owners: &[String]) -> Result<Vec<PortMapping>> {
-    let theirs: Vec<PortMapping> = netsetup::firewall::ports::published()?
-        .into_iter()
-        .filter(|p| owners.contains(&p.owner))
-        .map(|p| p.mapping)
-        .collect();
-    if !theirs.is_empty() {
-        // gc and a takeover can wait for the kernel to free the elements.
-        netsetup::firewall::ports::unpublish(&theirs)?;
-    }
-    Ok(theirs)
-}
-
 /// Lets go of berth's netfilter socket without making anyone wait for the kernel. Elements
 /// that a run removed are freed one RCU grace period later (5 to 15 ms on a small virtual
 /// machine); until then, releasing a netfilter socket waits, and holds nftables' commit lock

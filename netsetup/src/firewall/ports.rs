@@ -302,7 +302,7 @@ pub fn publish(
             Err(error) => {
                 // The kernel may have applied the batch before the answer went missing: take
                 // back whatever of `owner`'s it holds.
-                let _ = unpublish_owned(owner);
+                let _ = unpublish_owned_by(&[owner]);
                 return Err(publish_error(error, mappings));
             }
         };
@@ -561,14 +561,16 @@ fn forget_udp_flows(mappings: &[PortMapping], which: Flows) {
     }
 }
 
-/// Removes every port that `owner` published.
-fn unpublish_owned(owner: &str) -> Result<()> {
-    let theirs: Vec<PortMapping> = published()?
+/// Removes every port that any of `owners` published, in one transaction; returns them.
+pub fn unpublish_owned_by<S: AsRef<str>>(owners: &[S]) -> Result<Vec<Published>> {
+    let theirs: Vec<Published> = published()?
         .into_iter()
-        .filter(|p| p.owner == owner)
-        .map(|p| p.mapping)
+        .filter(|p| owners.iter().any(|o| o.as_ref() == p.owner))
         .collect();
-    unpublish(&theirs)
+    if !theirs.is_empty() {
+        unpublish(&theirs.iter().map(|p| p.mapping).collect::<Vec<_>>())?;
+    }
+    Ok(theirs)
 }
 
 /// A port published in berth's table, and who published it.

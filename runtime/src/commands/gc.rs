@@ -108,6 +108,14 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
     } else {
         Some(crate::ports::lock(root)?)
     };
+    // Their ports, all in one transaction; a run that took one over owns it now (its element
+    // names it), and the lock keeps others from doing so meanwhile.
+    let dead_ids: Vec<&str> = dead.iter().map(|(_, state)| state.id.as_str()).collect();
+    let unpublished = if dead_ids.is_empty() {
+        Vec::new()
+    } else {
+        netsetup::firewall::ports::unpublish_owned_by(&dead_ids)?
+    };
     for (dir, state) in &dead {
         let short = state.short_id();
         if let Some(namespace) = state.mount_namespace {
@@ -117,9 +125,8 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
                 }
             }
         }
-        // Under the ports lock: a run that took one of them over meanwhile owns it now.
-        for port in crate::ports::unpublish_owned_by(std::slice::from_ref(&state.id))? {
-            println!("unpublished port {port} of container {short}");
+        for port in unpublished.iter().filter(|p| p.owner == state.id) {
+            println!("unpublished port {} of container {short}", port.mapping);
         }
         for network in &networks {
             let state_dir = networks::state_dir(root, &network.name)?;
@@ -170,8 +177,12 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
             .collect();
         if !dead_owners.is_empty() {
             let _lock = crate::ports::lock(root)?;
-            for port in crate::ports::unpublish_owned_by(&dead_owners)? {
-                println!("unpublished port {port} of a gone container");
+            for port in netsetup::firewall::ports::unpublish_owned_by(&dead_owners)? {
+                println!(
+                    "unpublished port {} of container {}",
+                    port.mapping,
+                    short(&port.owner)
+                );
             }
         }
         let reclaimed = leases.reclaim(|c| container_still_attached(&mut netlink, c, deadline))?;

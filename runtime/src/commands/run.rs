@@ -109,6 +109,8 @@ fn launch(
     // or a taken address stops the run before any interface is touched.
     let mut host_netlink = None;
     let mut member_hosts = None;
+    // The container's addresses with their prefixes: IPv4, and IPv6 on a dual-stack network.
+    let mut addresses = Vec::new();
     let bridge = match &spec.network {
         Network::Bridge {
             network,
@@ -141,7 +143,7 @@ fn launch(
                 // The address may have been a dead container's: nothing it published may lead
                 // here any more.
                 let _lock = ports::lock(root)?;
-                ports::unpublish_owned_by(&taken_over)?;
+                netsetup::firewall::ports::unpublish_owned_by(&taken_over)?;
             }
             if bridge.table_made {
                 // The table was flushed: the running containers' ports go back in with it.
@@ -165,14 +167,11 @@ fn launch(
                 member_hosts = Some(hosts.path().to_path_buf());
                 made.member = Some((hosts, addr));
             }
+            addresses = network.container_addresses(addr);
             if !publish.is_empty() {
                 let _lock = ports::lock(root)?;
-                let addresses: Vec<IpAddr> = network
-                    .container_addresses(addr)
-                    .iter()
-                    .map(|net| net.addr())
-                    .collect();
-                let reservation = ports::reserve(publish, &addresses, &network.name, root)?;
+                let ips: Vec<IpAddr> = addresses.iter().map(|net| net.addr()).collect();
+                let reservation = ports::reserve(publish, &ips, &network.name, root)?;
                 ports::publish(root, &spec.id, &reservation.mappings)?;
                 state.ports = reservation.mappings.clone();
                 made.ports = Some((reservation, root.to_path_buf()));
@@ -181,7 +180,10 @@ fn launch(
             fault::point("after-network");
             host_netlink = Some(netlink);
             state.address = Some(addr.to_string());
-            state.address6 = network.ipv6_for(addr).map(|net| net.addr().to_string());
+            state.address6 = addresses
+                .iter()
+                .find(|net| matches!(net, netsetup::IpNet::V6(_)))
+                .map(|net| net.addr().to_string());
             state.host_interface = Some(netsetup::host_interface_name(&spec.id));
             Some((network, addr, bridge.index))
         }
@@ -199,9 +201,9 @@ fn launch(
     let plan = ChildPlan {
         parent: getpid(),
         network: match bridge {
-            Some((network, addr, _)) => ChildNetwork::Bridge {
+            Some((network, _, _)) => ChildNetwork::Bridge {
                 interface: CONTAINER_INTERFACE,
-                addresses: network.container_addresses(addr),
+                addresses,
                 gateways: network.container_gateways(),
             },
             None if matches!(spec.network, Network::Host) => ChildNetwork::Host,

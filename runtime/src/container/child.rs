@@ -2,7 +2,7 @@
 
 use std::ffi::CString;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use netsetup::{IpNet, Netlink};
 use nix::errno::Errno;
@@ -120,10 +120,10 @@ fn prepare(plan: &ChildPlan, ends: &mut ChildEnds) -> Result<bool, String> {
             for (source, target) in &plan.binds {
                 // A host without /etc/hostname has nothing to cover; the other two always
                 // exist.
-                if *target == "/etc/hostname" && !std::path::Path::new(target).exists() {
+                if *target == "/etc/hostname" && !Path::new(target).exists() {
                     continue;
                 }
-                bind_read_only(source, target)?;
+                bind_read_only(source, Path::new(target))?;
             }
         }
     }
@@ -154,8 +154,9 @@ fn prepare(plan: &ChildPlan, ends: &mut ChildEnds) -> Result<bool, String> {
     Ok(true)
 }
 
-fn bind_read_only(source: &std::path::Path, target: &str) -> Result<(), String> {
-    let fail = |e: Errno| format!("bind {} over {target}: {e}", source.display());
+/// Binds `source` over `target`, read-only.
+pub fn bind_read_only(source: &Path, target: &Path) -> Result<(), String> {
+    let fail = |e: Errno| format!("bind {} over {}: {e}", source.display(), target.display());
     mount(
         Some(source),
         target,
@@ -164,6 +165,11 @@ fn bind_read_only(source: &std::path::Path, target: &str) -> Result<(), String> 
         None::<&str>,
     )
     .map_err(fail)?;
+    remount_read_only(target).map_err(fail)
+}
+
+/// Makes the bind mount at `target` read-only.
+pub fn remount_read_only(target: &Path) -> nix::Result<()> {
     mount(
         None::<&str>,
         target,
@@ -171,7 +177,6 @@ fn bind_read_only(source: &std::path::Path, target: &str) -> Result<(), String> 
         MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
         None::<&str>,
     )
-    .map_err(fail)
 }
 
 /// Execs the workload, searching PATH like execvp(3); reports and exits 126 or 127 on failure.

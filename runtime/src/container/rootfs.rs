@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::unistd::{chdir, pivot_root};
 
+use crate::container::child::{bind_read_only, remount_read_only};
+
 /// The device nodes of the container's /dev, bound from the host's.
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
@@ -94,14 +96,7 @@ pub fn enter(
             fs::create_dir_all(parent).map_err(|e| format!("make {}: {e}", parent.display()))?;
         }
         create_file(&file)?;
-        mount_at(Some(source), &file, None, MsFlags::MS_BIND, None)?;
-        mount_at(
-            None,
-            &file,
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-            None,
-        )?;
+        bind_read_only(source, &file)?;
     }
 
     // pivot_root(".", "."): the old root is stacked under the new one, then detached.
@@ -110,13 +105,7 @@ pub fn enter(
     umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detach the host's root: {e}"))?;
     chdir("/").map_err(|e| format!("chdir /: {e}"))?;
     if read_only {
-        mount_at(
-            None,
-            Path::new("/"),
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-            None,
-        )?;
+        remount_read_only(Path::new("/")).map_err(|e| format!("make / read-only: {e}"))?;
     }
     Ok(())
 }
