@@ -27,8 +27,17 @@ pub enum Command {
         berth run -d --name web -p 8080:80 -p 127.0.0.1:8443:443 nginx -g 'daemon off;'\n  \
         berth run -d -p 5353:53/udp -p 9000-9003:9000-9003 ./server\n  \
         berth run --net none --name sandbox sh\n  \
+        berth run --rootfs rootfs-examples/busybox --pid private --init -v $PWD:/work -w /work sh\n  \
+        berth run --bundle ./bundle\n  \
         berth run --ip 10.201.0.50 --dns 198.51.100.2 -e MODE=test ./server")]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
+    /// Write an OCI runtime bundle's config.json (like `runc spec`) that `berth run --bundle`
+    /// runs as it is: sh in the bundle's rootfs, docker's capabilities, a private PID
+    /// namespace, the default bridge network.
+    #[command(after_help = "Example:\n  \
+        mkdir bundle && rootfs-examples/busybox.sh bundle/rootfs\n  \
+        berth spec --bundle bundle && berth run --bundle bundle")]
+    Spec(SpecArgs),
     /// List containers: running ones, or all with -a.
     #[command(after_help = "Examples:\n  berth ps\n  berth ps -a --format json")]
     Ps(PsArgs),
@@ -271,14 +280,9 @@ pub struct GcArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Network to join: bridge (berth0, NAT to the outside), none (loopback only), host, or a
-    /// network made by `berth network create`.
-    #[arg(
-        long = "net",
-        visible_alias = "network",
-        value_name = "NETWORK",
-        default_value = "bridge"
-    )]
-    pub net: String,
+    /// network made by `berth network create`. Default: bridge.
+    #[arg(long = "net", visible_alias = "network", value_name = "NETWORK")]
+    pub net: Option<String>,
 
     /// Container name (letters, digits, '_', '.', '-'); generated when not given.
     #[arg(long, value_name = "NAME")]
@@ -330,13 +334,71 @@ pub struct RunArgs {
     #[arg(long = "read-only")]
     pub read_only: bool,
 
+    /// Bind mount a host path into the container: HOSTPATH:CONTAINERPATH[:ro] (repeatable).
+    /// HOSTPATH must exist; without --rootfs, CONTAINERPATH must exist too (berth makes nothing
+    /// in the host's own filesystem).
+    #[arg(
+        short = 'v',
+        long = "volume",
+        value_name = "HOSTPATH:CONTAINERPATH[:ro]"
+    )]
+    pub volume: Vec<String>,
+
+    /// The working directory of the command (default /; made in a --rootfs if missing).
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+
+    /// Run as this user: UID[:GID] or NAME[:GROUP], names looked up in the container's
+    /// /etc/passwd and /etc/group. A user other than root keeps no capabilities.
+    #[arg(short = 'u', long = "user", value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+
+    /// Read environment variables from a file: KEY=VALUE or KEY lines, '#' comments (repeatable;
+    /// -e entries come after and win).
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+
+    /// The PID namespace: host (the default: the command is an ordinary process of the host,
+    /// berth itself reaps what it leaves and forwards signals, and it costs nothing) or private
+    /// (a namespace of its own, in which /proc shows only the container's processes and the
+    /// command is PID 1: the kernel then drops SIGTERM and SIGINT unless the command handles
+    /// them, so a shell ignores `berth stop` until the grace period ends; add --init).
+    #[arg(long = "pid", value_name = "host|private", value_parser = ["host", "private"])]
+    pub pid: Option<String>,
+
+    /// Run a tiny init as PID 1 of a private PID namespace (implies --pid private): it forwards
+    /// signals to the command, reaps orphaned zombies, and exits with the command's status.
+    #[arg(long)]
+    pub init: bool,
+
+    /// Run an OCI runtime bundle: DIR/config.json (process, root, hostname, mounts, namespaces,
+    /// sysctl, rlimits; the network from the annotations org.berth.net and org.berth.publish,
+    /// or --net and -p). Options that config.json decides are refused with it.
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+
     /// Give the container every capability and allow new privileges (setuid binaries).
     #[arg(long)]
     pub privileged: bool,
 
     /// The command to run and its arguments (options after it are the command's own).
-    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    #[arg(
+        required_unless_present = "bundle",
+        trailing_var_arg = true,
+        value_name = "COMMAND"
+    )]
     pub command: Vec<OsString>,
+}
+
+/// Options of `berth spec`.
+#[derive(Debug, Args)]
+pub struct SpecArgs {
+    /// The root filesystem's path in config.json (relative to the bundle, or absolute).
+    #[arg(long, value_name = "PATH", default_value = "rootfs")]
+    pub rootfs: PathBuf,
+    /// The bundle directory to write config.json in.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub bundle: PathBuf,
 }
 
 #[cfg(test)]

@@ -33,7 +33,8 @@ fn main() -> ExitCode {
     };
     trace::step("parsed the command line");
     let outcome = match cli.command {
-        Command::Run(args) => commands::run::run(&cli.root, args),
+        Command::Run(args) => commands::run::run(&cli.root, *args),
+        Command::Spec(args) => crate::container::oci::write_spec(&args).map(|()| 0),
         Command::Gc(args) => commands::gc::gc(&cli.root, args),
         Command::Ps(args) => commands::ps::ps(&cli.root, args),
         Command::Exec(args) => commands::exec::exec(&cli.root, args),

@@ -36,7 +36,14 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
         let path = format!("/proc/{pid}/ns/{kind}");
         File::open(&path).map_err(|e| Error::file(path, e))
     };
-    let (mount, network, uts) = (open("mnt")?, open("net")?, open("uts")?);
+    let (mount, network, uts, pid_namespace) =
+        (open("mnt")?, open("net")?, open("uts")?, open("pid")?);
+    let own_pid_namespace = |file: &File| {
+        let theirs = file.metadata().map(|m| m.ino()).ok();
+        let ours = std::fs::metadata("/proc/self/ns/pid").map(|m| m.ino()).ok();
+        theirs != ours
+    };
+    let private_pids = own_pid_namespace(&pid_namespace);
     // Held open, the namespace cannot change under us: check it is still the container's.
     if mount.metadata().map(|m| m.ino()).ok() != state.mount_namespace {
         return Err(Error::Invalid(format!("{} is ending", args.name)));
@@ -58,10 +65,27 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
         setns(file, kind)
             .map_err(|e| Error::system(format!("join the container's {what} namespace"), e))?;
     }
+    if private_pids {
+        // A PID namespace takes in only the children of who joins it: the command is forked,
+        // and berth passes its exit status on.
+        setns(&pid_namespace, CloneFlags::CLONE_NEWPID)
+            .map_err(|e| Error::system("join the container's PID namespace", e))?;
+        // SAFETY: berth is single-threaded, so the child may go on as berth would.
+        match unsafe { nix::unistd::fork() }.map_err(|e| Error::system("fork", e))? {
+            nix::unistd::ForkResult::Child => {}
+            nix::unistd::ForkResult::Parent { child } => {
+                return Ok(match nix::sys::wait::waitpid(child, None) {
+                    Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => code as u8,
+                    Ok(nix::sys::wait::WaitStatus::Signaled(_, signal, _)) => 128 + signal as u8,
+                    _ => 125,
+                });
+            }
+        }
+    }
     let workdir = args.workdir.as_deref().unwrap_or(Path::new("/"));
     std::env::set_current_dir(workdir).map_err(|e| Error::file(workdir, e))?;
     CapabilityPolicy::from_names(&state.capabilities, state.no_new_privs)
-        .apply()
+        .apply(None)
         .map_err(Error::Container)?;
     // SAFETY: restoring the default disposition installs no handler.
     unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }

@@ -8,15 +8,19 @@ use caps::{CapSet, Capability};
 use std::net::{IpAddr, Ipv4Addr};
 
 use netsetup::{LeaseFile, LeaseOwner, MemberHosts, Namespace, Netlink};
+use nix::sched::CloneFlags;
 use nix::unistd::getpid;
+use std::os::fd::AsRawFd;
 
 use crate::cli::RunArgs;
 use crate::container::child::{self, ChildNetwork, ChildPlan};
 use crate::container::detach;
 use crate::container::process::clone_into_namespaces;
+use crate::container::rootfs::FilesystemPlan;
 use crate::container::spec::{Network, RunSpec};
 use crate::container::state::{claim_name, private_dir, release_name, ContainerDir, State};
 use crate::container::supervise::{self, BlockedSignals};
+use crate::container::terminal::{Relay, Terminal};
 use crate::error::{Error, Result};
 use crate::fault;
 use crate::networks;
@@ -193,11 +197,16 @@ fn launch(
 
     // The files bound read-only over /etc in the container.
     let addr = bridge.map(|(_, addr, _)| addr);
-    let binds = write_etc_files(container_dir, spec, addr, member_hosts)?;
+    let etc_files = write_etc_files(container_dir, spec, addr, member_hosts)?;
     trace::step("wrote the container's files");
 
     // 4. The clone: the child waits for the go-ahead while berth wires its network.
     supervise::become_subreaper()?;
+    let terminal = spec
+        .process
+        .terminal
+        .then(|| Terminal::open(spec.process.console_size))
+        .transpose()?;
     let plan = ChildPlan {
         parent: getpid(),
         network: match bridge {
@@ -206,28 +215,49 @@ fn launch(
                 addresses,
                 gateways: network.container_gateways(),
             },
-            None if matches!(spec.network, Network::Host) => ChildNetwork::Host,
-            None => ChildNetwork::Loopback,
+            None => match &spec.network {
+                Network::Host => ChildNetwork::Host,
+                Network::Join(path) => ChildNetwork::Join(path.clone()),
+                _ => ChildNetwork::Loopback,
+            },
         },
         hostname: spec.hostname.clone(),
-        binds,
-        rootfs: spec.rootfs.clone(),
-        read_only: spec.read_only,
+        domainname: spec.domainname.clone(),
+        join: spec.join.clone(),
+        sysctl: spec.sysctl.clone(),
+        filesystem: FilesystemPlan {
+            etc_files,
+            ..spec.filesystem.clone()
+        },
+        process: spec.process.clone(),
+        terminal: terminal.as_ref().map(|t| t.slave.as_raw_fd()),
         argv: spec.argv.clone(),
         env: spec.env.clone(),
         path: spec.path().to_vec(),
         signal_mask: signals.original,
         capabilities: spec.capabilities.clone(),
     };
-    let mut flags = libc::CLONE_NEWUTS | libc::CLONE_NEWNS;
-    if !matches!(spec.network, Network::Host) {
+    let mut flags = libc::CLONE_NEWNS | spec.more_namespaces;
+    if !matches!(spec.network, Network::Host | Network::Join(_)) {
         flags |= libc::CLONE_NEWNET;
+    }
+    if !spec
+        .join
+        .iter()
+        .any(|(kind, _)| *kind == CloneFlags::CLONE_NEWUTS)
+    {
+        flags |= libc::CLONE_NEWUTS;
+    }
+    if spec.pid_private {
+        flags |= libc::CLONE_NEWPID;
     }
     let container = made
         .child
         .insert(clone_into_namespaces(flags, bridge.is_some(), |ends| {
             child::run(&plan, ends)
         })?);
+    // berth keeps only its end of the terminal: the output ends when the workload's ends do.
+    let terminal_master = terminal.map(|terminal| terminal.master);
     fault::point("after-clone");
     // On record before the veth: the workload's pid and its mount namespace, by which
     // `berth gc` finds every process of the container.
@@ -270,8 +300,11 @@ fn launch(
     trace::step("the workload runs");
 
     // 7. Supervise, then tear down: what the workload left running, then what `made` holds.
+    let relay = terminal_master.map(Relay::start).transpose()?;
     let code = supervise::supervise(container.pid, signals)?;
     made.child = None;
+    // The workload's last output, then berth's terminal as it was.
+    drop(relay);
     trace::step("the workload ended");
     fault::point("before-teardown");
     supervise::kill_leftovers();
@@ -354,7 +387,7 @@ fn write_etc_files(
                 host_resolv_conf,
             )
         }
-        Network::None => (
+        Network::None | Network::Join(_) => (
             netsetup::hosts_file(&spec.hostname, &spec.name, None),
             netsetup::container_resolv_conf(&host_resolv_conf, &[]),
         ),

@@ -3,6 +3,7 @@
 
 use caps::{CapSet, Capability, CapsHashSet};
 
+use crate::container::user::Ids;
 use crate::error::{Error, Result};
 
 /// docker's default capabilities.
@@ -26,11 +27,26 @@ pub const DEFAULT: [Capability; 14] = [
 /// What the workload may keep.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CapabilityPolicy {
-    /// The capabilities left in the bounding, permitted and effective sets (the inheritable
-    /// set is emptied).
+    /// The capabilities left in the bounding set, and, unless `sets` says otherwise, in the
+    /// permitted and effective ones (the inheritable and ambient sets are emptied).
     pub keep: CapsHashSet,
+    /// An OCI config's exact process sets, kept across a change of user.
+    pub sets: Option<ProcessSets>,
     /// Whether to set no_new_privs (setuid binaries and file capabilities grant nothing).
     pub no_new_privs: bool,
+}
+
+/// The capability sets of a process, as an OCI config gives them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProcessSets {
+    /// The effective set.
+    pub effective: CapsHashSet,
+    /// The permitted set.
+    pub permitted: CapsHashSet,
+    /// The inheritable set.
+    pub inheritable: CapsHashSet,
+    /// The ambient set.
+    pub ambient: CapsHashSet,
 }
 
 impl CapabilityPolicy {
@@ -58,6 +74,7 @@ impl CapabilityPolicy {
         };
         Ok(CapabilityPolicy {
             keep,
+            sets: None,
             no_new_privs: !privileged,
         })
     }
@@ -73,13 +90,15 @@ impl CapabilityPolicy {
     pub fn from_names(names: &[String], no_new_privs: bool) -> Self {
         CapabilityPolicy {
             keep: names.iter().filter_map(|name| name.parse().ok()).collect(),
+            sets: None,
             no_new_privs,
         }
     }
 
-    /// Applies the policy to the calling thread; call it last before the exec, after every
-    /// step that needs privileges.
-    pub fn apply(&self) -> std::result::Result<(), String> {
+    /// Applies the policy to the calling thread, becoming user `ids` on the way; call it last
+    /// before the exec, after every step that needs privileges. A user other than root keeps
+    /// no capabilities (docker's rule), unless an OCI config gives its sets.
+    pub fn apply(&self, ids: Option<&Ids>) -> std::result::Result<(), String> {
         let fail = |what: &str, e: caps::errors::CapsError| format!("{what}: {e}");
         // Nothing can be kept that berth does not hold itself (a sandbox may lack some).
         let held = caps::read(None, CapSet::Permitted)
@@ -105,15 +124,53 @@ impl CapabilityPolicy {
                 }
             }
         }
-        // The inheritable set stays empty, as docker's has since CVE-2022-24769.
-        caps::clear(None, CapSet::Inheritable)
-            .map_err(|e| fail("clear the inheritable capabilities", e))?;
-        caps::set(None, CapSet::Effective, &keep)
-            .map_err(|e| fail("set the effective capabilities", e))?;
-        caps::set(None, CapSet::Permitted, &keep)
-            .map_err(|e| fail("set the permitted capabilities", e))?;
-        caps::clear(None, CapSet::Ambient)
-            .map_err(|e| fail("clear the ambient capabilities", e))?;
+        if let Some(ids) = ids {
+            if self.sets.is_some() {
+                // SAFETY: prctl(PR_SET_KEEPCAPS) takes integer arguments.
+                unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
+            }
+            ids.become_user()?;
+        }
+        let root = ids.is_none_or(|ids| ids.uid == 0);
+        match &self.sets {
+            // The kernel emptied the sets when the uid changed from root.
+            None if !root => {}
+            None => {
+                // The inheritable set stays empty, as docker's has since CVE-2022-24769.
+                caps::clear(None, CapSet::Inheritable)
+                    .map_err(|e| fail("clear the inheritable capabilities", e))?;
+                caps::set(None, CapSet::Effective, &keep)
+                    .map_err(|e| fail("set the effective capabilities", e))?;
+                caps::set(None, CapSet::Permitted, &keep)
+                    .map_err(|e| fail("set the permitted capabilities", e))?;
+                caps::clear(None, CapSet::Ambient)
+                    .map_err(|e| fail("clear the ambient capabilities", e))?;
+            }
+            Some(sets) => {
+                let held = |set: &CapsHashSet| -> CapsHashSet {
+                    set.intersection(&held).copied().collect()
+                };
+                caps::set(None, CapSet::Inheritable, &held(&sets.inheritable))
+                    .map_err(|e| fail("set the inheritable capabilities", e))?;
+                caps::set(None, CapSet::Effective, &held(&sets.effective))
+                    .map_err(|e| fail("set the effective capabilities", e))?;
+                caps::set(None, CapSet::Permitted, &held(&sets.permitted))
+                    .map_err(|e| fail("set the permitted capabilities", e))?;
+                caps::clear(None, CapSet::Ambient)
+                    .map_err(|e| fail("clear the ambient capabilities", e))?;
+                for cap in held(&sets.ambient) {
+                    let raisable = sets.inheritable.contains(&cap) && sets.permitted.contains(&cap);
+                    // root gets its bounding set at the exec anyway, so an ambient capability
+                    // that the other sets do not allow changes nothing for it (`runc spec`
+                    // writes such a config); for another user it is an error.
+                    if !raisable && root {
+                        continue;
+                    }
+                    caps::raise(None, CapSet::Ambient, cap)
+                        .map_err(|e| fail(&format!("raise ambient {cap}"), e))?;
+                }
+            }
+        }
         if self.no_new_privs {
             // SAFETY: prctl(PR_SET_NO_NEW_PRIVS) takes integer arguments and touches no memory.
             if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {

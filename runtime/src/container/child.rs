@@ -7,11 +7,15 @@ use std::path::{Path, PathBuf};
 use netsetup::{IpNet, Netlink};
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
+use nix::sched::{setns, CloneFlags};
+use nix::sys::resource::Resource;
 use nix::sys::signal::{signal, SigHandler, SigSet, Signal};
 use nix::unistd::{execve, getppid, sethostname, Pid};
 
 use crate::container::capabilities::CapabilityPolicy;
 use crate::container::process::{exit_now, ChildEnds, Failure};
+use crate::container::rootfs::FilesystemPlan;
+use crate::container::user::User;
 
 /// How the child configures its network namespace.
 #[derive(Debug)]
@@ -20,6 +24,8 @@ pub enum ChildNetwork {
     Host,
     /// A new namespace: bring up `lo`.
     Loopback,
+    /// An existing namespace, joined by its path (an OCI bundle's): nothing else to do.
+    Join(PathBuf),
     /// A new namespace that berth wires to a bridge: bring up `lo`, wait for the veth peer,
     /// then give it its address and default route.
     Bridge {
@@ -41,12 +47,18 @@ pub struct ChildPlan {
     pub network: ChildNetwork,
     /// The hostname to set.
     pub hostname: String,
-    /// Generated files to bind read-only over their targets in /etc.
-    pub binds: Vec<(PathBuf, &'static str)>,
-    /// The root filesystem to enter (`--rootfs`), if not the host's.
-    pub rootfs: Option<PathBuf>,
-    /// Whether that root is read-only (`--read-only`).
-    pub read_only: bool,
+    /// The NIS domain name to set (an OCI config's `domainname`).
+    pub domainname: Option<String>,
+    /// Namespaces other than the network one to join by path (CLONE_NEWUTS, CLONE_NEWIPC).
+    pub join: Vec<(CloneFlags, PathBuf)>,
+    /// Namespaced sysctls to set (an OCI config's `linux.sysctl`).
+    pub sysctl: Vec<(String, String)>,
+    /// The root, the mounts and the files over /etc.
+    pub filesystem: FilesystemPlan,
+    /// The workload's process: its directory, user, limits, and whether an init runs it.
+    pub process: ProcessPlan,
+    /// The workload's end of its pseudo-terminal, if it has one.
+    pub terminal: Option<std::os::fd::RawFd>,
     /// The workload's argv.
     pub argv: Vec<CString>,
     /// The workload's environment.
@@ -59,12 +71,35 @@ pub struct ChildPlan {
     pub capabilities: CapabilityPolicy,
 }
 
+/// The workload's process, beyond its argv and environment.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessPlan {
+    /// The working directory (default /); made in a root filesystem if missing.
+    pub workdir: Option<PathBuf>,
+    /// The user to run as (default: root).
+    pub user: Option<User>,
+    /// Whether HOME is berth's default, to be replaced by the user's home from /etc/passwd.
+    pub home_is_default: bool,
+    /// The file mode creation mask.
+    pub umask: Option<u32>,
+    /// Resource limits: (resource, soft, hard).
+    pub rlimits: Vec<(Resource, u64, u64)>,
+    /// An OOM score adjustment.
+    pub oom_score_adj: Option<i32>,
+    /// Whether berth's init runs as PID 1 and forks the workload (`--init`).
+    pub init: bool,
+    /// Whether the workload gets a pseudo-terminal (an OCI config's `process.terminal`).
+    pub terminal: bool,
+    /// The terminal's size (rows, columns) when berth's stdin is no terminal.
+    pub console_size: Option<(u16, u16)>,
+}
+
 /// Runs the child: prepares the container, then execs the workload; never returns.
 pub fn run(plan: &ChildPlan, mut ends: ChildEnds) -> ! {
     match prepare(plan, &mut ends) {
-        Ok(true) => exec(plan, &mut ends),
+        Ok(Some(env)) => exec(plan, &env, &mut ends),
         // berth gave up before the network was ready; it reports why itself.
-        Ok(false) => exit_now(125),
+        Ok(None) => exit_now(125),
         Err(message) => {
             ends.report(Failure::Setup, 0, &message);
             exit_now(125)
@@ -72,20 +107,37 @@ pub fn run(plan: &ChildPlan, mut ends: ChildEnds) -> ! {
     }
 }
 
-fn prepare(plan: &ChildPlan, ends: &mut ChildEnds) -> Result<bool, String> {
+/// Makes the container; returns the workload's environment, or `None` when berth gave up.
+fn prepare(plan: &ChildPlan, ends: &mut ChildEnds) -> Result<Option<Vec<CString>>, String> {
     // Die with berth: a workload must never run on unsupervised. If berth is already gone,
     // the death signal was missed, so stop here.
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory.
     if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
         return Err(format!("set the parent-death signal: {}", Errno::last()));
     }
-    if getppid() != plan.parent {
-        return Ok(false);
+    // In a PID namespace of its own, the child is PID 1 and its parent is outside (pid 0):
+    // then berth is gone when its end of the report pipe is.
+    let parent_gone = if nix::unistd::getpid().as_raw() == 1 {
+        ends.reader_gone()
+    } else {
+        getppid() != plan.parent
+    };
+    if parent_gone {
+        return Ok(None);
     }
 
     // The network. `lo` comes up while berth creates the veth; then the peer is configured
     // from in here, through a netlink socket opened in the new namespace.
-    if !matches!(plan.network, ChildNetwork::Host) {
+    if let ChildNetwork::Join(path) = &plan.network {
+        join(CloneFlags::CLONE_NEWNET, path)?;
+    }
+    for (kind, path) in &plan.join {
+        join(*kind, path)?;
+    }
+    if matches!(
+        plan.network,
+        ChildNetwork::Loopback | ChildNetwork::Bridge { .. }
+    ) {
         let mut netlink = Netlink::open().map_err(|e| e.to_string())?;
         netsetup::loopback_up(&mut netlink).map_err(|e| e.to_string())?;
         if let ChildNetwork::Bridge {
@@ -95,14 +147,32 @@ fn prepare(plan: &ChildPlan, ends: &mut ChildEnds) -> Result<bool, String> {
         } = &plan.network
         {
             if !ends.wait_for_go() {
-                return Ok(false);
+                return Ok(None);
             }
             netsetup::configure_container_interface(&mut netlink, interface, addresses, gateways)
                 .map_err(|e| e.to_string())?;
         }
     }
 
-    sethostname(&plan.hostname).map_err(|e| format!("set hostname {:?}: {e}", plan.hostname))?;
+    // A joined UTS namespace keeps its names.
+    if !plan
+        .join
+        .iter()
+        .any(|(kind, _)| *kind == CloneFlags::CLONE_NEWUTS)
+    {
+        sethostname(&plan.hostname)
+            .map_err(|e| format!("set hostname {:?}: {e}", plan.hostname))?;
+    }
+    if let Some(domain) = &plan.domainname {
+        // SAFETY: setdomainname(2) reads `len` bytes of the string.
+        if unsafe { libc::setdomainname(domain.as_ptr().cast(), domain.len()) } != 0 {
+            return Err(format!("set domain name {domain:?}: {}", Errno::last()));
+        }
+    }
+    for (key, value) in &plan.sysctl {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        std::fs::write(&path, value).map_err(|e| format!("set sysctl {key}={value}: {e}"))?;
+    }
 
     // Mounts: first make every mount private (systemd mounts / shared), so nothing below
     // propagates back to the host; then bind the generated files read-only.
@@ -114,22 +184,44 @@ fn prepare(plan: &ChildPlan, ends: &mut ChildEnds) -> Result<bool, String> {
         None::<&str>,
     )
     .map_err(|e| format!("make the container's mounts private: {e}"))?;
-    match &plan.rootfs {
-        Some(rootfs) => crate::container::rootfs::enter(rootfs, &plan.binds, plan.read_only)?,
-        None => {
-            for (source, target) in &plan.binds {
-                // A host without /etc/hostname has nothing to cover; the other two always
-                // exist.
-                if *target == "/etc/hostname" && !Path::new(target).exists() {
-                    continue;
-                }
-                bind_read_only(source, Path::new(target))?;
-            }
+    crate::container::rootfs::enter(&plan.filesystem)?;
+
+    // The process: limits, directory and user, in the container's own root.
+    let process = &plan.process;
+    for (resource, soft, hard) in &process.rlimits {
+        nix::sys::resource::setrlimit(*resource, *soft, *hard)
+            .map_err(|e| format!("set {resource:?}: {e}"))?;
+    }
+    if let Some(score) = process.oom_score_adj {
+        std::fs::write("/proc/self/oom_score_adj", score.to_string())
+            .map_err(|e| format!("set oom_score_adj {score}: {e}"))?;
+    }
+    if let Some(mask) = process.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
+    let workdir = process.workdir.as_deref().unwrap_or(Path::new("/"));
+    if let Err(e) = nix::unistd::chdir(workdir) {
+        if e != Errno::ENOENT || plan.filesystem.rootfs.is_none() {
+            return Err(format!("working directory {}: {e}", workdir.display()));
+        }
+        std::fs::create_dir_all(workdir)
+            .and_then(|()| std::env::set_current_dir(workdir))
+            .map_err(|e| format!("working directory {}: {e}", workdir.display()))?;
+    }
+    let ids = process.user.as_ref().map(User::resolve).transpose()?;
+    if let Some(slave) = plan.terminal {
+        crate::container::terminal::take_as_controlling(slave)?;
+    }
+    let mut env = plan.env.clone();
+    if let Some(home) = ids.as_ref().and_then(|ids| ids.home.as_deref()) {
+        if process.home_is_default {
+            env.retain(|entry| !entry.as_bytes().starts_with(b"HOME="));
+            env.push(CString::new(format!("HOME={home}")).map_err(|e| e.to_string())?);
         }
     }
 
     // Privileges last: everything above needed them.
-    plan.capabilities.apply()?;
+    plan.capabilities.apply(ids.as_ref())?;
 
     // Restore what berth changed for itself: the signal mask, and SIGPIPE (ignored by Rust's
     // runtime; an ignored signal would stay ignored across the exec).
@@ -151,37 +243,30 @@ fn prepare(plan: &ChildPlan, ends: &mut ChildEnds) -> Result<bool, String> {
             libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
         )
     };
-    Ok(true)
+    Ok(Some(env))
 }
 
-/// Binds `source` over `target`, read-only.
-pub fn bind_read_only(source: &Path, target: &Path) -> Result<(), String> {
-    let fail = |e: Errno| format!("bind {} over {}: {e}", source.display(), target.display());
-    mount(
-        Some(source),
-        target,
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(fail)?;
-    remount_read_only(target).map_err(fail)
-}
-
-/// Makes the bind mount at `target` read-only.
-pub fn remount_read_only(target: &Path) -> nix::Result<()> {
-    mount(
-        None::<&str>,
-        target,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-        None::<&str>,
-    )
+/// Joins the namespace of `kind` at `path`.
+fn join(kind: CloneFlags, path: &Path) -> Result<(), String> {
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("open namespace {}: {e}", path.display()))?;
+    setns(file, kind).map_err(|e| format!("join namespace {}: {e}", path.display()))
 }
 
 /// Execs the workload, searching PATH like execvp(3); reports and exits 126 or 127 on failure.
-fn exec(plan: &ChildPlan, ends: &mut ChildEnds) -> ! {
-    let (failure, errno) = exec_searching_path(&plan.argv, &plan.env, &plan.path);
+/// With an init, the workload is forked first and the init stays behind as PID 1.
+fn exec(plan: &ChildPlan, env: &[CString], ends: &mut ChildEnds) -> ! {
+    if plan.process.init {
+        // The init takes every signal with sigwaitinfo; the workload gets the mask back.
+        if SigSet::all().thread_block().is_err() {
+            exit_now(125);
+        }
+        crate::container::init::fork_workload(ends);
+        if plan.signal_mask.thread_set_mask().is_err() {
+            exit_now(125);
+        }
+    }
+    let (failure, errno) = exec_searching_path(&plan.argv, env, &plan.path);
     ends.report(failure, errno as i32, "");
     exit_now(if failure == Failure::NotFound {
         127

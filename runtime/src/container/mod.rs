@@ -4,8 +4,13 @@
 pub mod capabilities;
 pub mod child;
 pub mod detach;
+pub mod init;
+pub mod mounts;
+pub mod oci;
 pub mod process;
 pub mod rootfs;
 pub mod spec;
 pub mod state;
 pub mod supervise;
+pub mod terminal;
+pub mod user;

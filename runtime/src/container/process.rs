@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use nix::sys::wait::waitpid;
 use nix::unistd::{pipe2, Pid};
@@ -28,7 +28,7 @@ pub enum Failure {
 /// The child's ends of the pipes.
 pub struct ChildEnds {
     go: Option<File>,
-    report: File,
+    report: Option<File>,
 }
 
 impl ChildEnds {
@@ -47,7 +47,31 @@ impl ChildEnds {
         record.push(failure as u8);
         record.extend_from_slice(&errno.to_ne_bytes());
         record.extend_from_slice(message.as_bytes());
-        let _ = self.report.write_all(&record);
+        if let Some(report) = self.report.as_mut() {
+            let _ = report.write_all(&record);
+        }
+    }
+
+    /// Whether berth closed its end of the report pipe (it has ended).
+    pub fn reader_gone(&self) -> bool {
+        let Some(report) = &self.report else {
+            return true;
+        };
+        let mut fds = [nix::poll::PollFd::new(
+            report.as_fd(),
+            nix::poll::PollFlags::POLLOUT,
+        )];
+        nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).is_ok()
+            && fds[0]
+                .revents()
+                .is_some_and(|r| r.contains(nix::poll::PollFlags::POLLERR))
+    }
+
+    /// Closes both ends: a process that stays behind (the init) must not keep berth waiting
+    /// for the exec's report.
+    pub fn close(&mut self) {
+        self.go = None;
+        self.report = None;
     }
 }
 
@@ -150,7 +174,7 @@ pub fn clone_into_namespaces(
             // release the parent's lease and files).
             let ends = ChildEnds {
                 go: go_read,
-                report: report_write,
+                report: Some(report_write),
             };
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child(ends)));
             exit_now(125)

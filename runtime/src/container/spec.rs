@@ -3,30 +3,36 @@
 use std::ffi::{CString, OsString};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use netsetup::NetworkSpec;
+use nix::sched::CloneFlags;
 
 use crate::cli::RunArgs;
 use crate::container::capabilities::CapabilityPolicy;
+use crate::container::child::ProcessPlan;
+use crate::container::mounts::{self, Mount};
+use crate::container::rootfs::FilesystemPlan;
+use crate::container::user::User;
 use crate::error::{Error, Result};
 use crate::networks;
 use crate::ports::PublishRequest;
 
-/// `--rootfs DIR`: an existing directory other than the host's root, by its canonical path.
-fn check_rootfs(dir: &Path) -> Result<std::path::PathBuf> {
+/// A root filesystem (`what`: `--rootfs` or the bundle's `root.path`): an existing directory
+/// other than the host's root, by its canonical path.
+pub fn check_rootfs(dir: &Path, what: &str) -> Result<PathBuf> {
     let canonical = std::fs::canonicalize(dir)
-        .map_err(|e| Error::Invalid(format!("--rootfs {}: {e}", dir.display())))?;
+        .map_err(|e| Error::Invalid(format!("{what} {}: {e}", dir.display())))?;
     if !canonical.is_dir() {
         return Err(Error::Invalid(format!(
-            "--rootfs {}: not a directory",
+            "{what} {}: not a directory",
             dir.display()
         )));
     }
     if canonical == Path::new("/") {
-        return Err(Error::Invalid(
-            "--rootfs /: that is the host's own root; leave --rootfs out".into(),
-        ));
+        return Err(Error::Invalid(format!(
+            "{what} /: that is the host's own root; leave it out"
+        )));
     }
     Ok(canonical)
 }
@@ -41,6 +47,8 @@ pub enum Network {
     Host,
     /// A new network namespace with only `lo`.
     None,
+    /// An existing network namespace, by its path (an OCI bundle's).
+    Join(PathBuf),
     /// A new network namespace wired to a bridge network.
     Bridge {
         /// The network to join.
@@ -60,6 +68,7 @@ impl Network {
         match self {
             Network::Host => "host",
             Network::None => "none",
+            Network::Join(_) => "joined",
             Network::Bridge { network, .. } => &network.name,
         }
     }
@@ -86,25 +95,31 @@ pub struct RunSpec {
     pub detached: bool,
     /// Whether the name was given (`--name`), and so must be claimed.
     pub named: bool,
-    /// The root filesystem (`--rootfs`), by its canonical path; `None`: the host's.
-    pub rootfs: Option<std::path::PathBuf>,
-    /// Whether the root filesystem is read-only (`--read-only`).
-    pub read_only: bool,
+    /// The root, the mounts (its files over /etc are added by the run).
+    pub filesystem: FilesystemPlan,
+    /// The workload's directory, user, limits, init.
+    pub process: ProcessPlan,
+    /// Whether the container has a PID namespace of its own.
+    pub pid_private: bool,
+    /// Further namespaces to make (CLONE_NEWIPC, CLONE_NEWCGROUP).
+    pub more_namespaces: libc::c_int,
+    /// Namespaces to join by path instead (UTS, IPC).
+    pub join: Vec<(CloneFlags, PathBuf)>,
+    /// Namespaced sysctls to set.
+    pub sysctl: Vec<(String, String)>,
+    /// The NIS domain name.
+    pub domainname: Option<String>,
 }
 
 impl RunSpec {
     /// Checks every input of `berth run` and builds the spec (a named network is looked up
     /// under `root`); nothing is created here.
     pub fn from_args(args: RunArgs, root: &Path) -> Result<Self> {
+        if let Some(bundle) = &args.bundle {
+            return crate::container::oci::spec_from_bundle(bundle, &args, root);
+        }
         let id = new_id()?;
-        let named = args.name.is_some();
-        let name = match args.name {
-            Some(name) => {
-                check_name(&name)?;
-                name
-            }
-            None => id[..12].to_owned(),
-        };
+        let (name, named) = name_of(args.name.as_deref(), &id)?;
         let hostname = match args.hostname {
             Some(hostname) => {
                 check_hostname(&hostname)?;
@@ -113,49 +128,13 @@ impl RunSpec {
             // The name's own rule keeps it a hostname the kernel takes (at most 63 bytes).
             None => name.replace('_', "-"),
         };
-        let network = match args.net.as_str() {
-            "host" | "none"
-                if args.ip.is_some() || !args.dns.is_empty() || !args.publish.is_empty() =>
-            {
-                let flag = if args.ip.is_some() {
-                    "--ip"
-                } else if args.dns.is_empty() {
-                    "-p"
-                } else {
-                    "--dns"
-                };
-                return Err(Error::Invalid(format!(
-                    "{flag} needs a bridge network, not --net {}",
-                    args.net
-                )));
-            }
-            "host" => Network::Host,
-            "none" => Network::None,
-            name => {
-                let network = networks::find(root, name)?.spec();
-                if let Some(addr) = args.ip {
-                    network.check_address(addr)?;
-                }
-                let publish = args
-                    .publish
-                    .iter()
-                    .map(|text| PublishRequest::parse(text))
-                    .collect::<Result<Vec<_>>>()?;
-                if network.internal && !publish.is_empty() {
-                    return Err(Error::Invalid(format!(
-                        "network {} is internal: nothing reaches its containers from outside, so \
-                         they cannot publish ports",
-                        network.name
-                    )));
-                }
-                Network::Bridge {
-                    network,
-                    requested: args.ip,
-                    dns: args.dns,
-                    publish,
-                }
-            }
-        };
+        let network = choose_network(
+            root,
+            args.net.as_deref().unwrap_or(networks::DEFAULT),
+            args.ip,
+            &args.dns,
+            &args.publish,
+        )?;
         if args.command.first().is_some_and(|c| c.is_empty()) {
             return Err(Error::Invalid("the command is empty".into()));
         }
@@ -164,10 +143,22 @@ impl RunSpec {
             .iter()
             .map(|arg| c_string(arg, "command argument"))
             .collect::<Result<Vec<_>>>()?;
-        let env = environment(&args.env, &hostname)?;
+        let mut entries = Vec::new();
+        for file in &args.env_file {
+            entries.extend(read_env_file(file)?);
+        }
+        entries.extend(args.env.iter().cloned());
+        let home_is_default = !entries
+            .iter()
+            .any(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == "HOME");
+        let env = environment(&entries, &hostname)?;
         let capabilities =
             CapabilityPolicy::from_args(&args.cap_add, &args.cap_drop, args.privileged)?;
-        let rootfs = args.rootfs.as_deref().map(check_rootfs).transpose()?;
+        let rootfs = args
+            .rootfs
+            .as_deref()
+            .map(|dir| check_rootfs(dir, "--rootfs"))
+            .transpose()?;
         if args.read_only && rootfs.is_none() {
             return Err(Error::Invalid(
                 "--read-only needs --rootfs: berth makes a root filesystem of the container's \
@@ -175,6 +166,45 @@ impl RunSpec {
                     .into(),
             ));
         }
+        if args.init && args.pid.as_deref() == Some("host") {
+            return Err(Error::Invalid(
+                "--init runs as PID 1 of a private PID namespace: leave out --pid host".into(),
+            ));
+        }
+        let pid_private = args.init || args.pid.as_deref() == Some("private");
+        let volumes = args
+            .volume
+            .iter()
+            .map(|text| Mount::parse_volume(text))
+            .collect::<Result<Vec<_>>>()?;
+        let mut filesystem = FilesystemPlan {
+            read_only: args.read_only,
+            ..FilesystemPlan::default()
+        };
+        if rootfs.is_some() {
+            filesystem.mounts = mounts::rootfs_defaults();
+            filesystem.masked_paths = mounts::MASKED_PATHS.map(PathBuf::from).to_vec();
+            filesystem.read_only_paths = mounts::READ_ONLY_PATHS.map(PathBuf::from).to_vec();
+        } else if pid_private {
+            filesystem.mounts.push(mounts::proc_for_private_pids());
+        }
+        filesystem.rootfs = rootfs;
+        filesystem.mounts.extend(volumes);
+        if let Some(dir) = &args.workdir {
+            if !dir.is_absolute() {
+                return Err(Error::Invalid(format!(
+                    "--workdir {}: the path must be absolute",
+                    dir.display()
+                )));
+            }
+        }
+        let process = ProcessPlan {
+            workdir: args.workdir.clone(),
+            user: args.user.as_deref().map(User::parse).transpose()?,
+            home_is_default,
+            init: args.init,
+            ..ProcessPlan::default()
+        };
         Ok(RunSpec {
             id,
             name,
@@ -185,8 +215,13 @@ impl RunSpec {
             capabilities,
             detached: args.detach,
             named,
-            rootfs,
-            read_only: args.read_only,
+            filesystem,
+            process,
+            pid_private,
+            more_namespaces: 0,
+            join: Vec::new(),
+            sysctl: Vec::new(),
+            domainname: None,
         })
     }
 
@@ -210,7 +245,94 @@ impl RunSpec {
     }
 }
 
-fn new_id() -> Result<String> {
+/// The container's name (`--name`, checked, or the id's first 12 digits) and whether it was
+/// given.
+pub fn name_of(given: Option<&str>, id: &str) -> Result<(String, bool)> {
+    match given {
+        Some(name) => {
+            check_name(name)?;
+            Ok((name.to_owned(), true))
+        }
+        None => Ok((id[..12].to_owned(), false)),
+    }
+}
+
+/// The network `net` (host, none, or a bridge network under `root`) with `--ip`, `--dns` and
+/// `-p`, checked.
+pub fn choose_network(
+    root: &Path,
+    net: &str,
+    ip: Option<Ipv4Addr>,
+    dns: &[IpAddr],
+    publish: &[String],
+) -> Result<Network> {
+    Ok(match net {
+        "host" | "none" if ip.is_some() || !dns.is_empty() || !publish.is_empty() => {
+            let flag = if ip.is_some() {
+                "--ip"
+            } else if dns.is_empty() {
+                "-p"
+            } else {
+                "--dns"
+            };
+            return Err(Error::Invalid(format!(
+                "{flag} needs a bridge network, not --net {net}"
+            )));
+        }
+        "host" => Network::Host,
+        "none" => Network::None,
+        name => {
+            let network = networks::find(root, name)?.spec();
+            if let Some(addr) = ip {
+                network.check_address(addr)?;
+            }
+            let publish = publish
+                .iter()
+                .map(|text| PublishRequest::parse(text))
+                .collect::<Result<Vec<_>>>()?;
+            if network.internal && !publish.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "network {} is internal: nothing reaches its containers from outside, so \
+                     they cannot publish ports",
+                    network.name
+                )));
+            }
+            Network::Bridge {
+                network,
+                requested: ip,
+                dns: dns.to_vec(),
+                publish,
+            }
+        }
+    })
+}
+
+/// The entries of an `--env-file`: KEY=VALUE or KEY lines; blank lines and '#' comments are
+/// skipped (docker's format).
+fn read_env_file(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Invalid(format!("--env-file {}: {e}", path.display())))?;
+    let mut entries = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key = line.split_once('=').map_or(line, |(key, _)| key);
+        if key.is_empty() || key.contains(char::is_whitespace) {
+            return Err(Error::Invalid(format!(
+                "--env-file {} line {}: {line:?} is not KEY=VALUE or KEY",
+                path.display(),
+                number + 1
+            )));
+        }
+        entries.push(line.to_owned());
+    }
+    Ok(entries)
+}
+
+/// A new container id: 64 random hex digits.
+pub fn new_id() -> Result<String> {
     let mut bytes = [0u8; 32];
     getrandom(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
@@ -240,7 +362,7 @@ fn check_name(name: &str) -> Result<()> {
 
 /// RFC 1123 hostnames: dot-separated labels of letters, digits and '-', each 1 to 63
 /// characters, not starting or ending with '-'; at most 64 bytes in all (the kernel's limit).
-fn check_hostname(hostname: &str) -> Result<()> {
+pub fn check_hostname(hostname: &str) -> Result<()> {
     let label_ok = |label: &str| {
         !label.is_empty()
             && label.len() <= 63

@@ -1,0 +1,57 @@
+//! `--init`: PID 1 of a private PID namespace. The kernel drops signals to PID 1 that it has
+//! no handler for, and orphans of the namespace are reparented to it; so a workload run as
+//! PID 1 ignores `berth stop` and leaves zombies. The init forks the workload, forwards every
+//! signal it gets to it, reaps whatever ends, and exits with the workload's status when it
+//! ends (the kernel then kills what is left in the namespace).
+
+use nix::errno::Errno;
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+
+use crate::container::process::{exit_now, ChildEnds};
+
+/// Forks: returns in the child, which goes on to exec the workload; the parent stays the
+/// namespace's init and never returns. Every signal must be blocked on entry (the child
+/// restores its mask before the exec).
+pub fn fork_workload(ends: &mut ChildEnds) {
+    // SAFETY: the process is single-threaded (a clone of single-threaded berth), so fork(2)
+    // leaves no lock held by a vanished thread.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {}
+        Ok(ForkResult::Parent { child }) => {
+            // The init keeps no descriptor beyond stdio: not the report pipe (berth waits for
+            // its end at the exec), nor any pipe a caller waits on.
+            ends.close();
+            // SAFETY: close_range(2) closes descriptors only; the init uses none above 2.
+            unsafe { libc::syscall(libc::SYS_close_range, 3, libc::c_uint::MAX, 0) };
+            serve(child)
+        }
+        Err(_) => exit_now(125),
+    }
+}
+
+fn serve(workload: Pid) -> ! {
+    let all = SigSet::all();
+    loop {
+        let signal = match all.wait() {
+            Ok(signal) => signal,
+            Err(_) => continue,
+        };
+        if signal != Signal::SIGCHLD {
+            // The workload may have ended; then there is no one to forward to.
+            let _ = kill(workload, signal);
+            continue;
+        }
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == workload => exit_now(code),
+                Ok(WaitStatus::Signaled(pid, signal, _)) if pid == workload => {
+                    exit_now(128 + signal as i32)
+                }
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
+                Ok(_) | Err(_) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,413 @@
+//! What a container mounts: `-v` volumes, the default mounts of a `--rootfs`, and an OCI
+//! config's mounts, all as one `Mount` that the child carries out (see `rootfs.rs`).
+
+use std::path::{Path, PathBuf};
+
+use nix::mount::MsFlags;
+
+use crate::error::{Error, Result};
+
+/// One mount in the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Where, as an absolute path in the container.
+    pub destination: PathBuf,
+    /// What is mounted there.
+    pub source: Source,
+    /// Flags such as MS_RDONLY, MS_NOSUID or MS_NOEXEC (MS_NODEV is always added, see
+    /// `rootfs.rs`).
+    pub flags: MsFlags,
+    /// A propagation to set after the mount (MS_PRIVATE, MS_SLAVE, ...; with MS_REC).
+    pub propagation: Option<MsFlags>,
+    /// The filesystem's own options (`mode=755,size=65536k`).
+    pub data: String,
+}
+
+/// What a mount mounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A host path, bound (recursively with `rbind` and for volumes).
+    Bind {
+        /// The host path, absolute and canonical.
+        path: PathBuf,
+        /// Whether the mounts below `path` come along.
+        recursive: bool,
+    },
+    /// A new filesystem instance: proc, sysfs, tmpfs, devpts, mqueue.
+    Filesystem {
+        /// The filesystem type.
+        kind: String,
+        /// The source's name (shown in /proc/mounts).
+        source: String,
+    },
+    /// The host's cgroup hierarchy, read-only (an OCI `cgroup` mount; berth makes no cgroups).
+    Cgroup,
+}
+
+/// The filesystem types a container may mount.
+const FILESYSTEMS: [&str; 6] = ["proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup"];
+
+impl Mount {
+    fn filesystem(destination: &str, kind: &str, source: &str, flags: MsFlags, data: &str) -> Self {
+        Mount {
+            destination: destination.into(),
+            source: Source::Filesystem {
+                kind: kind.into(),
+                source: source.into(),
+            },
+            flags,
+            propagation: None,
+            data: data.into(),
+        }
+    }
+
+    /// `-v HOSTPATH:CONTAINERPATH[:ro|rw]`: a recursive bind of an existing host path.
+    pub fn parse_volume(text: &str) -> Result<Self> {
+        let bad = |why: &str| Error::Invalid(format!("-v {text}: {why}"));
+        let parts: Vec<&str> = text.split(':').collect();
+        let (host, container, read_only) = match parts[..] {
+            [host, container] => (host, container, false),
+            [host, container, "ro"] => (host, container, true),
+            [host, container, "rw"] => (host, container, false),
+            [_, _, option] => {
+                return Err(bad(&format!(
+                    "unknown option {option:?} (berth knows ro and rw)"
+                )))
+            }
+            _ => return Err(bad("use HOSTPATH:CONTAINERPATH[:ro]")),
+        };
+        if !host.starts_with('/') {
+            return Err(bad(
+                "the host path must be absolute (berth has no named volumes)",
+            ));
+        }
+        let path = std::fs::canonicalize(host).map_err(|e| bad(&format!("{host}: {e}")))?;
+        let destination = container_path(container).map_err(|why| bad(&why))?;
+        Ok(Mount {
+            destination,
+            source: Source::Bind {
+                path,
+                recursive: true,
+            },
+            flags: if read_only {
+                MsFlags::MS_RDONLY
+            } else {
+                MsFlags::empty()
+            },
+            propagation: None,
+            data: String::new(),
+        })
+    }
+
+    /// An OCI config's mount: `kind` (`bind` or a filesystem type; `None` means bind when the
+    /// options say so), `source` (a host path for binds, relative to `bundle`), and its
+    /// options, as runc reads them.
+    pub fn from_oci(
+        destination: &Path,
+        kind: Option<&str>,
+        source: Option<&Path>,
+        options: &[String],
+        bundle: &Path,
+    ) -> Result<Self> {
+        let bad = |why: String| {
+            Error::Invalid(format!(
+                "config.json: mount on {}: {why}",
+                destination.display()
+            ))
+        };
+        let destination = container_path(&destination.to_string_lossy()).map_err(bad)?;
+        let parsed = parse_options(options);
+        let source = match (kind, parsed.bind) {
+            (Some("bind") | None, _) | (_, Some(_)) => {
+                let Some(path) = source else {
+                    return Err(bad("a bind mount needs a source".into()));
+                };
+                let path = bundle.join(path);
+                let path = std::fs::canonicalize(&path)
+                    .map_err(|e| bad(format!("source {}: {e}", path.display())))?;
+                Source::Bind {
+                    path,
+                    recursive: parsed.bind != Some(false),
+                }
+            }
+            (Some("cgroup" | "cgroup2"), None) => Source::Cgroup,
+            (Some(kind), None) if FILESYSTEMS.contains(&kind) => Source::Filesystem {
+                kind: kind.into(),
+                source: source.map_or(kind.into(), |s| s.to_string_lossy().into_owned()),
+            },
+            (Some(kind), None) => {
+                return Err(bad(format!(
+                    "type {kind:?} is not supported (berth mounts bind, {})",
+                    FILESYSTEMS.join(", ")
+                )))
+            }
+        };
+        Ok(Mount {
+            destination,
+            source,
+            flags: parsed.flags,
+            propagation: parsed.propagation,
+            data: parsed.data.join(","),
+        })
+    }
+
+    /// The OCI form of this mount: (destination, type, source, options).
+    pub fn to_oci(&self) -> (String, String, String, Vec<String>) {
+        let mut options: Vec<String> = FLAG_NAMES
+            .iter()
+            .filter(|(_, flag, set)| *set && self.flags.contains(*flag))
+            .map(|(name, _, _)| (*name).to_owned())
+            .collect();
+        options.extend(
+            self.data
+                .split(',')
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned),
+        );
+        let (kind, source) = match &self.source {
+            Source::Bind { path, recursive } => {
+                options.insert(0, if *recursive { "rbind" } else { "bind" }.into());
+                ("bind".to_owned(), path.to_string_lossy().into_owned())
+            }
+            Source::Filesystem { kind, source } => (kind.clone(), source.clone()),
+            Source::Cgroup => ("cgroup".to_owned(), "cgroup".to_owned()),
+        };
+        (
+            self.destination.to_string_lossy().into_owned(),
+            kind,
+            source,
+            options,
+        )
+    }
+}
+
+/// A path in the container: absolute, normalized, not `/` itself, no `..`.
+fn container_path(text: &str) -> std::result::Result<PathBuf, String> {
+    let path = Path::new(text);
+    if !path.is_absolute() {
+        return Err(format!("{text}: the container path must be absolute"));
+    }
+    if path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(format!("{text}: the container path may not contain '..'"));
+    }
+    let normal: PathBuf = path.components().collect();
+    if normal == Path::new("/") {
+        return Err("a mount on / itself: use --rootfs (or root.path) instead".into());
+    }
+    Ok(normal)
+}
+
+/// The mounts of every `--rootfs` container, the ones docker and `runc spec` make: /proc, a
+/// /dev of its own (berth binds the usual devices into it), its devpts and shm, and a
+/// read-only /sys.
+pub fn rootfs_defaults() -> Vec<Mount> {
+    let nosuid_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+    vec![
+        Mount::filesystem("/proc", "proc", "proc", nosuid_noexec, ""),
+        Mount::filesystem(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+            "mode=755,size=65536k",
+        ),
+        Mount::filesystem(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            nosuid_noexec,
+            "newinstance,ptmxmode=0666,mode=0620,gid=5",
+        ),
+        Mount::filesystem(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            nosuid_noexec,
+            "mode=1777,size=65536k",
+        ),
+        Mount::filesystem(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            nosuid_noexec | MsFlags::MS_RDONLY,
+            "",
+        ),
+    ]
+}
+
+/// A fresh /proc over the host's, for a private PID namespace in the host's root.
+pub fn proc_for_private_pids() -> Mount {
+    Mount::filesystem(
+        "/proc",
+        "proc",
+        "proc",
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        "",
+    )
+}
+
+/// Paths of /proc and /sys that docker hides in a container (a file gets /dev/null bound
+/// over it, a directory an empty read-only tmpfs).
+pub const MASKED_PATHS: [&str; 10] = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+];
+
+/// Paths of /proc that docker makes read-only in a container.
+pub const READ_ONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Mount options by name: (name, flag, whether the option sets the flag or clears it).
+const FLAG_NAMES: [(&str, MsFlags, bool); 20] = [
+    ("ro", MsFlags::MS_RDONLY, true),
+    ("rw", MsFlags::MS_RDONLY, false),
+    ("nosuid", MsFlags::MS_NOSUID, true),
+    ("suid", MsFlags::MS_NOSUID, false),
+    ("nodev", MsFlags::MS_NODEV, true),
+    ("dev", MsFlags::MS_NODEV, false),
+    ("noexec", MsFlags::MS_NOEXEC, true),
+    ("exec", MsFlags::MS_NOEXEC, false),
+    ("sync", MsFlags::MS_SYNCHRONOUS, true),
+    ("async", MsFlags::MS_SYNCHRONOUS, false),
+    ("dirsync", MsFlags::MS_DIRSYNC, true),
+    ("noatime", MsFlags::MS_NOATIME, true),
+    ("atime", MsFlags::MS_NOATIME, false),
+    ("nodiratime", MsFlags::MS_NODIRATIME, true),
+    ("diratime", MsFlags::MS_NODIRATIME, false),
+    ("relatime", MsFlags::MS_RELATIME, true),
+    ("norelatime", MsFlags::MS_RELATIME, false),
+    ("strictatime", MsFlags::MS_STRICTATIME, true),
+    ("nostrictatime", MsFlags::MS_STRICTATIME, false),
+    ("mand", MsFlags::MS_MANDLOCK, true),
+];
+
+struct Options {
+    flags: MsFlags,
+    propagation: Option<MsFlags>,
+    /// `Some(true)`: rbind, `Some(false)`: bind.
+    bind: Option<bool>,
+    data: Vec<String>,
+}
+
+/// Splits OCI mount options into flags, a propagation, bind or rbind, and the filesystem's own
+/// options (passed to the kernel as they are, so an unknown one fails the mount, by name).
+fn parse_options(options: &[String]) -> Options {
+    let mut parsed = Options {
+        flags: MsFlags::empty(),
+        propagation: None,
+        bind: None,
+        data: Vec::new(),
+    };
+    for option in options {
+        if let Some((_, flag, set)) = FLAG_NAMES.iter().find(|(name, _, _)| name == option) {
+            parsed.flags.set(*flag, *set);
+            continue;
+        }
+        let propagation = match option.as_str() {
+            "bind" => {
+                parsed.bind = Some(false);
+                continue;
+            }
+            "rbind" => {
+                parsed.bind = Some(true);
+                continue;
+            }
+            "private" => MsFlags::MS_PRIVATE,
+            "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+            "slave" => MsFlags::MS_SLAVE,
+            "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            "shared" => MsFlags::MS_SHARED,
+            "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+            "unbindable" => MsFlags::MS_UNBINDABLE,
+            "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+            _ => {
+                parsed.data.push(option.clone());
+                continue;
+            }
+        };
+        parsed.propagation = Some(propagation);
+    }
+    parsed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volumes_are_absolute_existing_paths_with_ro_or_rw() {
+        let mount = Mount::parse_volume("/tmp:/data:ro").unwrap();
+        assert_eq!(mount.destination, Path::new("/data"));
+        assert!(mount.flags.contains(MsFlags::MS_RDONLY));
+        assert!(Mount::parse_volume("/tmp:/data").unwrap().flags.is_empty());
+        for bad in [
+            "tmp:/data",
+            "/tmp:data",
+            "/tmp:/",
+            "/tmp:/a/../b",
+            "/tmp:/data:z",
+            "/tmp",
+            "/no/such/path/here:/data",
+        ] {
+            assert!(Mount::parse_volume(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn oci_options_become_flags_propagation_and_data() {
+        let options: Vec<String> = ["nosuid", "rw", "ro", "rprivate", "mode=755", "size=1k"]
+            .map(String::from)
+            .to_vec();
+        let mount = Mount::from_oci(
+            Path::new("/dev"),
+            Some("tmpfs"),
+            None,
+            &options,
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(mount.flags, MsFlags::MS_NOSUID | MsFlags::MS_RDONLY);
+        assert_eq!(
+            mount.propagation,
+            Some(MsFlags::MS_PRIVATE | MsFlags::MS_REC)
+        );
+        assert_eq!(mount.data, "mode=755,size=1k");
+        let err = Mount::from_oci(Path::new("/x"), Some("nfs"), None, &[], Path::new("/"));
+        assert!(err
+            .unwrap_err()
+            .to_string()
+            .contains("\"nfs\" is not supported"));
+    }
+
+    #[test]
+    fn the_defaults_round_trip_through_the_oci_form() {
+        for mount in rootfs_defaults() {
+            let (destination, kind, source, options) = mount.to_oci();
+            let back = Mount::from_oci(
+                Path::new(&destination),
+                Some(&kind),
+                Some(Path::new(&source)),
+                &options,
+                Path::new("/"),
+            )
+            .unwrap();
+            assert_eq!(back, mount);
+        }
+    }
+}

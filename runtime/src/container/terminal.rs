@@ -1,0 +1,138 @@
+//! An OCI config's `process.terminal`: the workload gets a pseudo-terminal of its own as its
+//! controlling terminal and stdio, and berth relays between it and its own stdin and stdout
+//! (in raw mode when berth's stdin is a terminal, restored at the end).
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::thread::JoinHandle;
+
+use nix::pty::{openpty, Winsize};
+use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
+
+use crate::error::{Error, Result};
+
+/// The pseudo-terminal of a container.
+pub struct Terminal {
+    /// berth's end.
+    pub master: OwnedFd,
+    /// The workload's end (becomes its stdin, stdout, stderr and controlling terminal).
+    pub slave: OwnedFd,
+}
+
+impl Terminal {
+    /// Opens a pseudo-terminal, as large as berth's own terminal, else `size` (rows, columns).
+    pub fn open(size: Option<(u16, u16)>) -> Result<Self> {
+        let size = window_size(std::io::stdin().as_raw_fd()).or_else(|| {
+            size.map(|(rows, cols)| Winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            })
+        });
+        let pty =
+            openpty(size.as_ref(), None).map_err(|e| Error::system("open a pseudo-terminal", e))?;
+        Ok(Terminal {
+            master: pty.master,
+            slave: pty.slave,
+        })
+    }
+}
+
+fn window_size(fd: RawFd) -> Option<Winsize> {
+    let mut size = std::mem::MaybeUninit::<Winsize>::zeroed();
+    // SAFETY: TIOCGWINSZ writes one winsize into the pointed-to memory, which is large enough.
+    let done = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, size.as_mut_ptr()) };
+    // SAFETY: ioctl succeeded, so the kernel filled it in.
+    (done == 0).then(|| unsafe { size.assume_init() })
+}
+
+/// In the child: makes `slave` the controlling terminal of a new session, and stdin, stdout
+/// and stderr.
+pub fn take_as_controlling(slave: RawFd) -> std::result::Result<(), String> {
+    nix::unistd::setsid().map_err(|e| format!("start a session: {e}"))?;
+    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal) and touches no memory.
+    if unsafe { libc::ioctl(slave, libc::TIOCSCTTY, 0) } != 0 {
+        return Err(format!(
+            "take the terminal: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    for target in 0..=2 {
+        // SAFETY: dup2(2) on descriptors the child owns.
+        if unsafe { libc::dup2(slave, target) } < 0 {
+            return Err(format!(
+                "use the terminal as descriptor {target}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The relay between berth's stdio and the terminal; drop it (after the workload ended) to
+/// wait for the last output and restore berth's terminal.
+pub struct Relay {
+    output: Option<JoinHandle<()>>,
+    saved: Option<Termios>,
+}
+
+impl Relay {
+    /// Starts relaying: the terminal's output to berth's stdout, berth's stdin to the
+    /// terminal.
+    pub fn start(master: OwnedFd) -> Result<Self> {
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(stdin.as_fd()).ok();
+        if let Some(saved) = &saved {
+            let mut raw = saved.clone();
+            cfmakeraw(&mut raw);
+            let _ = tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw);
+        }
+        let mut from = File::from(
+            master
+                .try_clone()
+                .map_err(|e| Error::system("share the terminal", e))?,
+        );
+        let output = std::thread::spawn(move || {
+            let mut buffer = [0u8; 8192];
+            let mut out = std::io::stdout().lock();
+            // EIO: every process that had the terminal open has ended.
+            while let Ok(n @ 1..) = from.read(&mut buffer) {
+                if out
+                    .write_all(&buffer[..n])
+                    .and_then(|()| out.flush())
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let mut to = File::from(master);
+        // Not joined: it ends with berth, blocked in a read of berth's stdin.
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 8192];
+            let mut input = std::io::stdin().lock();
+            while let Ok(n @ 1..) = input.read(&mut buffer) {
+                if to.write_all(&buffer[..n]).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Relay {
+            output: Some(output),
+            saved,
+        })
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(output) = self.output.take() {
+            let _ = output.join();
+        }
+        if let Some(saved) = &self.saved {
+            let _ = tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, saved);
+        }
+    }
+}
