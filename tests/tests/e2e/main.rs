@@ -17,6 +17,7 @@ mod ownership;
 mod ports;
 mod process;
 mod rootfs;
+mod rootfs_images;
 mod security;
 
 use serde_json::Value;

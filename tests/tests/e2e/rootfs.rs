@@ -3,6 +3,7 @@
 //! and address, DNS through the upstream, /proc and a /dev of its own; `--read-only`; bad
 //! requests; the host's mount table unchanged afterwards.
 
+use berth_e2e::util::set_mode;
 use berth_e2e::*;
 use std::path::PathBuf;
 
@@ -71,10 +72,286 @@ fn a_read_only_root_refuses_writes_and_bad_roots_are_refused() {
     w.berth_run(&["--rootfs", missing.to_str().unwrap(), "true"])
         .expect_berth_error(&["No such file or directory"]);
     w.berth_run(&["--rootfs", "/", "true"]).expect_berth_error(&["the host's own root"]);
-    // A link where berth would mount: refused, nothing mounted on the host.
-    let hosts = std::path::Path::new(root).join("etc/hosts");
-    let _ = std::fs::remove_file(&hosts);
-    std::os::unix::fs::symlink("/etc/passwd", &hosts).unwrap();
-    w.berth_run(&["--rootfs", root, "true"]).expect_berth_error(&["is a symbolic link"]);
+    w.assert_clean();
+}
+
+#[test]
+fn links_in_a_root_filesystem_lead_nowhere_but_into_it() {
+    let w = World::new();
+    let root = busybox_root(&w);
+    // The root's /etc is a link to a host directory, its hosts file a link to the host's
+    // /etc/passwd: berth's mounts resolve them inside the root, as the container would.
+    let host_etc = w.path("host-etc");
+    std::fs::create_dir(&host_etc).unwrap();
+    std::fs::rename(root.join("etc"), root.join("real-etc")).unwrap();
+    std::os::unix::fs::symlink(&host_etc, root.join("etc")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", root.join("real-etc/hosts")).unwrap();
+    let inside = format!("{}/real-etc", host_etc.display());
+    std::fs::create_dir_all(root.join(inside.trim_start_matches('/'))).unwrap();
+    let out = w.berth_run(&[
+        "--rootfs",
+        root.to_str().unwrap(),
+        "--net",
+        "none",
+        "--hostname",
+        "linked",
+        "cat",
+        "/etc/hostname",
+    ]);
+    assert_eq!(out.ok(), "linked\n");
+    // Nothing was made or mounted in the host's directory.
+    assert_eq!(std::fs::read_dir(&host_etc).unwrap().count(), 0, "host-etc was written to");
+    w.assert_clean();
+}
+
+/// A directory of the world that the container's user 1000 may write in.
+fn shared_dir(w: &World, name: &str) -> std::path::PathBuf {
+    let dir = w.path(name);
+    std::fs::create_dir(&dir).unwrap();
+    set_mode(&dir, 0o777);
+    dir
+}
+
+#[test]
+fn volumes_workdir_user_and_env_files() {
+    let w = World::new();
+    let root = busybox_root(&w);
+    let root = root.to_str().unwrap();
+    let shared = shared_dir(&w, "shared");
+    std::fs::write(shared.join("from-host"), "host wrote this\n").unwrap();
+    let env_file = w.path("env");
+    std::fs::write(&env_file, "# settings\nA=1\n\nB=from-file\n").unwrap();
+    let volume = format!("{}:/data", shared.display());
+    let out = w.berth_run(&[
+        "--rootfs",
+        root,
+        "--net",
+        "none",
+        "-v",
+        &volume,
+        "-w",
+        "/data",
+        "-u",
+        "1000",
+        "--env-file",
+        env_file.to_str().unwrap(),
+        "-e",
+        "B=2",
+        "sh",
+        "-c",
+        "id -u; id -g; pwd; echo $A $B $HOME; cat from-host; echo container wrote this > out; \
+         grep CapEff /proc/self/status",
+    ]);
+    let lines: Vec<&str> = out.ok().lines().collect();
+    assert_eq!(lines[..5], ["1000", "1000", "/data", "1 2 /tmp", "host wrote this"], "{out}");
+    assert_eq!(lines[5], "CapEff:\t0000000000000000", "user 1000 keeps no capability\n{out}");
+    assert_eq!(std::fs::read_to_string(shared.join("out")).unwrap(), "container wrote this\n");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(shared.join("out")).unwrap().uid(), 1000);
+
+    // Read-only, and the same without a root filesystem of its own.
+    let read_only = format!("{}:/mnt:ro", shared.display());
+    let out = w.berth_run(&[
+        "--net",
+        "none",
+        "-v",
+        &read_only,
+        "sh",
+        "-c",
+        "cat /mnt/from-host; echo x > /mnt/new || echo refused",
+    ]);
+    assert_eq!(out.ok(), "host wrote this\nrefused\n");
+    assert!(!shared.join("new").exists());
+
+    // Bad input: nothing made.
+    w.berth_run(&["--rootfs", root, "-u", "nobody-here", "true"])
+        .expect_berth_error(&["not in the container's /etc/passwd"]);
+    w.berth_run(&["-v", "relative:/data", "true"]).expect_berth_error(&["absolute"]);
+    let missing = format!("{}:/no/such/dir/here", shared.display());
+    w.berth_run(&["--net", "none", "-v", &missing, "true"]).expect_berth_error(&["does not exist"]);
+    std::fs::write(&env_file, "GOOD=1\nBAD KEY=2\n").unwrap();
+    w.berth_run(&["--env-file", env_file.to_str().unwrap(), "true"])
+        .expect_berth_error(&["line 2"]);
+    w.assert_clean();
+}
+
+/// The states of every process the container sees, from /proc (busybox has no `ps -o stat`).
+const PROCESS_STATES: &str =
+    "for s in /proc/[0-9]*/stat; do cut -d' ' -f3 $s; done | sort | uniq -c";
+
+#[test]
+fn a_private_pid_namespace_and_its_init() {
+    let w = World::new();
+    let root = busybox_root(&w);
+    let root = root.to_str().unwrap();
+    // Only the container's own processes, in a root of its own and in the host's.
+    for args in [&["--rootfs", root][..], &[][..]] {
+        let mut argv = args.to_vec();
+        argv.extend([
+            "--net",
+            "none",
+            "--pid",
+            "private",
+            "sh",
+            "-c",
+            "echo $$; ls -d /proc/[0-9]* | wc -l",
+        ]);
+        let out = w.berth_run(&argv);
+        let lines: Vec<&str> = out.ok().lines().collect();
+        assert_eq!(lines[0], "1", "the command is PID 1\n{out}");
+        let count: u32 = lines[1].trim().parse().unwrap();
+        assert!(count <= 4, "/proc shows {count} processes\n{out}");
+    }
+
+    // An orphan that ends: a zombie under a PID 1 that reaps nothing (sleep), reaped under
+    // --init.
+    let orphan = "sh -c 'sleep 0.2 & exit 0'; exec sleep 30";
+    for (flag, zombie) in [("--pid=private", true), ("--init", false)] {
+        w.berth_run(&[
+            "-d", "--name", "orphans", "--rootfs", root, "--net", "none", flag, "sh", "-c", orphan,
+        ])
+        .ok();
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        let out = w.run(w.berth().args(["exec", "orphans", "sh", "-c", PROCESS_STATES]));
+        assert_eq!(out.ok().contains(" Z"), zombie, "{flag}: a zombie?\n{out}");
+        w.run(w.berth().args(["kill", "orphans"])).ok();
+        poll(DEFAULT_TIMEOUT, std::time::Duration::from_millis(20), || {
+            w.run(w.berth().args(["rm", "orphans"])).status.success().then_some(())
+        })
+        .expect("the container ends");
+    }
+    let out = w.berth_run(&["--rootfs", root, "--net", "none", "--init", "sh", "-c", "exit 7"]);
+    out.expect_code(7);
+
+    // `berth stop`: a shell as PID 1 ignores SIGTERM and is killed; under --init it ends.
+    for (flag, code) in [("--init", 143), ("--pid=private", 137)] {
+        w.berth_run(&[
+            "-d", "--name", "pid1", "--rootfs", root, "--net", "none", flag, "sh", "-c", "sleep 30",
+        ])
+        .ok();
+        w.run(w.berth().args(["stop", "-t", "2", "pid1"])).ok();
+        let state = crate::json(w.run(w.berth().args(["inspect", "pid1"])).ok());
+        assert_eq!(state["exit_code"], code, "{flag}: {state}");
+        w.run(w.berth().args(["rm", "pid1"])).ok();
+    }
+    w.berth_run(&["--pid", "host", "--init", "true"]).expect_berth_error(&["--init"]);
+    w.assert_clean();
+}
+
+/// A bundle in the world's scratch directory: `config` as config.json and a busybox root.
+fn bundle(w: &World, name: &str, config: &serde_json::Value) -> std::path::PathBuf {
+    let dir = w.path(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../rootfs-examples/busybox.sh");
+    w.run(w.cmd("bash").arg(script).arg(dir.join("rootfs"))).ok();
+    std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(config).unwrap()).unwrap();
+    dir
+}
+
+#[test]
+fn a_bundle_from_runc_spec_runs_with_only_its_args_changed() {
+    let w = World::with_upstream();
+    let scratch = w.path("runc-spec");
+    std::fs::create_dir(&scratch).unwrap();
+    w.run(w.cmd("runc").args(["spec", "--bundle"]).arg(&scratch)).ok();
+    let mut config = crate::json(&std::fs::read_to_string(scratch.join("config.json")).unwrap());
+    config["process"]["args"] = serde_json::json!([
+        "sh",
+        "-c",
+        "echo $$; hostname; ip -o -4 addr show dev eth0 | awk '{print $4}'; \
+         grep CapEff /proc/self/status; (echo x > /x) 2>/dev/null || echo read-only; \
+         nslookup web.upstream.test | grep -A1 '^Name:' | tail -n 1 | awk '{print $2}'"
+    ]);
+    let dir = bundle(&w, "runc-bundle", &config);
+    let out = w.berth_run(&["--bundle", dir.to_str().unwrap()]);
+    // The terminal (runc spec asks for one) turns \n into \r\n.
+    let text = out.ok().replace('\r', "");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "1", "its own PID namespace\n{out}");
+    assert_eq!(lines[1], "runc", "{out}");
+    assert_eq!(lines[2], "10.201.0.2/16", "on the default bridge\n{out}");
+    // CAP_AUDIT_WRITE, CAP_KILL and CAP_NET_BIND_SERVICE, as runc spec says.
+    assert_eq!(lines[3], "CapEff:\t0000000020000420", "{out}");
+    assert_eq!(lines[4], "read-only", "{out}");
+    assert_eq!(lines[5], UPSTREAM_ADDR.to_string(), "DNS through the upstream\n{out}");
+    w.assert_clean();
+}
+
+#[test]
+fn a_bundle_from_berth_spec_runs_as_it_is_and_bad_bundles_are_refused() {
+    let w = World::new();
+    let dir = w.path("berth-bundle");
+    std::fs::create_dir(&dir).unwrap();
+    w.run(w.berth().args(["spec", "--bundle", dir.to_str().unwrap()])).ok();
+    w.run(w.berth().args(["spec", "--bundle", dir.to_str().unwrap()]))
+        .expect_berth_error(&["exists"]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../rootfs-examples/busybox.sh");
+    w.run(w.cmd("bash").arg(script).arg(dir.join("rootfs"))).ok();
+    // Its command is sh, reading from stdin.
+    let input = w.path("input");
+    std::fs::write(&input, "echo $$; hostname; ip -o -4 addr show dev eth0 | awk '{print $4}'\n")
+        .unwrap();
+    let out = w.run(
+        w.berth()
+            .args(["run", "--bundle", dir.to_str().unwrap()])
+            .stdin(std::fs::File::open(&input).unwrap()),
+    );
+    assert_eq!(out.ok(), "1\nberth\n10.201.0.2/16\n");
+    let config = crate::json(&std::fs::read_to_string(dir.join("config.json")).unwrap());
+
+    // Refused by name, with nothing made.
+    let mut seccomp = config.clone();
+    seccomp["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO"});
+    let bad = bundle(&w, "seccomp", &seccomp);
+    w.berth_run(&["--bundle", bad.to_str().unwrap()])
+        .expect_berth_error(&["linux.seccomp is not supported"]);
+    let mut user_ns = config.clone();
+    user_ns["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"type": "user"}));
+    let bad = bundle(&w, "userns", &user_ns);
+    w.berth_run(&["--bundle", bad.to_str().unwrap()]).expect_berth_error(&["user namespace"]);
+    w.berth_run(&["--bundle", dir.to_str().unwrap(), "--rootfs", "/tmp"])
+        .expect_berth_error(&["root.path"]);
+    w.assert_clean();
+}
+
+#[test]
+fn a_bundle_joins_a_network_namespace_by_its_path() {
+    let w = World::new();
+    let holder = w.spawn(w.cmd("unshare").args(["--net", "sleep", "60"]));
+    let net = format!("/proc/{}/ns/net", holder.pid());
+    let probe = poll(DEFAULT_TIMEOUT, std::time::Duration::from_millis(20), || {
+        w.run(
+            w.cmd("nsenter")
+                .arg(format!("--net={net}"))
+                .args(["ip", "link", "add", "probe0", "type", "veth", "peer", "name", "probe1"]),
+        )
+        .status
+        .success()
+        .then_some(())
+    });
+    assert!(probe.is_some(), "could not add probe0 in the holder's namespace");
+    let mut config = crate::json(&{
+        let dir = w.path("spec");
+        std::fs::create_dir(&dir).unwrap();
+        w.run(w.berth().args(["spec", "--bundle", dir.to_str().unwrap()])).ok();
+        std::fs::read_to_string(dir.join("config.json")).unwrap()
+    });
+    config["annotations"] = serde_json::json!({});
+    config["process"]["args"] = serde_json::json!(["ip", "-o", "link", "show", "probe0"]);
+    for namespace in config["linux"]["namespaces"].as_array_mut().unwrap() {
+        if namespace["type"] == "network" {
+            namespace["path"] = serde_json::json!(net);
+        }
+    }
+    let dir = bundle(&w, "joined", &config);
+    let out = w.berth_run(&["--bundle", dir.to_str().unwrap()]);
+    assert!(out.ok().contains("probe0"), "{out}");
+    // berth's network options do not apply to a joined namespace.
+    w.berth_run(&["--bundle", dir.to_str().unwrap(), "--net", "bridge"])
+        .expect_berth_error(&["joins a network namespace"]);
+    holder.signal(libc::SIGKILL);
     w.assert_clean();
 }
