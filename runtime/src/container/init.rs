@@ -32,6 +32,9 @@ pub fn fork_workload(ends: &mut ChildEnds) {
 }
 
 fn serve(workload: Pid) -> ! {
+    // Its name in the container's `ps` (the command line stays berth's).
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"berth-init".as_ptr(), 0, 0, 0) };
     let all = SigSet::all();
     loop {
         let signal = match all.wait() {

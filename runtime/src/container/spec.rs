@@ -188,6 +188,20 @@ impl RunSpec {
         } else if pid_private {
             filesystem.mounts.push(mounts::proc_for_private_pids());
         }
+        if rootfs.is_none() {
+            if let Some((text, volume)) = args
+                .volume
+                .iter()
+                .zip(&volumes)
+                .find(|(_, volume)| !volume.destination.exists())
+            {
+                return Err(Error::Invalid(format!(
+                    "-v {text}: {} does not exist, and without --rootfs berth makes nothing in \
+                     the host's own filesystem",
+                    volume.destination.display()
+                )));
+            }
+        }
         filesystem.rootfs = rootfs;
         filesystem.mounts.extend(volumes);
         if let Some(dir) = &args.workdir {

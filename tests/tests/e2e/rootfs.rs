@@ -260,7 +260,9 @@ fn a_bundle_from_runc_spec_runs_with_only_its_args_changed() {
         "-c",
         "echo $$; hostname; ip -o -4 addr show dev eth0 | awk '{print $4}'; \
          grep CapEff /proc/self/status; (echo x > /x) 2>/dev/null || echo read-only; \
-         nslookup web.upstream.test | grep -A1 '^Name:' | tail -n 1 | awk '{print $2}'"
+         nslookup web.upstream.test | grep -A1 '^Name:' | tail -n 1 | awk '{print $2}'; \
+         ulimit -n; wc -c < /proc/keys; \
+         (echo 1 > /proc/sys/net/ipv4/ip_forward) 2>/dev/null || echo proc-sys-read-only"
     ]);
     let dir = bundle(&w, "runc-bundle", &config);
     let out = w.berth_run(&["--bundle", dir.to_str().unwrap()]);
@@ -274,6 +276,9 @@ fn a_bundle_from_runc_spec_runs_with_only_its_args_changed() {
     assert_eq!(lines[3], "CapEff:\t0000000020000420", "{out}");
     assert_eq!(lines[4], "read-only", "{out}");
     assert_eq!(lines[5], UPSTREAM_ADDR.to_string(), "DNS through the upstream\n{out}");
+    assert_eq!(lines[6], "1024", "rlimits\n{out}");
+    assert_eq!(lines[7].trim(), "0", "/proc/keys masked\n{out}");
+    assert_eq!(lines[8], "proc-sys-read-only", "{out}");
     w.assert_clean();
 }
 
@@ -299,6 +304,14 @@ fn a_bundle_from_berth_spec_runs_as_it_is_and_bad_bundles_are_refused() {
     assert_eq!(out.ok(), "1\nberth\n10.201.0.2/16\n");
     let config = crate::json(&std::fs::read_to_string(dir.join("config.json")).unwrap());
 
+    // A sysctl of the container's network namespace.
+    let mut sysctl = config.clone();
+    sysctl["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_unprivileged_port_start": "80"});
+    sysctl["process"]["args"] =
+        serde_json::json!(["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"]);
+    let with_sysctl = bundle(&w, "sysctl", &sysctl);
+    assert_eq!(w.berth_run(&["--bundle", with_sysctl.to_str().unwrap()]).ok(), "80\n");
+
     // Refused by name, with nothing made.
     let mut seccomp = config.clone();
     seccomp["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO"});
@@ -320,19 +333,14 @@ fn a_bundle_from_berth_spec_runs_as_it_is_and_bad_bundles_are_refused() {
 #[test]
 fn a_bundle_joins_a_network_namespace_by_its_path() {
     let w = World::new();
-    let holder = w.spawn(w.cmd("unshare").args(["--net", "sleep", "60"]));
+    // A network namespace held by a process, with an interface only it has.
+    let ready = w.path("holder-ready");
+    let holder = w.spawn(w.cmd("unshare").args(["--net", "sh", "-c"]).arg(format!(
+        "ip link add probe0 type veth peer name probe1 && touch {} && exec sleep 60",
+        ready.display()
+    )));
+    assert!(wait_for_file(&ready, DEFAULT_TIMEOUT), "the holder did not start");
     let net = format!("/proc/{}/ns/net", holder.pid());
-    let probe = poll(DEFAULT_TIMEOUT, std::time::Duration::from_millis(20), || {
-        w.run(
-            w.cmd("nsenter")
-                .arg(format!("--net={net}"))
-                .args(["ip", "link", "add", "probe0", "type", "veth", "peer", "name", "probe1"]),
-        )
-        .status
-        .success()
-        .then_some(())
-    });
-    assert!(probe.is_some(), "could not add probe0 in the holder's namespace");
     let mut config = crate::json(&{
         let dir = w.path("spec");
         std::fs::create_dir(&dir).unwrap();
