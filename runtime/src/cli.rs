@@ -237,9 +237,12 @@ pub struct ExecArgs {
     /// Set an environment variable for the command (KEY=VALUE, or KEY to copy berth's).
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
-    /// The working directory inside the container (default /).
+    /// The working directory inside the container (default: the container's).
     #[arg(short = 'w', long = "workdir", value_name = "DIR")]
     pub workdir: Option<PathBuf>,
+    /// Run as this user, UID[:GID] or NAME[:GROUP] (default: the container's user).
+    #[arg(short = 'u', long = "user", value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
     /// The container's name or the start of its id.
     pub name: String,
     /// The command and its arguments.
@@ -358,11 +361,13 @@ pub struct RunArgs {
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_file: Vec<PathBuf>,
 
-    /// The PID namespace: host (the default: the command is an ordinary process of the host,
-    /// berth itself reaps what it leaves and forwards signals, and it costs nothing) or private
-    /// (a namespace of its own, in which /proc shows only the container's processes and the
-    /// command is PID 1: the kernel then drops SIGTERM and SIGINT unless the command handles
-    /// them, so a shell ignores `berth stop` until the grace period ends; add --init).
+    /// The PID namespace: host or private. The default is host without --rootfs: the
+    /// command is an ordinary process of the host, which berth forwards signals to and reaps
+    /// the leftovers of, at no cost. With --rootfs it is private, as docker's: /proc shows only
+    /// the container's processes, and no process reaches another container's root through
+    /// /proc/PID/root. In a private namespace the command is PID 1, to which the kernel
+    /// delivers no signal it has no handler for: a shell ignores `berth stop` (SIGTERM) and
+    /// Ctrl-C until the grace period ends. Add --init.
     #[arg(long = "pid", value_name = "host|private", value_parser = ["host", "private"])]
     pub pid: Option<String>,
 

@@ -4,6 +4,7 @@
 //! place, so the command's exit code is berth's.
 
 use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -17,7 +18,47 @@ use crate::container::child::exec_searching_path;
 use crate::container::process::Failure;
 use crate::container::spec::{c_string, environment, path_of};
 use crate::container::state::{ContainerDir, Status};
+use crate::container::user::User;
 use crate::error::{Error, Result};
+
+/// Changes to `dir`, resolved inside the (container's) root and through no magic link of
+/// /proc: a link the container planted, such as one to /proc/1/root, must not lead the
+/// command into the host's filesystem.
+fn change_directory_in_root(dir: &Path) -> std::io::Result<()> {
+    /// struct open_how (linux/openat2.h).
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+    const RESOLVE_IN_ROOT: u64 = 0x10;
+    let root = File::open("/")?;
+    let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: openat2(2) reads the NUL-terminated path and `size` bytes of `how`.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor, owned by nothing else.
+    let dir = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
+    nix::unistd::fchdir(&dir).map_err(std::io::Error::from)
+}
 
 /// Runs `berth exec`; returns only if the command could not be executed.
 pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
@@ -38,18 +79,41 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
     };
     let (mount, network, uts, pid_namespace) =
         (open("mnt")?, open("net")?, open("uts")?, open("pid")?);
-    let own_pid_namespace = |file: &File| {
+    // A namespace of the container's own, unlike berth's (a bundle's IPC and cgroup ones).
+    let own = |file: &File, kind: &str| {
         let theirs = file.metadata().map(|m| m.ino()).ok();
-        let ours = std::fs::metadata("/proc/self/ns/pid").map(|m| m.ino()).ok();
+        let ours = std::fs::metadata(format!("/proc/self/ns/{kind}"))
+            .map(|m| m.ino())
+            .ok();
         theirs != ours
     };
-    let private_pids = own_pid_namespace(&pid_namespace);
+    let private_pids = own(&pid_namespace, "pid");
+    let mut more = Vec::new();
+    for (kind, flag) in [
+        ("ipc", CloneFlags::CLONE_NEWIPC),
+        ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+    ] {
+        let file = open(kind)?;
+        if own(&file, kind) {
+            more.push((file, flag));
+        }
+    }
     // Held open, the namespace cannot change under us: check it is still the container's.
     if mount.metadata().map(|m| m.ino()).ok() != state.mount_namespace {
         return Err(Error::Invalid(format!("{} is ending", args.name)));
     }
     // The same environment rules as `berth run`: docker's clean one, then `-e`.
-    let env = environment(&args.env, &state.hostname)?;
+    let mut env = environment(&args.env, &state.hostname)?;
+    let home_is_default = !args
+        .env
+        .iter()
+        .any(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == "HOME");
+    let user = args
+        .user
+        .as_deref()
+        .or(state.user.as_deref())
+        .map(User::parse)
+        .transpose()?;
     let argv = args
         .command
         .iter()
@@ -65,6 +129,9 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
         setns(file, kind)
             .map_err(|e| Error::system(format!("join the container's {what} namespace"), e))?;
     }
+    for (file, kind) in &more {
+        setns(file, *kind).map_err(|e| Error::system("join the container's namespaces", e))?;
+    }
     if private_pids {
         // A PID namespace takes in only the children of who joins it: the command is forked,
         // and berth passes its exit status on.
@@ -72,7 +139,11 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
             .map_err(|e| Error::system("join the container's PID namespace", e))?;
         // SAFETY: berth is single-threaded, so the child may go on as berth would.
         match unsafe { nix::unistd::fork() }.map_err(|e| Error::system("fork", e))? {
-            nix::unistd::ForkResult::Child => {}
+            nix::unistd::ForkResult::Child => {
+                // The command ends with `berth exec` (it is no child of the container's init).
+                // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory.
+                unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+            }
             nix::unistd::ForkResult::Parent { child } => {
                 return Ok(match nix::sys::wait::waitpid(child, None) {
                     Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => code as u8,
@@ -82,10 +153,24 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
             }
         }
     }
-    let workdir = args.workdir.as_deref().unwrap_or(Path::new("/"));
-    std::env::set_current_dir(workdir).map_err(|e| Error::file(workdir, e))?;
+    let workdir = args
+        .workdir
+        .as_deref()
+        .or(state.workdir.as_deref())
+        .unwrap_or(Path::new("/"));
+    change_directory_in_root(workdir).map_err(|e| Error::file(workdir, e))?;
+    // The user is looked up in the container's own /etc/passwd, as the run did.
+    let ids = user
+        .map(|user| user.resolve().map_err(Error::Container))
+        .transpose()?;
+    if let Some(home) = ids.as_ref().and_then(|ids| ids.home.as_deref()) {
+        if home_is_default {
+            env.retain(|entry| !entry.as_bytes().starts_with(b"HOME="));
+            env.push(c_string(&format!("HOME={home}").into(), "HOME")?);
+        }
+    }
     CapabilityPolicy::from_names(&state.capabilities, state.no_new_privs)
-        .apply(None)
+        .apply(ids.as_ref())
         .map_err(Error::Container)?;
     // SAFETY: restoring the default disposition installs no handler.
     unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }

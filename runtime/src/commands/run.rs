@@ -91,6 +91,8 @@ fn launch(
         detached: spec.detached,
         capabilities: spec.capabilities.names(),
         no_new_privs: spec.capabilities.no_new_privs,
+        user: spec.process.user.as_ref().map(|user| user.to_string()),
+        workdir: spec.process.workdir.clone(),
         exit_code: None,
     };
     let mut made = Made::default();
@@ -303,11 +305,12 @@ fn launch(
     let relay = terminal_master.map(Relay::start).transpose()?;
     let code = supervise::supervise(container.pid, signals)?;
     made.child = None;
-    // The workload's last output, then berth's terminal as it was.
-    drop(relay);
     trace::step("the workload ended");
     fault::point("before-teardown");
     supervise::kill_leftovers();
+    // The workload's last output (no process holds its terminal any more), then berth's
+    // terminal as it was.
+    drop(relay);
     // A detached container's record stays for `berth logs` and `berth ps -a`, and its name
     // with it until `berth rm`; it says the container exited once everything else is undone,
     // so that `berth stop` returns when the network is free.

@@ -105,21 +105,22 @@ impl CapabilityPolicy {
             .map_err(|e| fail("read the permitted capabilities", e))?;
         let keep: CapsHashSet = self.keep.intersection(&held).copied().collect();
         // The bounding set first (dropping from it needs CAP_SETPCAP, which may go next), by
-        // number up to the kernel's last capability, so that none newer than this build stays.
-        let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-            .ok()
-            .and_then(|text| text.trim().parse::<u8>().ok())
-            .unwrap_or(63);
+        // number up to the kernel's last capability (EINVAL: no such capability), so that
+        // none newer than this build stays. (Not from /proc/sys/kernel/cap_last_cap: in a
+        // root filesystem without /proc, that file would be the root's to write.)
         let kept: u64 = keep.iter().fold(0, |mask, cap| mask | cap.bitmask());
-        for index in 0..=last.min(63) {
+        for index in 0..64u64 {
             if kept & (1 << index) == 0 {
                 // SAFETY: prctl(PR_CAPBSET_DROP) takes integer arguments and touches no memory.
                 if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, index as libc::c_ulong, 0, 0, 0) }
                     != 0
                 {
+                    let error = std::io::Error::last_os_error();
+                    if error.raw_os_error() == Some(libc::EINVAL) {
+                        break;
+                    }
                     return Err(format!(
-                        "drop capability {index} from the bounding set: {}",
-                        std::io::Error::last_os_error()
+                        "drop capability {index} from the bounding set: {error}"
                     ));
                 }
             }
@@ -130,11 +131,21 @@ impl CapabilityPolicy {
                 unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
             }
             ids.become_user()?;
+        } else {
+            // Root, without the supplementary groups of whoever started berth.
+            nix::unistd::setgroups(&[])
+                .map_err(|e| format!("clear the supplementary groups: {e}"))?;
         }
         let root = ids.is_none_or(|ids| ids.uid == 0);
         match &self.sets {
-            // The kernel emptied the sets when the uid changed from root.
-            None if !root => {}
+            // The kernel emptied the effective and permitted sets when the uid changed from
+            // root; the inheritable one stays empty here too (CVE-2022-24769).
+            None if !root => {
+                caps::clear(None, CapSet::Inheritable)
+                    .map_err(|e| fail("clear the inheritable capabilities", e))?;
+                caps::clear(None, CapSet::Ambient)
+                    .map_err(|e| fail("clear the ambient capabilities", e))?;
+            }
             None => {
                 // The inheritable set stays empty, as docker's has since CVE-2022-24769.
                 caps::clear(None, CapSet::Inheritable)

@@ -115,6 +115,10 @@ fn prepare(plan: &ChildPlan, ends: &mut ChildEnds) -> Result<Option<Vec<CString>
     if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
         return Err(format!("set the parent-death signal: {}", Errno::last()));
     }
+    // Until the exec, this process is a copy of berth (its memory, its environment): no
+    // process of a container may read it through /proc (the init never execs).
+    // SAFETY: prctl(PR_SET_DUMPABLE) takes integer arguments and touches no memory.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     // In a PID namespace of its own, the child is PID 1 and its parent is outside (pid 0):
     // then berth is gone when its end of the report pipe is.
     let parent_gone = if nix::unistd::getpid().as_raw() == 1 {
@@ -184,10 +188,11 @@ fn prepare(plan: &ChildPlan, ends: &mut ChildEnds) -> Result<Option<Vec<CString>
         None::<&str>,
     )
     .map_err(|e| format!("make the container's mounts private: {e}"))?;
-    crate::container::rootfs::enter(&plan.filesystem)?;
-
-    // The process: limits, directory and user, in the container's own root.
     let process = &plan.process;
+    let workdir = process.workdir.as_deref().unwrap_or(Path::new("/"));
+    crate::container::rootfs::enter(&plan.filesystem, workdir)?;
+
+    // The process: limits and user, in the container's own root.
     for (resource, soft, hard) in &process.rlimits {
         nix::sys::resource::setrlimit(*resource, *soft, *hard)
             .map_err(|e| format!("set {resource:?}: {e}"))?;
@@ -198,15 +203,6 @@ fn prepare(plan: &ChildPlan, ends: &mut ChildEnds) -> Result<Option<Vec<CString>
     }
     if let Some(mask) = process.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
-    }
-    let workdir = process.workdir.as_deref().unwrap_or(Path::new("/"));
-    if let Err(e) = nix::unistd::chdir(workdir) {
-        if e != Errno::ENOENT || plan.filesystem.rootfs.is_none() {
-            return Err(format!("working directory {}: {e}", workdir.display()));
-        }
-        std::fs::create_dir_all(workdir)
-            .and_then(|()| std::env::set_current_dir(workdir))
-            .map_err(|e| format!("working directory {}: {e}", workdir.display()))?;
     }
     let ids = process.user.as_ref().map(User::resolve).transpose()?;
     if let Some(slave) = plan.terminal {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
 
+use crate::container::rootfs::NOSYMFOLLOW;
 use crate::error::{Error, Result};
 
 /// One mount in the container.
@@ -125,6 +126,24 @@ impl Mount {
                 let path = bundle.join(path);
                 let path = std::fs::canonicalize(&path)
                     .map_err(|e| bad(format!("source {}: {e}", path.display())))?;
+                // A bind takes no filesystem options, and its flags are set with
+                // mount_setattr, which has no sync, dirsync or mand.
+                let unsupported =
+                    MsFlags::MS_SYNCHRONOUS | MsFlags::MS_DIRSYNC | MsFlags::MS_MANDLOCK;
+                if !parsed.data.is_empty() || parsed.flags.intersects(unsupported) {
+                    let mut names = parsed.data.clone();
+                    names.extend(
+                        FLAG_NAMES
+                            .iter()
+                            .filter(|(_, flag, set)| *set && unsupported.contains(*flag))
+                            .filter(|(_, flag, _)| parsed.flags.contains(*flag))
+                            .map(|(name, _, _)| (*name).to_owned()),
+                    );
+                    return Err(bad(format!(
+                        "bind option {} is not supported by berth",
+                        names.join(", ")
+                    )));
+                }
                 Source::Bind {
                     path,
                     recursive: parsed.bind != Some(false),
@@ -153,11 +172,14 @@ impl Mount {
 
     /// The OCI form of this mount: (destination, type, source, options).
     pub fn to_oci(&self) -> (String, String, String, Vec<String>) {
-        let mut options: Vec<String> = FLAG_NAMES
-            .iter()
-            .filter(|(_, flag, set)| *set && self.flags.contains(*flag))
-            .map(|(name, _, _)| (*name).to_owned())
-            .collect();
+        let mut named = MsFlags::empty();
+        let mut options: Vec<String> = Vec::new();
+        for (name, flag, set) in FLAG_NAMES {
+            if set && self.flags.contains(flag) && !named.contains(flag) {
+                named |= flag;
+                options.push(name.to_owned());
+            }
+        }
         options.extend(
             self.data
                 .split(',')
@@ -251,7 +273,7 @@ pub fn proc_for_private_pids() -> Mount {
 
 /// Paths of /proc and /sys that docker hides in a container (a file gets /dev/null bound
 /// over it, a directory an empty read-only tmpfs).
-pub const MASKED_PATHS: [&str; 10] = [
+pub const MASKED_PATHS: [&str; 11] = [
     "/proc/acpi",
     "/proc/asound",
     "/proc/kcore",
@@ -262,6 +284,7 @@ pub const MASKED_PATHS: [&str; 10] = [
     "/proc/sched_debug",
     "/proc/scsi",
     "/sys/firmware",
+    "/sys/devices/virtual/powercap",
 ];
 
 /// Paths of /proc that docker makes read-only in a container.
@@ -274,8 +297,12 @@ pub const READ_ONLY_PATHS: [&str; 5] = [
 ];
 
 /// Mount options by name: (name, flag, whether the option sets the flag or clears it).
-const FLAG_NAMES: [(&str, MsFlags, bool); 20] = [
+const FLAG_NAMES: [(&str, MsFlags, bool); 23] = [
     ("ro", MsFlags::MS_RDONLY, true),
+    // A bind's flags go on its whole tree, so read-only is recursive anyway.
+    ("rro", MsFlags::MS_RDONLY, true),
+    ("nosymfollow", NOSYMFOLLOW, true),
+    ("symfollow", NOSYMFOLLOW, false),
     ("rw", MsFlags::MS_RDONLY, false),
     ("nosuid", MsFlags::MS_NOSUID, true),
     ("suid", MsFlags::MS_NOSUID, false),

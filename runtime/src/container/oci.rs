@@ -305,6 +305,21 @@ pub fn spec_from_bundle(dir: &Path, args: &RunArgs, root: &Path) -> Result<RunSp
         ));
     }
     let pid_private = new.contains(&LinuxNamespaceType::Pid);
+    let joins_uts = join
+        .iter()
+        .any(|(kind, _)| *kind == CloneFlags::CLONE_NEWUTS);
+    let names = config
+        .hostname()
+        .iter()
+        .chain(config.domainname())
+        .any(|n| !n.is_empty());
+    if joins_uts && names {
+        return Err(invalid(
+            "the bundle joins a UTS namespace by path, so it cannot set hostname or \
+             domainname (they would change that namespace's)"
+                .into(),
+        ));
+    }
 
     // The network: --net/-p/--ip/--dns, else the annotations, in the bundle's own namespace.
     let net = args
@@ -603,7 +618,8 @@ fn check_devices(linux: &oci_spec::runtime::Linux) -> Result<()> {
 fn check_sysctl(key: &str, network: &Network, more_namespaces: libc::c_int) -> Result<()> {
     let own_ipc = more_namespaces & libc::CLONE_NEWIPC != 0;
     let allowed = if key.starts_with("net.") {
-        !matches!(network, Network::Host)
+        // Not in a joined namespace either: it may be the host's.
+        !matches!(network, Network::Host | Network::Join(_))
     } else if key.starts_with("kernel.shm")
         || key.starts_with("kernel.msg")
         || key == "kernel.sem"

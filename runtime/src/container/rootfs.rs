@@ -21,6 +21,9 @@ use nix::unistd::{chdir, pivot_root};
 
 use crate::container::mounts::{Mount, Source};
 
+/// MS_NOSYMFOLLOW (linux/mount.h), which nix does not name.
+pub const NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(256);
+
 /// The device nodes of the container's /dev, bound from the host's.
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
@@ -47,9 +50,12 @@ pub struct FilesystemPlan {
 }
 
 /// Makes the container's filesystem; the mounts are private already.
-pub fn enter(plan: &FilesystemPlan) -> Result<(), String> {
+/// Makes the container's filesystem (the mounts are private already) and changes to
+/// `workdir` (made if missing in a root filesystem).
+pub fn enter(plan: &FilesystemPlan, workdir: &Path) -> Result<(), String> {
     let Some(rootfs) = &plan.rootfs else {
-        return in_the_hosts_root(plan);
+        in_the_hosts_root(plan)?;
+        return chdir(workdir).map_err(|e| format!("working directory {}: {e}", workdir.display()));
     };
     // 1. What comes from the host, taken while the host's root is still there.
     let sources = plan
@@ -78,6 +84,12 @@ pub fn enter(plan: &FilesystemPlan) -> Result<(), String> {
         .iter()
         .map(|(source, target)| detached(source, false).map(|fd| (fd, *target)))
         .collect::<Result<Vec<_>, _>>()?;
+    // The host's /dev/null, for each masked file (the root's own could be any device).
+    let nulls = plan
+        .masked_paths
+        .iter()
+        .map(|_| detached(Path::new("/dev/null"), false))
+        .collect::<Result<Vec<_>, _>>()?;
 
     // 2. Into the root: it must be a mount point of its own; pivot_root(".", ".") stacks the
     // old root under the new one, and the old one is detached.
@@ -92,9 +104,18 @@ pub fn enter(plan: &FilesystemPlan) -> Result<(), String> {
     pivot_root(".", ".").map_err(|e| format!("pivot_root into {}: {e}", rootfs.display()))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detach the host's root: {e}"))?;
     chdir("/").map_err(|e| format!("chdir /: {e}"))?;
+    // No device node of the root, nor of a mount below it, opens from here on.
+    set_tree_flags(None, MsFlags::MS_NODEV, Path::new("/"))?;
 
-    // 3. The mounts, by paths inside the root.
-    for (mount, source) in plan.mounts.iter().zip(sources) {
+    // 3. The mounts, by paths inside the root. /proc and what goes below it come last: until
+    // procfs is there, the root holds no magic link (/proc/PID/root), so following the root's
+    // own links to make a mount point, a file or the working directory stays inside it.
+    let (late, early): (Vec<_>, Vec<_>) = plan
+        .mounts
+        .iter()
+        .zip(sources)
+        .partition(|(mount, _)| mount.destination.starts_with("/proc"));
+    for (mount, source) in early {
         apply(mount, source, true)?;
     }
     if makes_dev {
@@ -107,7 +128,18 @@ pub fn enter(plan: &FilesystemPlan) -> Result<(), String> {
         attach(&source, target)?;
         remount(target, MsFlags::MS_RDONLY)?;
     }
-    mask_and_protect(plan)?;
+    if let Err(e) = chdir(workdir) {
+        if e != nix::errno::Errno::ENOENT {
+            return Err(format!("working directory {}: {e}", workdir.display()));
+        }
+        fs::create_dir_all(workdir)
+            .map_err(|e| format!("make working directory {}: {e}", workdir.display()))?;
+        chdir(workdir).map_err(|e| format!("working directory {}: {e}", workdir.display()))?;
+    }
+    for (mount, source) in late {
+        apply(mount, source, true)?;
+    }
+    mask_and_protect(plan, nulls)?;
     let mut flags = MsFlags::MS_NODEV;
     if plan.read_only {
         flags |= MsFlags::MS_RDONLY;
@@ -132,7 +164,12 @@ fn in_the_hosts_root(plan: &FilesystemPlan) -> Result<(), String> {
         };
         apply(mount, source, false)?;
     }
-    mask_and_protect(plan)
+    let nulls = plan
+        .masked_paths
+        .iter()
+        .map(|_| detached(Path::new("/dev/null"), false))
+        .collect::<Result<Vec<_>, _>>()?;
+    mask_and_protect(plan, nulls)
 }
 
 /// Binds `source` over `target`, read-only.
@@ -196,7 +233,7 @@ fn apply(mount: &Mount, source: Option<(OwnedFd, bool)>, make: bool) -> Result<(
             if mount.source == Source::Cgroup {
                 flags |= MsFlags::MS_RDONLY;
             }
-            set_tree_flags(&tree, flags, target)?;
+            set_tree_flags(Some(&tree), flags, target)?;
             attach(&tree, target)?;
         }
         (_, None) => unreachable!("a bind has its detached tree"),
@@ -232,8 +269,8 @@ fn populate_dev(devices: Vec<(&str, OwnedFd)>) -> Result<(), String> {
 
 /// Hides the masked paths (/dev/null over a file, an empty read-only tmpfs over a directory)
 /// and makes the read-only ones read-only; paths that do not exist are left alone.
-fn mask_and_protect(plan: &FilesystemPlan) -> Result<(), String> {
-    for path in &plan.masked_paths {
+fn mask_and_protect(plan: &FilesystemPlan, nulls: Vec<OwnedFd>) -> Result<(), String> {
+    for (path, null) in plan.masked_paths.iter().zip(nulls) {
         match fs::metadata(path) {
             Ok(meta) if meta.is_dir() => mount_at(
                 Some(Path::new("tmpfs")),
@@ -242,13 +279,7 @@ fn mask_and_protect(plan: &FilesystemPlan) -> Result<(), String> {
                 MsFlags::MS_RDONLY | MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
                 Some("size=0"),
             )?,
-            Ok(_) => mount_at(
-                Some(Path::new("/dev/null")),
-                path,
-                None,
-                MsFlags::MS_BIND,
-                None,
-            )?,
+            Ok(_) => attach(&null, path)?,
             Err(_) => {}
         }
     }
@@ -291,9 +322,9 @@ fn detached(path: &Path, recursive: bool) -> Result<OwnedFd, String> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
 }
 
-/// Sets the read-only, nosuid, nodev and noexec flags that `flags` has on every mount of the
-/// detached `tree` (bound at `target`).
-fn set_tree_flags(tree: &OwnedFd, flags: MsFlags, target: &Path) -> Result<(), String> {
+/// Sets the read-only, nosuid, nodev, noexec, nosymfollow and atime flags that `flags` has on
+/// every mount of the detached `tree` (bound at `target`), or of the tree at `target`.
+fn set_tree_flags(tree: Option<&OwnedFd>, flags: MsFlags, target: &Path) -> Result<(), String> {
     /// struct mount_attr (linux/mount.h).
     #[repr(C)]
     struct MountAttr {
@@ -308,24 +339,48 @@ fn set_tree_flags(tree: &OwnedFd, flags: MsFlags, target: &Path) -> Result<(), S
         (MsFlags::MS_NOSUID, 0x2),
         (MsFlags::MS_NODEV, 0x4),
         (MsFlags::MS_NOEXEC, 0x8),
+        (MsFlags::MS_NODIRATIME, 0x80),
+        (NOSYMFOLLOW, 0x0020_0000),
     ] {
         if flags.contains(flag) {
             attr_set |= attribute;
         }
     }
+    // The access time is one setting of three (MOUNT_ATTR__ATIME).
+    let mut attr_clr = 0;
+    if flags.contains(MsFlags::MS_NOATIME) {
+        attr_set |= 0x10;
+        attr_clr |= 0x70;
+    } else if flags.contains(MsFlags::MS_STRICTATIME) {
+        attr_set |= 0x20;
+        attr_clr |= 0x70;
+    }
     let attr = MountAttr {
         attr_set,
-        attr_clr: 0,
+        attr_clr,
         propagation: 0,
         userns_fd: 0,
     };
-    // SAFETY: mount_setattr(2) reads `size` bytes of `attr` and the empty path.
+    let (fd, path, empty) = match tree {
+        Some(tree) => (
+            tree.as_raw_fd(),
+            c"".to_owned(),
+            libc::AT_EMPTY_PATH as libc::c_uint,
+        ),
+        None => (
+            libc::AT_FDCWD,
+            std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
+                .map_err(|_| format!("{}: a NUL byte in the path", target.display()))?,
+            0,
+        ),
+    };
+    // SAFETY: mount_setattr(2) reads `size` bytes of `attr` and the NUL-terminated path.
     let done = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            (libc::AT_EMPTY_PATH as libc::c_uint) | AT_RECURSIVE,
+            fd,
+            path.as_ptr(),
+            empty | AT_RECURSIVE,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )

@@ -171,7 +171,13 @@ impl RunSpec {
                 "--init runs as PID 1 of a private PID namespace: leave out --pid host".into(),
             ));
         }
-        let pid_private = args.init || args.pid.as_deref() == Some("private");
+        // A root filesystem of its own makes a container: its processes get a PID namespace,
+        // so that they reach no other container's root through /proc/PID/root.
+        let pid_private = args.init
+            || match args.pid.as_deref() {
+                Some(mode) => mode == "private",
+                None => rootfs.is_some(),
+            };
         let volumes = args
             .volume
             .iter()

@@ -56,6 +56,12 @@ pub struct State {
     /// See `capabilities`.
     #[serde(default)]
     pub no_new_privs: bool,
+    /// The user the workload runs as (`-u`, or a bundle's `uid:gid`); `berth exec`'s default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The workload's working directory; `berth exec`'s default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<std::path::PathBuf>,
     /// The workload's exit code, once a detached container has ended (its record is kept
     /// for `berth logs` and `berth ps -a` until `berth rm`).
     #[serde(default)]

@@ -84,10 +84,12 @@ impl User {
             User::Lookup { user, group } => (user, group),
         };
         let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+        // A number is a uid, a name a name (a user named "1000" is not uid 1000).
+        let field = if user.parse::<u32>().is_ok() { 2 } else { 0 };
         let entry = passwd
             .lines()
             .map(|line| line.split(':').collect::<Vec<_>>())
-            .find(|fields| fields.len() >= 7 && (fields[0] == user || fields[2] == user.as_str()));
+            .find(|fields| fields.len() >= 7 && fields[field] == user);
         let (uid, name, primary, home) = match (&entry, user.parse::<u32>()) {
             (Some(fields), _) => (
                 fields[2]
@@ -114,7 +116,10 @@ impl User {
             .collect();
         let gid = match group {
             None => primary,
-            Some(group) => match groups.iter().find(|f| f[0] == group || f[2] == group) {
+            Some(group) => match groups
+                .iter()
+                .find(|f| f[if group.parse::<u32>().is_ok() { 2 } else { 0 }] == group)
+            {
                 Some(fields) => fields[2].parse().map_err(|_| bad_line("group", group))?,
                 None => group
                     .parse()
@@ -137,6 +142,20 @@ impl User {
             groups: supplementary,
             home,
         })
+    }
+}
+
+impl std::fmt::Display for User {
+    /// The `-u` form: `berth exec` resolves it again in the container.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            User::Lookup {
+                user,
+                group: Some(group),
+            } => write!(f, "{user}:{group}"),
+            User::Lookup { user, group: None } => write!(f, "{user}"),
+            User::Ids { uid, gid, .. } => write!(f, "{uid}:{gid}"),
+        }
     }
 }
 

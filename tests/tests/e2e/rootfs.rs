@@ -104,6 +104,111 @@ fn links_in_a_root_filesystem_lead_nowhere_but_into_it() {
     w.assert_clean();
 }
 
+#[test]
+fn a_link_to_a_host_process_root_leads_nowhere() {
+    // /proc/PID/root of a host process is the host's root: a root filesystem's link to it
+    // (as a working directory, or where berth makes a file) must not reach the host, nor a
+    // link that a running container plants for `berth exec -w`.
+    let w = World::new();
+    let root = busybox_root(&w);
+    let host_root = format!("/proc/{}/root", w.host_pid());
+    let marker = w.path("ESCAPED");
+    std::os::unix::fs::symlink(&host_root, root.join("app")).unwrap();
+    let root_arg = root.to_str().unwrap();
+    // Relative to the working directory: the host's root, if the link led there.
+    let write = format!("echo out > {}", marker.display().to_string().trim_start_matches('/'));
+    let args = ["--rootfs", root_arg, "--pid", "host", "--net", "none", "-w", "/app"];
+    let out = w.berth_run(&[&args[..], &["sh", "-c", &write]].concat());
+    assert_ne!(out.code(), 0, "{out}");
+    assert!(!marker.exists(), "the workload wrote on the host\n{out}");
+    std::fs::remove_file(root.join("app")).unwrap();
+    std::fs::remove_file(root.join("etc/hostname")).ok();
+    let planted = format!("{host_root}{}", marker.display());
+    std::os::unix::fs::symlink(&planted, root.join("etc/hostname")).unwrap();
+    w.berth_run(&["--rootfs", root_arg, "--pid", "host", "--net", "none", "true"])
+        .expect_berth_error(&["/etc/hostname"]);
+    assert!(!marker.exists(), "berth made a file on the host");
+    std::fs::remove_file(root.join("etc/hostname")).unwrap();
+
+    w.berth_run(&["-d", "--name", "planter", "--rootfs", root_arg, "--pid", "host", "sleep", "30"])
+        .ok();
+    let link = format!("ln -s {host_root} /app");
+    w.run(w.berth().args(["exec", "planter", "sh", "-c", &link])).ok();
+    let out = w.run(w.berth().args(["exec", "-w", "/app", "planter", "sh", "-c", &write]));
+    out.expect_berth_error(&["/app"]);
+    assert!(!marker.exists(), "berth exec wrote on the host");
+    w.run(w.berth().args(["stop", "-t", "1", "planter"])).ok();
+    w.run(w.berth().args(["rm", "planter"])).ok();
+    w.assert_clean();
+}
+
+#[test]
+fn a_root_filesystem_cannot_widen_what_berth_grants() {
+    let w = World::new();
+    let root = busybox_root(&w);
+    let root_arg = root.to_str().unwrap();
+    // A device node shipped in the root (here /dev/zero's numbers) opens nothing: berth has
+    // no device cgroup, so every mount is nodev.
+    w.run(w.cmd("mknod").arg(root.join("zero-node")).args(["c", "1", "5"])).ok();
+    let out = w.berth_run(&[
+        "--rootfs",
+        root_arg,
+        "--net",
+        "none",
+        "sh",
+        "-c",
+        "head -c 4 /zero-node 2>/dev/null | wc -c; mknod /made c 1 5 && head -c 4 /made | wc -c",
+    ]);
+    assert_eq!(out.ok().split_whitespace().collect::<Vec<_>>(), ["0", "0"], "{out}");
+
+    // A user named like a number is not that uid.
+    let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
+    std::fs::write(root.join("etc/passwd"), format!("1000:x:0:0:fake:/:/bin/sh\n{passwd}"))
+        .unwrap();
+    let out = w.berth_run(&["--rootfs", root_arg, "--net", "none", "-u", "1000", "id", "-u"]);
+    assert_eq!(out.ok(), "1000\n");
+
+    // The init is a copy of berth: the container cannot read its memory or environment.
+    let out = w.run(
+        w.berth()
+            .args(["run", "--rootfs", root_arg, "--net", "none", "--init", "sh", "-c"])
+            .arg("cat /proc/1/environ 2>/dev/null | tr '\\0' '\\n' | grep -c BERTH_TEST_SECRET")
+            .env("BERTH_TEST_SECRET", "hunter2"),
+    );
+    assert_eq!(out.stdout.trim(), "0", "{out}");
+
+    // A bundle without /proc cannot make berth keep capabilities by a cap_last_cap of its own
+    // there (its procfs is elsewhere, where the workload reads its own status).
+    let dir = w.path("no-proc");
+    std::fs::create_dir(&dir).unwrap();
+    w.run(w.berth().args(["spec", "--bundle", dir.to_str().unwrap()])).ok();
+    let mut config = crate::json(&std::fs::read_to_string(dir.join("config.json")).unwrap());
+    for mount in config["mounts"].as_array_mut().unwrap() {
+        if mount["destination"] == "/proc" {
+            mount["destination"] = serde_json::json!("/other");
+        }
+    }
+    config["linux"]["maskedPaths"] = serde_json::json!([]);
+    config["linux"]["readonlyPaths"] = serde_json::json!([]);
+    config["process"]["noNewPrivileges"] = serde_json::json!(false);
+    config["process"]["args"] = serde_json::json!(["grep", "CapBnd", "/other/self/status"]);
+    let dir = bundle(&w, "no-proc", &config);
+    std::fs::create_dir_all(dir.join("rootfs/proc/sys/kernel")).unwrap();
+    std::fs::write(dir.join("rootfs/proc/sys/kernel/cap_last_cap"), "0\n").unwrap();
+    let out = w.berth_run(&["--bundle", dir.to_str().unwrap()]);
+    let expected = w.berth_run(&[
+        "--rootfs",
+        root_arg,
+        "--net",
+        "none",
+        "grep",
+        "CapBnd",
+        "/proc/self/status",
+    ]);
+    assert_eq!(out.ok(), expected.ok(), "the bounding set of docker's defaults");
+    w.assert_clean();
+}
+
 /// A directory of the world that the container's user 1000 may write in.
 fn shared_dir(w: &World, name: &str) -> std::path::PathBuf {
     let dir = w.path(name);
