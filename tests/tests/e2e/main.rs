@@ -3,6 +3,7 @@
 //! the test threads.
 
 mod bad_input;
+mod cni;
 mod cli;
 mod connectivity;
 mod containers;
