@@ -538,9 +538,11 @@ fn parse_lease(text: &str, number: usize) -> std::result::Result<Line<'_>, Strin
             text,
             number,
         }),
-        _ => Err("a lease needs container=, pid=, start= and boot=, or (an attachment's) \
+        _ => Err(
+            "a lease needs container=, pid=, start= and boot=, or (an attachment's) \
                   container=, interface= and boot="
-            .into()),
+                .into(),
+        ),
     }
 }
 
@@ -719,7 +721,10 @@ mod tests {
         // Asked for again: the same address.
         assert_eq!(leases.allocate(&eth0, None, |_| false).unwrap(), a);
         let text = fs::read_to_string(leases.path()).unwrap();
-        assert!(text.contains(&format!("{a} container=c1 interface=eth0 boot=")), "{text}");
+        assert!(
+            text.contains(&format!("{a} container=c1 interface=eth0 boot=")),
+            "{text}"
+        );
         // No process owns them, yet they are alive: a dead-owner sweep keeps them.
         assert!(leases.reclaim(|_| false).unwrap().is_empty());
         assert_eq!(leases.leases().unwrap()[&a], eth0);

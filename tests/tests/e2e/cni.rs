@@ -317,8 +317,7 @@ fn cni_version_status_and_bad_requests() {
     assert!(msg.contains("CNI_NETNS"), "{msg}");
     let (code, msg) = cni_error(&cni(&w, "", "c1", &ns.path(), "eth0", &conf(&w, "1.0.0", "")));
     assert_eq!(code, 4, "{msg}");
-    let (code, msg) =
-        cni_error(&cni(&w, "ADD", "c/1", &ns.path(), "eth0", &conf(&w, "1.0.0", "")));
+    let (code, msg) = cni_error(&cni(&w, "ADD", "c/1", &ns.path(), "eth0", &conf(&w, "1.0.0", "")));
     assert_eq!(code, 4, "{msg}");
     assert!(msg.contains("CNI_CONTAINERID"), "{msg}");
     // None of these left anything.
@@ -334,12 +333,14 @@ fn cni_twenty_adds_at_once_get_twenty_addresses_and_dels_leave_nothing() {
     let mut calls: Vec<Bg> = namespaces
         .iter()
         .enumerate()
-        .map(|(i, ns)| w.spawn(&mut cni_cmd(&w, "ADD", &format!("p{i}"), &ns.path(), "eth0", &config)))
+        .map(|(i, ns)| {
+            w.spawn(&mut cni_cmd(&w, "ADD", &format!("p{i}"), &ns.path(), "eth0", &config))
+        })
         .collect();
     let mut given: Vec<String> =
         calls.iter_mut().map(|c| result_address(&c.wait(DEFAULT_TIMEOUT))).collect();
     for (ns, addr) in namespaces.iter().zip(&given) {
-        assert_eq!(addresses_inside(&w, &ns.path(), "eth0"), [addr.clone()]);
+        assert_eq!(&addresses_inside(&w, &ns.path(), "eth0"), std::slice::from_ref(addr));
     }
     given.sort();
     given.dedup();
@@ -348,7 +349,9 @@ fn cni_twenty_adds_at_once_get_twenty_addresses_and_dels_leave_nothing() {
     let mut calls: Vec<Bg> = namespaces
         .iter()
         .enumerate()
-        .map(|(i, ns)| w.spawn(&mut cni_cmd(&w, "DEL", &format!("p{i}"), &ns.path(), "eth0", &config)))
+        .map(|(i, ns)| {
+            w.spawn(&mut cni_cmd(&w, "DEL", &format!("p{i}"), &ns.path(), "eth0", &config))
+        })
         .collect();
     for call in &mut calls {
         call.wait(DEFAULT_TIMEOUT).ok();
@@ -391,16 +394,22 @@ fn cni_result_chains_into_the_reference_meta_plugins() {
     let w = World::new();
     let ns = Netns::new(&w);
     let ports = r#","runtimeConfig":{"portMappings":[{"hostPort":9090,"containerPort":80,"protocol":"tcp"}]}"#;
-    let mut result: Value = crate::json(cni(&w, "ADD", "c1", &ns.path(), "eth0", &conf(&w, "1.0.0", ports)).ok());
+    let mut result: Value =
+        crate::json(cni(&w, "ADD", "c1", &ns.path(), "eth0", &conf(&w, "1.0.0", ports)).ok());
     let host_veth = result["interfaces"][1]["name"].as_str().unwrap().to_owned();
     let plugins = [
         ("tuning", r#""sysctl":{"net.ipv4.conf.eth0.arp_announce":"2"}"#),
         ("bandwidth", r#""egressRate":1000000,"egressBurst":100000"#),
-        ("portmap", r#""capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":9091,"containerPort":80,"protocol":"tcp"}]}"#),
+        (
+            "portmap",
+            r#""capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":9091,"containerPort":80,"protocol":"tcp"}]}"#,
+        ),
         ("firewall", r#""backend":"iptables""#),
     ];
     let config_of = |plugin: &str, keys: &str, prev: &Value| {
-        format!(r#"{{"cniVersion":"1.0.0","name":"{NETWORK}","type":"{plugin}",{keys},"prevResult":{prev}}}"#)
+        format!(
+            r#"{{"cniVersion":"1.0.0","name":"{NETWORK}","type":"{plugin}",{keys},"prevResult":{prev}}}"#
+        )
     };
     let mut configs = Vec::new();
     for (plugin, keys) in plugins {
@@ -408,7 +417,10 @@ fn cni_result_chains_into_the_reference_meta_plugins() {
         let bin = Path::new("/usr/lib/cni").join(plugin);
         let out = w.run(&mut plugin_cmd(&w, &bin, "ADD", "c1", &ns.path(), "eth0", &config));
         result = crate::json(out.ok());
-        assert_eq!(result["ips"][0]["address"], "10.123.0.2/24", "{plugin} changed the result:\n{out}");
+        assert_eq!(
+            result["ips"][0]["address"], "10.123.0.2/24",
+            "{plugin} changed the result:\n{out}"
+        );
         configs.push((plugin, bin, config));
     }
     // What each did, seen where it did it.
@@ -614,13 +626,14 @@ fn cni_podman_publishes_a_port_through_port_mappings_until_rm() {
     let podman = Podman::new(&w, &podman_conflist(&w, ""));
     std::fs::create_dir_all(podman.rootfs.join("www")).unwrap();
     std::fs::write(podman.rootfs.join("www/index.html"), "podman's busybox\n").unwrap();
-    let out = podman.run(
-        &["-d", "--name", "web", "-p", "8080:80"],
-        &["httpd", "-f", "-p", "80", "-h", "/www"],
-    );
+    let out = podman
+        .run(&["-d", "--name", "web", "-p", "8080:80"], &["httpd", "-f", "-p", "80", "-h", "/www"]);
     out.ok();
     let published = w.run(w.cmd("nft").args(["list", "map", "inet", "berth", "ports_any"]));
-    assert!(published.ok().contains("8080") && published.ok().contains("10.123.0.2 . 80"), "{published}");
+    assert!(
+        published.ok().contains("8080") && published.ok().contains("10.123.0.2 . 80"),
+        "{published}"
+    );
     let url = format!("http://{HOST_ADDR}:8080/index.html");
     let got = crate::curl(&w, w.upstream_cmd("curl"), &url, Duration::from_secs(10));
     assert_eq!(got.as_deref(), Some("podman's busybox\n"));

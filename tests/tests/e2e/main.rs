@@ -3,8 +3,8 @@
 //! the test threads.
 
 mod bad_input;
-mod cni;
 mod cli;
+mod cni;
 mod connectivity;
 mod containers;
 mod crash;

@@ -116,7 +116,11 @@ pub struct Attachment {
 /// version is not supported.
 pub fn version_of(text: &str) -> Result<(Value, String), CniError> {
     let value: Value = serde_json::from_str(text).map_err(|e| {
-        CniError::new(DECODE, "the network configuration is not JSON", e.to_string())
+        CniError::new(
+            DECODE,
+            "the network configuration is not JSON",
+            e.to_string(),
+        )
     })?;
     let version = match value.get("cniVersion") {
         None => String::from("0.1.0"),
@@ -148,7 +152,11 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, CniError> {
         let (value, _) = version_of(text)?;
         let config: Config = serde_json::from_value(value).map_err(|e| {
-            CniError::new(INVALID_CONFIG, format!("invalid network configuration: {e}"), "")
+            CniError::new(
+                INVALID_CONFIG,
+                format!("invalid network configuration: {e}"),
+                "",
+            )
         })?;
         config.check()?;
         Ok(config)
@@ -160,7 +168,10 @@ impl Config {
             return invalid(format!("type is {:?}, not \"berth-cni\"", self.kind));
         }
         if self.name.is_empty() || self.name.contains('/') {
-            return invalid(format!("name {:?}: a network needs a name without /", self.name));
+            return invalid(format!(
+                "name {:?}: a network needs a name without /",
+                self.name
+            ));
         }
         let Some(subnet) = self.subnet else {
             return invalid("subnet is required (e.g. \"subnet\": \"10.88.0.0/16\")".into());
@@ -175,7 +186,9 @@ impl Config {
             ));
         }
         if self.ip_masq == Some(false) {
-            return invalid("ipMasq false is not supported: berth-cni masquerades its subnet".into());
+            return invalid(
+                "ipMasq false is not supported: berth-cni masquerades its subnet".into(),
+            );
         }
         if self.is_gateway == Some(false) {
             return invalid(
@@ -188,9 +201,13 @@ impl Config {
             }
         }
         let gateway = self.gateway();
-        if gateway == subnet.network() || gateway == subnet.broadcast() || !subnet.contains(&gateway)
+        if gateway == subnet.network()
+            || gateway == subnet.broadcast()
+            || !subnet.contains(&gateway)
         {
-            return invalid(format!("gateway {gateway} is not a host address of {subnet}"));
+            return invalid(format!(
+                "gateway {gateway} is not a host address of {subnet}"
+            ));
         }
         for port in &self.runtime_config.port_mappings {
             self.mapping(port, gateway)?;
@@ -246,7 +263,12 @@ impl Config {
     /// containers have IPv4 only).
     fn mapping(&self, port: &PortMap, addr: Ipv4Addr) -> Result<Option<PortMapping>, CniError> {
         let invalid = |msg: String| CniError::new(INVALID_CONFIG, msg, "");
-        let protocol = match port.protocol.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let protocol = match port
+            .protocol
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("" | "tcp") => Protocol::Tcp,
             Some("udp") => Protocol::Udp,
             Some(other) => {

@@ -26,7 +26,7 @@ use netsetup::{IpNet, LeaseFile, LeaseOwner, Namespace, Netlink, NetworkSpec};
 use serde_json::{json, Value};
 
 use config::{Attachment, Config, SUPPORTED_VERSIONS};
-use error::{CniError, INVALID_ENV, NOT_AVAILABLE, NETSETUP};
+use error::{CniError, INVALID_ENV, NETSETUP, NOT_AVAILABLE};
 
 /// The newest version of the specification, the one VERSION answers in.
 const SPEC_VERSION: &str = "1.1.0";
@@ -282,9 +282,7 @@ fn result(
     let ips: Vec<Value> = network
         .container_addresses(addr)
         .iter()
-        .zip(
-            std::iter::once(IpAddr::V4(network.gateway)).chain(network.gateway6().map(IpAddr::V6)),
-        )
+        .zip(std::iter::once(IpAddr::V4(network.gateway)).chain(network.gateway6().map(IpAddr::V6)))
         .map(|(address, gateway)| {
             let mut ip = json!({
                 "address": address.to_string(),
@@ -356,9 +354,9 @@ fn check(call: &Call, config: &Config) -> Result<(), CniError> {
     let mut netlink = Netlink::open()?;
     let host = netsetup::attachment_host_interface(&call.container, &call.ifname);
     let bridge = netlink.link_by_name(&network.bridge)?;
-    let on_bridge = netlink
-        .link_by_name(&host)?
-        .is_some_and(|link| link.controller.is_some() && link.controller == bridge.map(|b| b.index));
+    let on_bridge = netlink.link_by_name(&host)?.is_some_and(|link| {
+        link.controller.is_some() && link.controller == bridge.map(|b| b.index)
+    });
     if !on_bridge {
         return Err(wrong(format!(
             "the host end {host} of {} is missing or not on bridge {}",
@@ -387,7 +385,12 @@ fn gc(config: &Config) -> Result<(), CniError> {
         .valid_attachments
         .iter()
         .flatten()
-        .map(|Attachment { container_id, ifname }| (container_id.as_str(), ifname.as_str()))
+        .map(
+            |Attachment {
+                 container_id,
+                 ifname,
+             }| (container_id.as_str(), ifname.as_str()),
+        )
         .collect();
     // Ports first, while the addresses they lead to are still leased.
     let prefix = format!("cni:{}/", config.name);
@@ -433,7 +436,10 @@ fn status(config: &Config) -> Result<(), CniError> {
     let dir = config.state_dir();
     let probe = dir.join(format!(".status{}", std::process::id()));
     fs::write(&probe, b"").map_err(|e| {
-        unavailable(format!("the data directory {} is not writable: {e}", dir.display()))
+        unavailable(format!(
+            "the data directory {} is not writable: {e}",
+            dir.display()
+        ))
     })?;
     let _ = fs::remove_file(&probe);
     let path = std::env::var_os("PATH").unwrap_or_default();
