@@ -327,6 +327,20 @@ impl Netlink {
         })
     }
 
+    /// Takes interface `index` off the bridge it is a port of: nothing it sends reaches the
+    /// bridge any more.
+    pub fn leave_bridge(&mut self, index: u32, name: &str) -> Result<()> {
+        let mut request = LinkMessage::default();
+        request.header.index = index;
+        request.attributes.push(LinkAttribute::Controller(0));
+        self.execute(RouteNetlinkMessage::SetLink(request), 0)
+            .map_err(|source| Error::Netlink {
+                op: "take off its bridge",
+                object: name.into(),
+                source,
+            })
+    }
+
     /// Sets an interface's MTU; `index` 0 looks the interface up by `name`.
     pub fn set_mtu(&mut self, index: u32, name: &str, mtu: u32) -> Result<()> {
         let mut request = LinkMessage::default();
@@ -449,8 +463,18 @@ impl Netlink {
 
     /// Deletes an interface by name; `Ok(false)` when there is none.
     pub fn delete_link(&mut self, name: &str) -> Result<bool> {
+        self.delete_link_at(0, name)
+    }
+
+    /// Deletes interface `index` (`name` for messages; 0 looks it up by `name`); `Ok(false)`
+    /// when there is none. An index names one interface for good: one made anew under the
+    /// same name meanwhile has another.
+    pub fn delete_link_at(&mut self, index: u32, name: &str) -> Result<bool> {
         let mut request = LinkMessage::default();
-        request.attributes.push(LinkAttribute::IfName(name.into()));
+        request.header.index = index;
+        if index == 0 {
+            request.attributes.push(LinkAttribute::IfName(name.into()));
+        }
         match self.execute(RouteNetlinkMessage::DelLink(request), 0) {
             Ok(()) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(false),

@@ -209,8 +209,12 @@ fn cni_add_wires_the_namespace_check_passes_and_del_twice_leaves_nothing() {
         cni(&w, "DEL", "c1", &ns.path(), "eth0", &config).ok();
         cni(&w, "DEL", "c2", &ns2.path(), "eth0", &config).ok();
     }
-    let links = inside(&w, &ns.path(), &["ip", "-br", "link"]);
-    assert!(!links.ok().contains("eth0"), "eth0 is still in the namespace:\n{links}");
+    // The veth goes right after DEL has answered (its deletion takes the kernel a while).
+    let gone = poll(VETH_GONE_TIMEOUT, Duration::from_millis(10), || {
+        let links = inside(&w, &ns.path(), &["ip", "-br", "link"]);
+        (!links.ok().contains("eth0")).then_some(())
+    });
+    assert!(gone.is_some(), "eth0 is still in the namespace after DEL");
     assert_cni_clean(&w);
 }
 

@@ -317,17 +317,65 @@ fn result(
 
 /// DEL: the ports, the host veth (the container's end goes with it) and the lease; each step
 /// is fine with nothing to do, so DEL succeeds twice, without ADD, and with the namespace gone.
+///
+/// Deleting a veth holds the caller 10 to 30 ms while the kernel waits for RCU grace periods;
+/// so the host end is only taken off the bridge here (the address it held can go to another
+/// attachment at once), and a child deletes it, by index, after berth-cni has answered. The
+/// child also takes over the netfilter socket, whose release waits for the removed ports'
+/// elements to be freed.
 fn del(call: &Call, config: &Config) -> Result<(), CniError> {
     let network = config.network();
     let leases = leases(config, &network)?;
     ports::unpublish_owned_by(&[call.port_owner(&config.name)])?;
     let mut netlink = Netlink::open()?;
-    netlink.delete_link(&netsetup::attachment_host_interface(
-        &call.container,
-        &call.ifname,
-    ))?;
+    let host = netsetup::attachment_host_interface(&call.container, &call.ifname);
+    let link = netlink.link_by_name(&host)?;
+    if let Some(link) = &link {
+        if link.controller.is_some() {
+            netlink.leave_bridge(link.index, &host)?;
+        }
+    }
     leases.release_attachment(&call.container, &call.ifname)?;
+    let netfilter = netsetup::firewall::take_socket();
+    if let Some(link) = link {
+        delete_after_exit(netlink, link.index, &host, netfilter);
+    }
     Ok(())
+}
+
+/// Deletes interface `index` in a child of its own, once this process has exited (or at once
+/// if there can be no child), and lets go of `netfilter` there.
+fn delete_after_exit(
+    mut netlink: Netlink,
+    index: u32,
+    name: &str,
+    netfilter: Option<std::os::fd::OwnedFd>,
+) {
+    // SAFETY: berth-cni is single-threaded, so the child may run any code; it never returns
+    // from this function (it ends with `_exit`).
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            // Off the runtime's pipes (it reads stdout to its end) and out of its session.
+            let _ = nix::unistd::setsid();
+            if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
+                for fd in 0..3 {
+                    // SAFETY: dup2 onto the standard descriptors, from one that is open.
+                    unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) };
+                }
+            }
+            let _ = netlink.delete_link_at(index, name);
+            if netfilter.is_some() {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            drop(netfilter);
+            // SAFETY: ends the child without running the parent's exit handlers.
+            unsafe { libc::_exit(0) }
+        }
+        Ok(nix::unistd::ForkResult::Parent { .. }) => {}
+        Err(_) => {
+            let _ = netlink.delete_link_at(index, name);
+        }
+    }
 }
 
 /// CHECK: the attachment has its lease, its host veth on the bridge, and inside the namespace
