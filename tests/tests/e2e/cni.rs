@@ -661,3 +661,26 @@ fn cni_podman_chain_with_tuning() {
     assert!(lines[1].contains("10.123.0.2/24"), "{out}");
     assert_cni_clean(&w);
 }
+
+#[test]
+fn cni_podman_twenty_containers_at_once_get_twenty_addresses_and_leave_nothing() {
+    let w = World::new();
+    let podman = Podman::new(&w, &podman_conflist(&w, ""));
+    let mut runs: Vec<Bg> = (0..20)
+        .map(|_| {
+            w.spawn(&mut podman.run_cmd(
+                &["--rm"],
+                &["sh", "-c", "ip -o -4 addr show dev eth0 | awk '{print $4}'"],
+            ))
+        })
+        .collect();
+    let mut given: Vec<String> = runs
+        .iter_mut()
+        .map(|run| run.wait(Duration::from_secs(120)).ok().trim().to_owned())
+        .collect();
+    given.sort();
+    given.dedup();
+    assert_eq!(given.len(), 20, "{given:?}");
+    assert!(given.iter().all(|a| a.starts_with("10.123.0.") && a.ends_with("/24")), "{given:?}");
+    assert_cni_clean(&w);
+}
