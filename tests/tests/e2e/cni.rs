@@ -205,9 +205,26 @@ fn cni_add_wires_the_namespace_check_passes_and_del_twice_leaves_nothing() {
     assert_eq!(result["ips"][0]["version"], "4", "{out}");
     assert_eq!(result["ips"][0]["address"], "10.123.0.3/24", "{out}");
 
+    // After another plugin in a chain: its result first, ours added, our indexes moved along.
+    let ns3 = Netns::new(&w);
+    let previous = format!(
+        r#","prevResult":{{"cniVersion":"1.0.0","interfaces":[{{"name":"net0","sandbox":"{}"}}],
+        "ips":[{{"address":"192.168.7.2/24","interface":0}}],"dns":{{"nameservers":["192.168.7.1"]}}}}"#,
+        ns3.path()
+    );
+    let out = cni(&w, "ADD", "c3", &ns3.path(), "eth0", &conf(&w, "1.0.0", &previous));
+    let result = crate::json(out.ok());
+    assert_eq!(result["interfaces"][0]["name"], "net0", "{out}");
+    assert_eq!(result["interfaces"][3]["name"], "eth0", "{out}");
+    assert_eq!(result["ips"][0]["address"], "192.168.7.2/24", "{out}");
+    assert_eq!(result["ips"][1]["address"], "10.123.0.4/24", "{out}");
+    assert_eq!(result["ips"][1]["interface"], 3, "{out}");
+    assert_eq!(result["dns"]["nameservers"][0], "192.168.7.1", "{out}");
+
     for _ in 0..2 {
         cni(&w, "DEL", "c1", &ns.path(), "eth0", &config).ok();
         cni(&w, "DEL", "c2", &ns2.path(), "eth0", &config).ok();
+        cni(&w, "DEL", "c3", &ns3.path(), "eth0", &config).ok();
     }
     // The veth goes right after DEL has answered (its deletion takes the kernel a while).
     let gone = poll(VETH_GONE_TIMEOUT, Duration::from_millis(10), || {
@@ -666,18 +683,22 @@ fn cni_podman_chain_with_tuning() {
 fn cni_podman_twenty_containers_at_once_get_twenty_addresses_and_leave_nothing() {
     let w = World::new();
     let podman = Podman::new(&w, &podman_conflist(&w, ""));
-    let mut runs: Vec<Bg> = (0..20)
-        .map(|_| {
-            w.spawn(&mut podman.run_cmd(
-                &["--rm"],
-                &["sh", "-c", "ip -o -4 addr show dev eth0 | awk '{print $4}'"],
-            ))
-        })
-        .collect();
-    let mut given: Vec<String> = runs
-        .iter_mut()
-        .map(|run| run.wait(Duration::from_secs(120)).ok().trim().to_owned())
-        .collect();
+    // Each prints its address, then waits for the others: all 20 hold theirs at once.
+    let go = podman.rootfs.join("go");
+    let script = "ip -o -4 addr show dev eth0 | awk '{print $4}'; \
+                  while [ ! -e /go ]; do sleep 0.05; done";
+    let mut runs: Vec<Bg> =
+        (0..20).map(|_| w.spawn(&mut podman.run_cmd(&["--rm"], &["sh", "-c", script]))).collect();
+    let all_up = poll(Duration::from_secs(120), Duration::from_millis(50), || {
+        runs.iter().all(|run| !run.stdout_so_far().is_empty()).then_some(())
+    });
+    let mut given: Vec<String> =
+        runs.iter().map(|run| run.stdout_so_far().trim().to_owned()).collect();
+    std::fs::write(&go, "").unwrap();
+    assert!(all_up.is_some(), "not all 20 started: {given:?}");
+    for run in &mut runs {
+        run.wait(Duration::from_secs(60)).ok();
+    }
     given.sort();
     given.dedup();
     assert_eq!(given.len(), 20, "{given:?}");

@@ -63,7 +63,6 @@ pub struct Config {
     pub runtime_config: RuntimeConfig,
     /// The result of the plugins before this one in a chain.
     #[serde(default)]
-    #[allow(dead_code)]
     pub prev_result: Option<Value>,
     /// Arguments from the runtime (`args` of the specification's conventions).
     #[serde(default)]

@@ -247,7 +247,7 @@ fn wire(
         .link_by_name(&host)?
         .map(|link| link.mac)
         .unwrap_or_default();
-    Ok(result(
+    let ours = result(
         &config.cni_version,
         network,
         &host,
@@ -255,7 +255,52 @@ fn wire(
         call,
         addr,
         config.dns.as_ref(),
-    ))
+    );
+    Ok(match &config.prev_result {
+        Some(previous) => merged(previous, ours),
+        None => ours,
+    }
+    .to_string())
+}
+
+/// The result of the plugins before this one with `ours` added: its interfaces after theirs
+/// (the indexes of its addresses moved along), its addresses and routes after theirs, and its
+/// DNS where theirs has none.
+fn merged(previous: &Value, mut ours: Value) -> Value {
+    let mut all = previous.clone();
+    if !all.is_object() {
+        return ours;
+    }
+    let list = |value: &mut Value, key: &str| -> Vec<Value> {
+        value
+            .get_mut(key)
+            .and_then(Value::as_array_mut)
+            .map(std::mem::take)
+            .unwrap_or_default()
+    };
+    let mut interfaces = list(&mut all, "interfaces");
+    let offset = interfaces.len() as u64;
+    let mut ips = list(&mut all, "ips");
+    for mut ip in list(&mut ours, "ips") {
+        if let Some(index) = ip.get("interface").and_then(Value::as_u64) {
+            ip["interface"] = (index + offset).into();
+        }
+        ips.push(ip);
+    }
+    interfaces.extend(list(&mut ours, "interfaces"));
+    let mut routes = list(&mut all, "routes");
+    routes.extend(list(&mut ours, "routes"));
+    all["interfaces"] = interfaces.into();
+    all["ips"] = ips.into();
+    all["routes"] = routes.into();
+    if all
+        .get("dns")
+        .is_none_or(|dns| dns.as_object().is_none_or(|d| d.is_empty()))
+    {
+        all["dns"] = ours["dns"].take();
+    }
+    all["cniVersion"] = ours["cniVersion"].take();
+    all
 }
 
 /// `aa:bb:cc:dd:ee:ff`.
@@ -277,7 +322,7 @@ fn result(
     call: &Call,
     addr: Ipv4Addr,
     dns: Option<&Value>,
-) -> String {
+) -> Value {
     let ip_version = version.starts_with("0.");
     let ips: Vec<Value> = network
         .container_addresses(addr)
@@ -312,7 +357,7 @@ fn result(
             .expect("routes is an array")
             .push(json!({"dst": "::/0", "gw": gateway6.to_string()}));
     }
-    result.to_string()
+    result
 }
 
 /// DEL: the ports, the host veth (the container's end goes with it) and the lease; each step
