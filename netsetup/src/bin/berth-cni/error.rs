@@ -62,12 +62,9 @@ impl From<netsetup::Error> for CniError {
         let code = match &error {
             E::AttachmentWrong { .. } => CHECK_FAILED,
             E::SubnetExhausted { .. } => NO_ADDRESS,
-            // The lock or the file is busy or full: the runtime may try again.
-            E::File { source, .. }
-                if matches!(
-                    source.raw_os_error(),
-                    Some(libc::EAGAIN | libc::EBUSY | libc::ENOSPC)
-                ) =>
+            // Something busy for the moment: the runtime may try again.
+            E::File { source, .. } | E::Netlink { source, .. }
+                if matches!(source.raw_os_error(), Some(libc::EAGAIN | libc::EBUSY)) =>
             {
                 TRY_AGAIN
             }
