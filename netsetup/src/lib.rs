@@ -40,6 +40,10 @@ pub struct NetworkSpec {
     pub gateway: Ipv4Addr,
     /// An internal network: no NAT, no default route, no traffic in or out of the host.
     pub internal: bool,
+    /// Whether what leaves the subnet for elsewhere is masqueraded (berth's networks always
+    /// are; a CNI network with `ipMasq: false` is routed as it is). An internal network never
+    /// is.
+    pub masquerade: bool,
     /// The IPv6 subnet of a dual-stack network.
     pub subnet6: Option<Ipv6Net>,
 }
@@ -53,6 +57,7 @@ impl NetworkSpec {
             subnet: Ipv4Net::new(Ipv4Addr::new(10, 201, 0, 0), 16).expect("a valid prefix"),
             gateway: Ipv4Addr::new(10, 201, 0, 1),
             internal: false,
+            masquerade: true,
             subnet6: None,
         }
     }

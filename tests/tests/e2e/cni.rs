@@ -235,6 +235,36 @@ fn cni_add_wires_the_namespace_check_passes_and_del_twice_leaves_nothing() {
     assert_cni_clean(&w);
 }
 
+/// ipMasq (the default) masquerades what leaves for the upstream: it sees the host's address.
+/// With `ipMasq: false` the container's own address arrives (the upstream routes the subnet
+/// back through the host).
+#[test]
+fn cni_ip_masq_decides_the_source_the_upstream_sees() {
+    let w = World::with_upstream();
+    w.run(w.upstream_cmd("ip").args(["route", "add", SUBNET, "via", &HOST_ADDR.to_string()])).ok();
+    let url = format!("http://{UPSTREAM_ADDR}/");
+    for (masq, expected) in
+        [("", HOST_ADDR.to_string()), (r#","ipMasq":false"#, "10.123.0.2".into())]
+    {
+        let ns = Netns::new(&w);
+        let config = conf(&w, "1.0.0", masq);
+        cni(&w, "ADD", "m", &ns.path(), "eth0", &config).ok();
+        let seen = w.run(w.cmd("nsenter").arg(format!("--net={}", ns.path())).args([
+            "curl",
+            "-sS",
+            "--max-time",
+            "5",
+            &url,
+        ]));
+        assert_eq!(seen.ok().trim(), expected, "ipMasq {masq:?}: {seen}");
+        cni(&w, "DEL", "m", &ns.path(), "eth0", &config).ok();
+        // The network goes with its bridge, so that the next one is installed afresh.
+        w.run(w.cmd("ip").args(["link", "del", BRIDGE])).ok();
+        w.run(w.cmd("nft").args(["delete", "table", "inet", "berth"])).ok();
+    }
+    assert_cni_clean(&w);
+}
+
 #[test]
 fn cni_del_succeeds_without_add_and_with_the_namespace_gone() {
     let w = World::new();

@@ -42,7 +42,8 @@ pub struct Config {
     /// The bridge's address; the subnet's first host address unless given.
     #[serde(default)]
     pub gateway: Option<Ipv4Addr>,
-    /// Masquerade what leaves the subnet for elsewhere (only `true` is supported).
+    /// Masquerade what leaves the subnet for elsewhere (the default); `false`: routed as it
+    /// is.
     #[serde(default)]
     pub ip_masq: Option<bool>,
     /// The bridge holds the gateway address and is the default route (only `true`).
@@ -184,11 +185,6 @@ impl Config {
                 "bridge {bridge:?} is not an interface name (1 to 15 bytes)"
             ));
         }
-        if self.ip_masq == Some(false) {
-            return invalid(
-                "ipMasq false is not supported: berth-cni masquerades its subnet".into(),
-            );
-        }
         if self.is_gateway == Some(false) {
             return invalid(
                 "isGateway false is not supported: the bridge is the containers' gateway".into(),
@@ -237,6 +233,7 @@ impl Config {
             subnet: self.subnet(),
             gateway: self.gateway(),
             internal: false,
+            masquerade: self.ip_masq.unwrap_or(true),
             subnet6: None,
         }
     }
