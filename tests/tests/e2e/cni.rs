@@ -206,9 +206,10 @@ fn cni_add_wires_the_namespace_check_passes_and_del_twice_leaves_nothing() {
     assert_eq!(result["ips"][0]["address"], "10.123.0.3/24", "{out}");
 
     // After another plugin in a chain: its result first, ours added, our indexes moved along.
+    // And an MTU, on both ends.
     let ns3 = Netns::new(&w);
     let previous = format!(
-        r#","prevResult":{{"cniVersion":"1.0.0","interfaces":[{{"name":"net0","sandbox":"{}"}}],
+        r#","mtu":1400,"prevResult":{{"cniVersion":"1.0.0","interfaces":[{{"name":"net0","sandbox":"{}"}}],
         "ips":[{{"address":"192.168.7.2/24","interface":0}}],"dns":{{"nameservers":["192.168.7.1"]}}}}"#,
         ns3.path()
     );
@@ -220,6 +221,10 @@ fn cni_add_wires_the_namespace_check_passes_and_del_twice_leaves_nothing() {
     assert_eq!(result["ips"][1]["address"], "10.123.0.4/24", "{out}");
     assert_eq!(result["ips"][1]["interface"], 3, "{out}");
     assert_eq!(result["dns"]["nameservers"][0], "192.168.7.1", "{out}");
+    let link = inside(&w, &ns3.path(), &["ip", "-j", "link", "show", "eth0"]);
+    assert_eq!(crate::json(link.ok())[0]["mtu"], 1400, "{link}");
+    let host_end = result["interfaces"][2]["name"].as_str().unwrap();
+    assert_eq!(w.link(host_end).unwrap()["mtu"], 1400, "the host end's MTU");
 
     for _ in 0..2 {
         cni(&w, "DEL", "c1", &ns.path(), "eth0", &config).ok();
