@@ -196,6 +196,12 @@ fn cni_add_wires_the_namespace_check_passes_and_del_twice_leaves_nothing() {
 
     let out = cni(&w, "CHECK", "c1", &ns.path(), "eth0", &config);
     assert_eq!(out.ok(), "", "CHECK prints nothing when all is well");
+    // ADD again: the same address, made anew, and still right.
+    let again = cni(&w, "ADD", "c1", &ns.path(), "eth0", &config);
+    assert_eq!(result_address(&again), "10.123.0.2/24");
+    assert_eq!(addresses_inside(&w, &ns.path(), "eth0"), ["10.123.0.2/24"]);
+    cni(&w, "CHECK", "c1", &ns.path(), "eth0", &config).ok();
+    assert_eq!(cni_leases(&w).len(), 1);
 
     // A 0.4.0 configuration gets a 0.4.0 result: ips[].version.
     let ns2 = Netns::new(&w);
@@ -350,6 +356,11 @@ fn cni_version_status_and_bad_requests() {
     assert_eq!(version["cniVersion"], "1.1.0");
     assert_eq!(version["supportedVersions"], serde_json::json!(["0.4.0", "1.0.0", "1.1.0"]));
     cni(&w, "STATUS", "", "", "", &conf(&w, "1.1.0", "")).ok();
+    let unwritable = r#"{"cniVersion":"1.1.0","name":"x","type":"berth-cni","subnet":"10.9.0.0/24",
+        "dataDir":"/proc/berth-cni"}"#;
+    let (code, msg) = cni_error(&cni(&w, "STATUS", "", "", "", unwritable));
+    assert_eq!(code, 50, "{msg}");
+    assert!(msg.contains("/proc/berth-cni"), "{msg}");
 
     let ns = Netns::new(&w);
     let add = |config: &str| cni(&w, "ADD", "c1", &ns.path(), "eth0", config);
