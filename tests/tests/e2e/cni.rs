@@ -325,12 +325,16 @@ fn cni_gc_removes_every_attachment_not_listed_as_valid() {
     let ports = r#","runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}"#;
     let (a, b) = (Netns::new(&w), Netns::new(&w));
     cni(&w, "ADD", "a", &a.path(), "eth0", &conf(&w, "1.1.0", ports)).ok();
+    let long = "l".repeat(100);
+    let ports2 = ports.replace("8080", "8081");
+    let c = Netns::new(&w);
+    cni(&w, "ADD", &long, &c.path(), "eth0", &conf(&w, "1.1.0", &ports2)).ok();
     cni(&w, "ADD", "b", &b.path(), "eth1", &conf(&w, "1.1.0", "")).ok();
-    assert_eq!(cni_veths(&w).len(), 2);
+    assert_eq!(cni_veths(&w).len(), 3);
     let published = w.run(w.cmd("nft").args(["list", "map", "inet", "berth", "ports_any"]));
     assert!(published.ok().contains("cni:cnitest/a/eth0"), "{published}");
 
-    // b stays; a goes, with its port.
+    // b stays; a and the long one go, with their ports.
     let keep_b = r#","cni.dev/valid-attachments":[{"containerID":"b","ifname":"eth1"}]"#;
     cni(&w, "GC", "", "", "", &conf(&w, "1.1.0", keep_b)).ok();
     assert_eq!(cni_leases(&w).len(), 1, "{:?}", cni_leases(&w));
@@ -339,12 +343,44 @@ fn cni_gc_removes_every_attachment_not_listed_as_valid() {
     let published = w.run(w.cmd("nft").args(["list", "map", "inet", "berth", "ports_any"]));
     assert!(!published.ok().contains("elements"), "{published}");
     assert!(addresses_inside(&w, &a.path(), "eth0").is_empty());
+    assert!(addresses_inside(&w, &c.path(), "eth0").is_empty());
     cni(&w, "CHECK", "b", &b.path(), "eth1", &conf(&w, "1.1.0", "")).ok();
 
     // An empty list: everything goes.
     let none = r#","cni.dev/valid-attachments":[]"#;
     cni(&w, "GC", "", "", "", &conf(&w, "1.1.0", none)).ok();
     assert!(addresses_inside(&w, &b.path(), "eth1").is_empty());
+    assert_cni_clean(&w);
+}
+
+/// A network name and a container id so long that `cni:NETWORK/ID/IFNAME` does not fit in an
+/// element's comment (127 bytes): DEL and GC still find the attachment's ports.
+#[test]
+fn cni_ports_of_long_names_are_found_again_by_del_and_gc() {
+    let w = World::new();
+    let name = "n".repeat(40);
+    let id = "i".repeat(100);
+    let config = |extra: &str| {
+        format!(
+            r#"{{"cniVersion":"1.1.0","name":"{name}","type":"berth-cni","bridge":"{BRIDGE}",
+            "subnet":"{SUBNET}","dataDir":"{}",
+            "runtimeConfig":{{"portMappings":[{{"hostPort":8080,"containerPort":80}}]}}{extra}}}"#,
+            data_dir(&w).display()
+        )
+    };
+    let ports = || w.run(w.cmd("nft").args(["list", "map", "inet", "berth", "ports_any"]));
+    let ns = Netns::new(&w);
+    for command in ["DEL", "GC"] {
+        cni(&w, "ADD", &id, &ns.path(), "eth0", &config("")).ok();
+        let published = ports();
+        assert!(published.ok().contains(&format!("cni:{name}/bcni")), "{published}");
+        let valid = r#","cni.dev/valid-attachments":[]"#;
+        cni(&w, command, &id, &ns.path(), "eth0", &config(valid)).ok();
+        let published = ports();
+        assert!(!published.ok().contains("elements"), "{command} left the port:\n{published}");
+        let leases = std::fs::read_to_string(data_dir(&w).join(&name).join("leases")).unwrap();
+        assert!(!leases.contains(&id), "{command} left the lease:\n{leases}");
+    }
     assert_cni_clean(&w);
 }
 
@@ -432,7 +468,9 @@ fn cni_port_mappings_reach_the_container_from_the_upstream_until_del() {
     let ns = Netns::new(&w);
     let ports = r#","capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp","hostIP":""}]}"#;
     let config = conf(&w, "1.0.0", ports);
-    cni(&w, "ADD", "web", &ns.path(), "eth0", &config).ok();
+    // An id as long as berth-cni takes: the elements' comments cannot hold it whole.
+    let id = "w".repeat(100);
+    cni(&w, "ADD", &id, &ns.path(), "eth0", &config).ok();
     let www = w.path("www");
     std::fs::create_dir_all(&www).unwrap();
     std::fs::write(www.join("index.html"), "served from the namespace\n").unwrap();
@@ -448,7 +486,7 @@ fn cni_port_mappings_reach_the_container_from_the_upstream_until_del() {
     let url = format!("http://{HOST_ADDR}:8080/index.html");
     let got = crate::curl(&w, w.upstream_cmd("curl"), &url, Duration::from_secs(5));
     assert_eq!(got.as_deref(), Some("served from the namespace\n"));
-    cni(&w, "DEL", "web", &ns.path(), "eth0", &config).ok();
+    cni(&w, "DEL", &id, &ns.path(), "eth0", &config).ok();
     let out = w.run(w.upstream_cmd("curl").args(["-sS", "--max-time", "2", &url]));
     assert_ne!(out.code(), 0, "the port still answers after DEL:\n{out}");
     assert_cni_clean(&w);

@@ -167,9 +167,9 @@ impl Config {
         if self.kind != "berth-cni" {
             return invalid(format!("type is {:?}, not \"berth-cni\"", self.kind));
         }
-        if self.name.is_empty() || self.name.contains('/') {
+        if self.name.is_empty() || self.name.len() > 100 || self.name.contains('/') {
             return invalid(format!(
-                "name {:?}: a network needs a name without /",
+                "name {:?}: a network needs a name of 1 to 100 bytes without /",
                 self.name
             ));
         }

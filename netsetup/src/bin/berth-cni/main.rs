@@ -118,8 +118,17 @@ impl Call {
     }
 }
 
+/// `cni:NETWORK/CONTAINER/IFNAME`, or when that is longer than an element's comment can be
+/// (127 bytes), `cni:NETWORK/` and the attachment's host interface name (a hash of the two).
 fn port_owner(network: &str, container: &str, ifname: &str) -> String {
-    format!("cni:{network}/{container}/{ifname}")
+    let full = format!("cni:{network}/{container}/{ifname}");
+    if full.len() <= 127 {
+        return full;
+    }
+    format!(
+        "cni:{network}/{}",
+        netsetup::attachment_host_interface(container, ifname)
+    )
 }
 
 fn run(input: &str) -> Result<Option<String>, CniError> {
@@ -487,13 +496,14 @@ fn gc(config: &Config) -> Result<(), CniError> {
         .collect();
     // Ports first, while the addresses they lead to are still leased.
     let prefix = format!("cni:{}/", config.name);
+    let valid_owners: HashSet<String> = valid
+        .iter()
+        .map(|(container, ifname)| port_owner(&config.name, container, ifname))
+        .collect();
     let stale_ports: Vec<String> = ports::published()?
         .into_iter()
-        .filter_map(|published| {
-            let rest = published.owner.strip_prefix(&prefix)?;
-            let (container, ifname) = rest.rsplit_once('/')?;
-            (!valid.contains(&(container, ifname))).then_some(published.owner)
-        })
+        .filter(|p| p.owner.starts_with(&prefix) && !valid_owners.contains(&p.owner))
+        .map(|p| p.owner)
         .collect();
     if !stale_ports.is_empty() {
         ports::unpublish_owned_by(&stale_ports)?;
