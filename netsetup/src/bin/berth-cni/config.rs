@@ -4,6 +4,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use netsetup::{Ipv4Net, NetworkSpec, PortMapping, Protocol};
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -25,10 +26,10 @@ pub const DEFAULT_BRIDGE: &str = "berth-cni0";
 pub struct Config {
     /// The version of the specification the configuration follows.
     pub cni_version: String,
-    /// The versions a configuration list declares (copied into each plugin's by some runtimes).
-    #[serde(default)]
-    #[allow(dead_code)]
-    pub cni_versions: Option<Vec<String>>,
+    /// The versions a configuration list declares (copied into each plugin's by some
+    /// runtimes): taken, not used.
+    #[serde(default, rename = "cniVersions")]
+    _cni_versions: Option<IgnoredAny>,
     /// The network's name.
     pub name: String,
     /// `berth-cni`.
@@ -55,20 +56,20 @@ pub struct Config {
     /// Where the lease file lives (`DIR/NAME/leases`).
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
-    /// The capabilities the plugin takes from the runtime (`portMappings`).
-    #[serde(default)]
-    #[allow(dead_code)]
-    pub capabilities: Option<Value>,
+    /// The capabilities the plugin takes from the runtime (`portMappings`): for the runtime,
+    /// which passes their values in `runtimeConfig`.
+    #[serde(default, rename = "capabilities")]
+    _capabilities: Option<IgnoredAny>,
     /// What the runtime passes for those capabilities.
     #[serde(default)]
     pub runtime_config: RuntimeConfig,
     /// The result of the plugins before this one in a chain.
     #[serde(default)]
     pub prev_result: Option<Value>,
-    /// Arguments from the runtime (`args` of the specification's conventions).
-    #[serde(default)]
-    #[allow(dead_code)]
-    pub args: Option<Value>,
+    /// Arguments from the runtime (`args` of the specification's conventions): taken, not
+    /// used.
+    #[serde(default, rename = "args")]
+    _args: Option<IgnoredAny>,
     /// DNS settings, passed on in the result as they are.
     #[serde(default)]
     pub dns: Option<Value>,
