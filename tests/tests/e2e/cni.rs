@@ -425,6 +425,15 @@ fn cni_version_status_and_bad_requests() {
     assert!(msg.contains("CNI_CONTAINERID"), "{msg}");
     // None of these left anything.
     assert!(addresses_inside(&w, &ns.path(), "eth0").is_empty());
+    // Another network on this one's bridge: two lease files would hand out the same addresses.
+    let config = conf(&w, "1.0.0", "");
+    cni(&w, "ADD", "c1", &ns.path(), "eth0", &config).ok();
+    let other = config.replace(&format!(r#""name":"{NETWORK}""#), r#""name":"other""#);
+    let (code, msg) = cni_error(&cni(&w, "ADD", "c2", &ns.path(), "eth1", &other));
+    assert_eq!(code, 100, "{msg}");
+    assert!(msg.contains(&format!("bridge {BRIDGE} hands out the addresses of another")), "{msg}");
+    assert!(addresses_inside(&w, &ns.path(), "eth1").is_empty());
+    cni(&w, "DEL", "c1", &ns.path(), "eth0", &config).ok();
     assert_cni_clean(&w);
 }
 

@@ -59,6 +59,17 @@ impl CniError {
 impl From<netsetup::Error> for CniError {
     fn from(error: netsetup::Error) -> Self {
         use netsetup::Error as E;
+        if let E::BridgeOwnedElsewhere { bridge, root } = &error {
+            // netsetup speaks of berth's --root; a CNI network has a data directory.
+            return CniError::new(
+                NETSETUP,
+                format!(
+                    "bridge {bridge} hands out the addresses of another lease file ({root}): \
+                     give this network a bridge of its own, or the same dataDir and name"
+                ),
+                "",
+            );
+        }
         let code = match &error {
             E::AttachmentWrong { .. } => CHECK_FAILED,
             E::SubnetExhausted { .. } => NO_ADDRESS,
