@@ -8,7 +8,9 @@
 #     other container, with 500 running, and with 500 that publish a port each, and the nft
 #     ruleset's rule count with none and with the 500 published;
 #  4. throughput: TCP from a container to the host across berth0, against the same path built
-#     by hand with `ip` (iperf3).
+#     by hand with `ip` (iperf3);
+#  5. the CNI plugin (berth-bench cni): berth-cni's ADD+DEL on a fresh namespace against
+#     Debian's reference bridge + host-local plugins with the same subnet.
 # Runs inside network and mount namespaces of its own, with berth's state on a tmpfs there:
 # the machine's own network and mount table are never touched.
 #
@@ -159,6 +161,20 @@ result=$(awk -v r="$ratio" 'BEGIN {print (r >= 0.9 ? "ok" : "MISSED")}')
 echo
 printf 'path\tmedian Gbit/s\tratio\ttarget\tresult\n%s\t%.2f\t-\t-\tbaseline\n%s\t%.2f\t%s\t>= 0.9\t%s\n' \
     "by hand (ip)" "$hand_rate" "berth0" "$berth_rate" "$ratio" "$result" | column -t -s $'\t'
+
+# 5. The CNI plugin: beside the berth measured (the static build's), else the dynamic one.
+echo
+cni_plugin="$(dirname "$berth")/berth-cni"
+[ -x "$cni_plugin" ] || cni_plugin="$here/../target/release/berth-cni"
+if [ -x /usr/lib/cni/bridge ] && [ -x "$cni_plugin" ]; then
+    cni_runs=100
+    [ -n "${BERTH_BENCH_SMOKE:-}" ] && cni_runs=5
+    mkdir "$work/cni"
+    "$bench_bin" cni --plugin "$cni_plugin" --dir "$work/cni" --runs "$cni_runs" \
+        ${BERTH_BENCH_SMOKE:+--smoke} || missed=1
+else
+    echo "cni: skipped (needs $cni_plugin and containernetworking-plugins)"
+fi
 
 umount "$work"
 rmdir "$work"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what berth's build, tests, demo and benchmark need on Debian (run as root):
 # nftables and iproute2 (berth's needs), nginx, curl, dnsmasq-base, iputils-ping, dig, radvd, busybox-static (the test
-# worlds' servers and clients), runc (its `runc spec` writes a bundle a test runs), hyperfine, jq, column and iperf3 (the benchmark), g++ (libFuzzer, built
-# by cargo fuzz). Rust >= 1.85 must be there
+# worlds' servers and clients), hyperfine, jq, column and iperf3 (the benchmark), g++ (libFuzzer, built
+# by cargo fuzz), podman, runc, containernetworking-plugins and iptables (berth-cni's tests: a
+# real CNI client, and the reference plugins chained after it; runc's `runc spec` also writes a
+# bundle a test runs). Rust >= 1.85 must be there
 # already (rustup); Debian's own cargo is too old.
 #
 # Debian starts nginx as a host service when it is installed; a policy-rc.d that forbids
@@ -11,7 +13,8 @@
 set -euo pipefail
 
 packages=(nftables iproute2 nginx curl dnsmasq-base iputils-ping hyperfine jq procps util-linux
-    bsdextrautils hostname g++ iperf3 bind9-dnsutils radvd busybox-static runc)
+    bsdextrautils hostname g++ iperf3 bind9-dnsutils radvd busybox-static
+    podman runc containernetworking-plugins iptables)
 
 missing=()
 for package in "${packages[@]}"; do

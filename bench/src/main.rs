@@ -6,6 +6,7 @@
 //!
 //!   berth-bench scale --berth PATH --root DIR [--containers N] [--runs N] [--smoke]
 //!   berth-bench ports --berth PATH --root DIR [--containers N] [--runs N] [--smoke]
+//!   berth-bench cni --plugin PATH --dir DIR [--runs N] [--smoke]
 //!   berth-bench stamp [SECONDS]   (a workload: waits, prints CLOCK_MONOTONIC in ns, exits)
 
 use std::fs;
@@ -24,6 +25,21 @@ fn main() -> ExitCode {
             println!("{}", monotonic_ns());
             ExitCode::SUCCESS
         }
+        Some("cni") => match CniOptions::parse(&args[1..]) {
+            Ok(options) => {
+                let rows = cni(&options);
+                print_table(&rows);
+                if rows.iter().any(|row| row.met() == Some(false)) && !options.smoke {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                }
+            }
+            Err(e) => {
+                eprintln!("berth-bench: {e}");
+                ExitCode::from(2)
+            }
+        },
         Some(command @ ("scale" | "ports")) => {
             let (figures, containers): (fn(&Options) -> Vec<Row>, usize) = match command {
                 "scale" => (scale, 1000),
@@ -49,7 +65,8 @@ fn main() -> ExitCode {
         _ => {
             eprintln!(
                 "usage: berth-bench scale|ports --berth PATH --root DIR [--containers N] \
-                 [--runs N] [--smoke] | berth-bench stamp [SECONDS]"
+                 [--runs N] [--smoke] | berth-bench cni --plugin PATH --dir DIR [--runs N] \
+                 [--smoke] | berth-bench stamp [SECONDS]"
             );
             ExitCode::from(2)
         }
@@ -118,6 +135,7 @@ struct Row {
 
 #[derive(Clone, Copy)]
 enum Target {
+    AtLeast(f64),
     AtMost(f64),
     Under(f64),
     /// Every sample equals it (a count).
@@ -163,6 +181,7 @@ impl Row {
 
     fn met(&self) -> Option<bool> {
         self.target.map(|target| match target {
+            Target::AtLeast(limit) => self.value >= limit,
             Target::AtMost(limit) => self.value <= limit,
             Target::Under(limit) => self.value < limit,
             Target::Equals(expected) => self.samples.iter().all(|&sample| sample == expected),
@@ -596,6 +615,138 @@ fn supervisor_memory_mib(root: &Path, field: &str) -> Vec<f64> {
         .collect()
 }
 
+/// What `berth-bench cni` is given.
+struct CniOptions {
+    plugin: PathBuf,
+    dir: PathBuf,
+    runs: usize,
+    smoke: bool,
+}
+
+impl CniOptions {
+    fn parse(args: &[String]) -> Result<CniOptions, String> {
+        let mut options = CniOptions {
+            plugin: PathBuf::new(),
+            dir: PathBuf::new(),
+            runs: 100,
+            smoke: false,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let mut value = || args.next().ok_or(format!("{arg} needs a value")).cloned();
+            match arg.as_str() {
+                "--plugin" => options.plugin = value()?.into(),
+                "--dir" => options.dir = value()?.into(),
+                "--runs" => options.runs = number(&value()?)?,
+                "--smoke" => options.smoke = true,
+                other => return Err(format!("unknown option {other}")),
+            }
+        }
+        if options.plugin.as_os_str().is_empty() || options.dir.as_os_str().is_empty() {
+            return Err("--plugin and --dir are required".into());
+        }
+        Ok(options)
+    }
+}
+
+/// Where the reference plugins are (Debian's containernetworking-plugins).
+const REFERENCE_PLUGINS: &str = "/usr/lib/cni";
+
+/// ADD then DEL of one attachment on a fresh network namespace, berth-cni against the
+/// reference `bridge` plugin with `host-local` addresses, the same subnet, masquerade and
+/// gateway: alternately, so that both see the same drift of the machine's speed. The
+/// namespace is made before the clock starts and removed after it stops.
+fn cni(options: &CniOptions) -> Vec<Row> {
+    const SUBNET: &str = "10.124.0.0/24";
+    let dir = options.dir.display();
+    let berth = format!(
+        r#"{{"cniVersion":"1.0.0","name":"bench","type":"berth-cni","bridge":"cnibench0",
+        "subnet":"{SUBNET}","dataDir":"{dir}/berth"}}"#
+    );
+    let reference = format!(
+        r#"{{"cniVersion":"1.0.0","name":"benchref","type":"bridge","bridge":"cniref0",
+        "isGateway":true,"ipMasq":true,
+        "ipam":{{"type":"host-local","subnet":"{SUBNET}","dataDir":"{dir}/host-local"}}}}"#
+    );
+    let reference_plugin = Path::new(REFERENCE_PLUGINS).join("bridge");
+    let runs = if options.smoke { 5 } else { options.runs };
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    // Warm-up: the bridges, berth's table and the reference's iptables chains exist after it.
+    for round in 0..runs + 3 {
+        for (plugin, config, samples) in [
+            (&options.plugin, &berth, &mut ours),
+            (&reference_plugin, &reference, &mut theirs),
+        ] {
+            let elapsed = add_and_del(plugin, config, &format!("bench{round}"));
+            if round >= 3 {
+                samples.push(elapsed);
+            }
+        }
+    }
+    let ratio = median(&theirs) / median(&ours);
+    vec![
+        Row::median("berth-cni ADD+DEL", ours, "ms", None),
+        Row::median("bridge + host-local ADD+DEL", theirs, "ms", None),
+        Row::median(
+            "reference / berth-cni (medians)",
+            vec![ratio],
+            "x",
+            Some(Target::AtLeast(10.0)),
+        ),
+    ]
+}
+
+/// The time of `plugin`'s ADD and DEL of `id`'s eth0 in a namespace of its own, in ms.
+fn add_and_del(plugin: &Path, config: &str, id: &str) -> f64 {
+    let mut holder = Command::new("unshare")
+        .args(["--net", "sleep", "1000"])
+        .spawn()
+        .expect("spawn unshare");
+    let netns = format!("/proc/{}/ns/net", holder.id());
+    let own = fs::read_link("/proc/self/ns/net").expect("own network namespace");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fs::read_link(&netns).is_ok_and(|ns| ns == own) {
+        assert!(
+            Instant::now() < deadline,
+            "the namespace holder never unshared"
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let call = |command: &str| {
+        let mut child = Command::new(plugin)
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", id)
+            .env("CNI_NETNS", &netns)
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", REFERENCE_PLUGINS)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", plugin.display()));
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(config.as_bytes())
+            .expect("write the configuration");
+        let output = child.wait_with_output().expect("wait for the plugin");
+        assert!(
+            output.status.success(),
+            "{} {command} failed: {}",
+            plugin.display(),
+            String::from_utf8_lossy(&output.stdout)
+        );
+    };
+    let started = Instant::now();
+    call("ADD");
+    call("DEL");
+    let elapsed = ms(started.elapsed());
+    let _ = holder.kill();
+    let _ = holder.wait();
+    elapsed
+}
+
 /// Times `runs` runs of the command `make` gives, each to its end, in ms.
 fn timed_runs(runs: usize, make: impl Fn() -> Command) -> Vec<f64> {
     for _ in 0..runs.min(10) {
@@ -686,6 +837,7 @@ fn print_table(rows: &[Row]) {
             row.show(row.value),
             match row.target {
                 None => "-".into(),
+                Some(Target::AtLeast(limit)) => format!(">= {limit}"),
                 Some(Target::AtMost(limit)) => format!("<= {limit}"),
                 Some(Target::Under(limit)) => format!("< {limit}"),
                 Some(Target::Equals(expected)) => format!("= {expected}"),

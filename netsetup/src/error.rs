@@ -75,6 +75,9 @@ pub enum Error {
     /// The `nft` program could not be run or refused the ruleset.
     #[error("nftables: {0}")]
     Nftables(String),
+    /// A container's interface is not as it was configured (a CNI CHECK).
+    #[error("{interface} in the container: {what}")]
+    AttachmentWrong { interface: String, what: String },
     /// A process-information lookup in /proc failed.
     #[error("cannot read {0}")]
     Proc(String),

@@ -5,6 +5,12 @@
 //! time (from procfs) and the boot id. A lease whose owner is gone is taken over by an
 //! allocation that needs its address (asked for, or the subnet otherwise full), and released by
 //! `berth gc`, so a launcher killed with SIGKILL never leaks an address for good.
+//!
+//! A CNI plugin's lease has no process behind it: the plugin exits once ADD is done. Its owner
+//! is an attachment, the container id and the interface name (`ADDR container=ID
+//! interface=IFNAME boot=BOOT_ID`), and it lives until a DEL or a GC of the plugin releases
+//! it, or the machine reboots (the boot id differs, so the namespace is gone for sure). A
+//! dead-owner check (a takeover, `berth gc`) thus never reclaims a live attachment.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -19,17 +25,23 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::{Error, Result};
 
-/// The process that holds a lease, identified so that a reused pid is not mistaken for it.
+/// The holder of a lease: a process (berth's launcher), identified so that a reused pid is not
+/// mistaken for it, or an attachment (a CNI plugin's: a container's interface), which has no
+/// process and lives until it is released by name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseOwner {
     /// The container the address belongs to.
     pub container: String,
-    /// The pid of the process that keeps the lease (berth's launcher).
+    /// The pid of the process that keeps the lease (berth's launcher); 0 for an attachment.
     pub pid: u32,
-    /// That process's start time in clock ticks after boot (field 22 of /proc/PID/stat).
+    /// That process's start time in clock ticks after boot (field 22 of /proc/PID/stat); 0 for
+    /// an attachment.
     pub start: u64,
     /// The boot id of the machine when the lease was taken.
     pub boot: String,
+    /// For an attachment, the container's interface: the lease is the attachment's
+    /// (container id and interface name) and has no owning process.
+    pub interface: Option<String>,
 }
 
 impl LeaseOwner {
@@ -42,12 +54,29 @@ impl LeaseOwner {
             pid,
             start,
             boot: boot_id()?.into(),
+            interface: None,
         })
     }
 
-    /// Whether the owning process still runs: same boot, same pid, same start time.
+    /// The attachment of `container`'s interface `interface` as the owner of its lease (a CNI
+    /// plugin's: no process keeps it).
+    pub fn attachment(container: &str, interface: &str) -> Result<Self> {
+        Ok(LeaseOwner {
+            container: container.into(),
+            pid: 0,
+            start: 0,
+            boot: boot_id()?.into(),
+            interface: Some(interface.into()),
+        })
+    }
+
+    /// Whether the owner is still there: for a process, same boot, same pid, same start time;
+    /// for an attachment, same boot (it lives until released).
     pub fn is_alive(&self) -> bool {
-        process_alive(self.pid, self.start, &self.boot)
+        match self.interface {
+            Some(_) => boot_id().is_ok_and(|b| b == self.boot),
+            None => process_alive(self.pid, self.start, &self.boot),
+        }
     }
 }
 
@@ -133,10 +162,17 @@ impl LeaseFile {
         // this is the difference between a tenth of a millisecond and a whole one.
         let text = self.read_text()?;
         let mut lines = self.parse_lines(&text)?;
+        if let Some(interface) = owner.interface.as_deref() {
+            // An attachment asked for again (a repeated CNI ADD) keeps its address.
+            let same = |line: &&Line<'_>| {
+                line.container == owner.container && line.interface == Some(interface)
+            };
+            if let Some(line) = lines.iter().find(same) {
+                return Ok(line.addr);
+            }
+        }
         // Owners are checked lazily: only a lease that stands in the way is looked at.
-        let mut gone = |line: &Line<'_>| {
-            !process_alive(line.pid, line.start, line.boot) && !still_attached(line.container)
-        };
+        let mut gone = |line: &Line<'_>| !line.alive() && !still_attached(line.container);
         let addr = match requested {
             Some(addr) => match lines.iter().position(|line| line.addr == addr) {
                 Some(held) if !gone(&lines[held]) => {
@@ -175,6 +211,44 @@ impl LeaseFile {
 
     /// Releases every lease of `container`; returns the addresses released.
     pub fn release(&self, container: &str) -> Result<Vec<Ipv4Addr>> {
+        self.release_where(container, |_| true)
+    }
+
+    /// Releases the lease of the attachment of `container`'s interface `interface` (see
+    /// [`LeaseOwner::attachment`]); returns the address released, if it had one.
+    pub fn release_attachment(&self, container: &str, interface: &str) -> Result<Option<Ipv4Addr>> {
+        let released = self.release_where(container, |line| line.interface == Some(interface))?;
+        Ok(released.first().copied())
+    }
+
+    /// Releases the attachments' leases for which `keep(container, interface)` is false (a CNI
+    /// GC); returns them. Leases of processes are left alone.
+    pub fn release_attachments_but(
+        &self,
+        mut keep: impl FnMut(&str, &str) -> bool,
+    ) -> Result<Vec<(Ipv4Addr, LeaseOwner)>> {
+        let _lock = self.lock()?;
+        let text = self.read_text()?;
+        let lines = self.parse_lines(&text)?;
+        let (dropped, kept): (Vec<_>, Vec<_>) = lines.iter().partition(|line| {
+            line.interface
+                .is_some_and(|interface| !keep(line.container, interface))
+        });
+        if !dropped.is_empty() {
+            self.write_lines(kept.iter().map(|line| line.text))?;
+        }
+        Ok(dropped
+            .iter()
+            .map(|line| (line.addr, line.owner()))
+            .collect())
+    }
+
+    /// Releases the leases of `container` for which `matches` holds.
+    fn release_where(
+        &self,
+        container: &str,
+        matches: impl Fn(&Line<'_>) -> bool,
+    ) -> Result<Vec<Ipv4Addr>> {
         let _lock = self.lock()?;
         let text = self.read_text()?;
         // Only the lines that hold the container's id are parsed; the others are copied as they
@@ -187,7 +261,7 @@ impl LeaseFile {
             let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
             let end = text[at..].find('\n').map_or(text.len(), |i| at + i + 1);
             match parse_lease(text[start..end].trim(), 0) {
-                Ok(lease) if lease.container == container && start >= copied => {
+                Ok(lease) if lease.container == container && matches(&lease) && start >= copied => {
                     kept.push_str(&text[copied..start]);
                     copied = end;
                     released.push(lease.addr);
@@ -358,7 +432,8 @@ impl LeaseFile {
     fn write_lines<'a>(&self, lines: impl Iterator<Item = &'a str>) -> Result<()> {
         let mut text = format!(
             "# berth leases for {} (gateway {}), one per line:\n\
-             # ADDRESS container=ID pid=PID start=TICKS boot=BOOT_ID\n",
+             # ADDRESS container=ID pid=PID start=TICKS boot=BOOT_ID\n\
+             # ADDRESS container=ID interface=IFNAME boot=BOOT_ID (an attachment's)\n",
             self.subnet, self.gateway
         );
         for line in lines {
@@ -376,6 +451,8 @@ struct Line<'a> {
     pid: u32,
     start: u64,
     boot: &'a str,
+    /// An attachment's interface; `None` for a process's lease.
+    interface: Option<&'a str>,
     /// The whole line.
     text: &'a str,
     /// Its number in the file, from 1.
@@ -389,15 +466,30 @@ impl Line<'_> {
             pid: self.pid,
             start: self.start,
             boot: self.boot.to_owned(),
+            interface: self.interface.map(str::to_owned),
+        }
+    }
+
+    /// Whether its owner is still there (see [`LeaseOwner::is_alive`]).
+    fn alive(&self) -> bool {
+        match self.interface {
+            Some(_) => boot_id().is_ok_and(|b| b == self.boot),
+            None => process_alive(self.pid, self.start, self.boot),
         }
     }
 }
 
 fn format_lease(addr: Ipv4Addr, owner: &LeaseOwner) -> String {
-    format!(
-        "{addr} container={} pid={} start={} boot={}",
-        owner.container, owner.pid, owner.start, owner.boot
-    )
+    match &owner.interface {
+        Some(interface) => format!(
+            "{addr} container={} interface={interface} boot={}",
+            owner.container, owner.boot
+        ),
+        None => format!(
+            "{addr} container={} pid={} start={} boot={}",
+            owner.container, owner.pid, owner.start, owner.boot
+        ),
+    }
 }
 
 fn parse_lease(text: &str, number: usize) -> std::result::Result<Line<'_>, String> {
@@ -407,6 +499,7 @@ fn parse_lease(text: &str, number: usize) -> std::result::Result<Line<'_>, Strin
         .parse()
         .map_err(|_| format!("{addr_text:?} is not an IPv4 address"))?;
     let (mut container, mut pid, mut start, mut boot) = (None, None, None, None);
+    let mut interface = None;
     for field in fields {
         let (key, value) = field
             .split_once('=')
@@ -420,20 +513,36 @@ fn parse_lease(text: &str, number: usize) -> std::result::Result<Line<'_>, Strin
             "pid" => pid = Some(u32::try_from(number(value)?).map_err(|e| e.to_string())?),
             "start" => start = Some(number(value)?),
             "boot" if !value.is_empty() => boot = Some(value),
+            "interface" if !value.is_empty() => interface = Some(value),
             _ => return Err(format!("unexpected field {field:?}")),
         }
     }
-    match (container, pid, start, boot) {
-        (Some(container), Some(pid), Some(start), Some(boot)) => Ok(Line {
+    match (container, interface, pid, start, boot) {
+        (Some(container), None, Some(pid), Some(start), Some(boot)) => Ok(Line {
             addr,
             container,
             pid,
             start,
             boot,
+            interface: None,
             text,
             number,
         }),
-        _ => Err("a lease needs container=, pid=, start= and boot=".into()),
+        (Some(container), Some(interface), None, None, Some(boot)) => Ok(Line {
+            addr,
+            container,
+            pid: 0,
+            start: 0,
+            boot,
+            interface: Some(interface),
+            text,
+            number,
+        }),
+        _ => Err(
+            "a lease needs container=, pid=, start= and boot=, or (an attachment's) \
+                  container=, interface= and boot="
+                .into(),
+        ),
     }
 }
 
@@ -543,6 +652,7 @@ mod tests {
             pid: me.pid,
             start: me.start + 1,
             boot: me.boot.clone(),
+            interface: None,
         };
         // .1 held by a dead owner; the gateway is .3.
         leases
@@ -600,6 +710,38 @@ mod tests {
     }
 
     #[test]
+    fn attachments_are_keyed_by_interface_and_never_reclaimed() {
+        let dir = tempfile::tempdir().unwrap();
+        let leases = file_in(dir.path());
+        let eth0 = LeaseOwner::attachment("c1", "eth0").unwrap();
+        let net1 = LeaseOwner::attachment("c1", "net1").unwrap();
+        let a = leases.allocate(&eth0, None, |_| false).unwrap();
+        let b = leases.allocate(&net1, None, |_| false).unwrap();
+        assert_ne!(a, b);
+        // Asked for again: the same address.
+        assert_eq!(leases.allocate(&eth0, None, |_| false).unwrap(), a);
+        let text = fs::read_to_string(leases.path()).unwrap();
+        assert!(
+            text.contains(&format!("{a} container=c1 interface=eth0 boot=")),
+            "{text}"
+        );
+        // No process owns them, yet they are alive: a dead-owner sweep keeps them.
+        assert!(leases.reclaim(|_| false).unwrap().is_empty());
+        assert_eq!(leases.leases().unwrap()[&a], eth0);
+        // From another boot: gone.
+        let old = LeaseOwner {
+            boot: "another-boot".into(),
+            ..LeaseOwner::attachment("old", "eth0").unwrap()
+        };
+        assert!(!old.is_alive());
+        assert_eq!(leases.release_attachment("c1", "net1").unwrap(), Some(b));
+        assert_eq!(leases.release_attachment("c1", "net1").unwrap(), None);
+        let gone = leases.release_attachments_but(|_, _| false).unwrap();
+        assert_eq!(gone, vec![(a, eth0)]);
+        assert!(leases.leases().unwrap().is_empty());
+    }
+
+    #[test]
     fn a_hand_edited_lease_is_released() {
         let dir = tempfile::tempdir().unwrap();
         let leases = file_in(dir.path());
@@ -630,6 +772,18 @@ mod tests {
             "{error}"
         );
         assert!(leases.parse("10.201.0.2 container=abc").is_err());
+        let attachment = leases
+            .parse("10.201.0.3 container=abc interface=eth0 boot=b-1")
+            .unwrap();
+        let owner = &attachment[&Ipv4Addr::new(10, 201, 0, 3)];
+        assert_eq!((owner.pid, owner.interface.as_deref()), (0, Some("eth0")));
+        // An attachment has no process, and a process's lease no interface.
+        assert!(leases
+            .parse("10.201.0.3 container=abc interface=eth0 pid=1 start=2 boot=b")
+            .is_err());
+        assert!(leases
+            .parse("10.201.0.3 container=abc interface= boot=b")
+            .is_err());
         assert!(leases
             .parse("10.201.0.1 container=a pid=1 start=1 boot=b")
             .is_err());

@@ -40,6 +40,10 @@ pub struct NetworkSpec {
     pub gateway: Ipv4Addr,
     /// An internal network: no NAT, no default route, no traffic in or out of the host.
     pub internal: bool,
+    /// Whether what leaves the subnet for elsewhere is masqueraded (berth's networks always
+    /// are; a CNI network with `ipMasq: false` is routed as it is). An internal network never
+    /// is.
+    pub masquerade: bool,
     /// The IPv6 subnet of a dual-stack network.
     pub subnet6: Option<Ipv6Net>,
 }
@@ -53,6 +57,7 @@ impl NetworkSpec {
             subnet: Ipv4Net::new(Ipv4Addr::new(10, 201, 0, 0), 16).expect("a valid prefix"),
             gateway: Ipv4Addr::new(10, 201, 0, 1),
             internal: false,
+            masquerade: true,
             subnet6: None,
         }
     }
@@ -296,6 +301,20 @@ pub fn host_interface_name(container_id: &str) -> String {
     format!("bth{short}")
 }
 
+/// The host-side name of the veth of an attachment (a CNI plugin's: a container's interface):
+/// `bcni` and 11 hex digits of a hash of the container id and the interface name. Another
+/// prefix than [`host_interface_name`]'s, so that `berth gc`, which removes `bth*` veths that
+/// no container of its own accounts for, never takes one.
+pub fn attachment_host_interface(container: &str, interface: &str) -> String {
+    // FNV-1a, 64 bits: stable across builds and machines (the name must be found again by DEL).
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in container.bytes().chain([b'/']).chain(interface.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("bcni{:011x}", hash >> 20)
+}
+
 /// Wires a container into the network: a veth pair whose host end `host_name` is on the bridge
 /// and up, and whose peer is born in `namespace` as `container_interface`, with the MAC derived
 /// from `addr`. The peer is configured from inside by [`configure_container_interface`].
@@ -333,11 +352,16 @@ pub fn configure_container_interface(
     addresses: &[IpNet],
     gateways: &[IpAddr],
 ) -> Result<()> {
-    let index = nix::net::if_::if_nametoindex(interface).map_err(|errno| Error::Netlink {
-        op: "look up interface",
-        object: interface.into(),
-        source: errno.into(),
-    })?;
+    // Looked up over `netlink`, so that the interface is found in the socket's namespace
+    // whichever namespace the calling thread is in.
+    let index = netlink
+        .link_by_name(interface)?
+        .ok_or_else(|| Error::Netlink {
+            op: "look up interface",
+            object: interface.into(),
+            source: std::io::Error::from_raw_os_error(libc::ENODEV),
+        })?
+        .index;
     netlink.no_ipv6_link_local(index, interface)?;
     netlink.set_up(index, interface)?;
     for addr in addresses {
@@ -347,4 +371,53 @@ pub fn configure_container_interface(
         netlink.add_default_route(index, interface, *gateway)?;
     }
     Ok(())
+}
+
+/// Checks a container's interface from inside its namespace (`netlink` opened there): it
+/// exists and is up, holds each of `addresses`, and has a default route through each of
+/// `gateways` (what [`configure_container_interface`] made). The error names what is wrong.
+pub fn check_container_interface(
+    netlink: &mut Netlink,
+    interface: &str,
+    addresses: &[IpNet],
+    gateways: &[IpAddr],
+) -> Result<()> {
+    let wrong = |what: String| Error::AttachmentWrong {
+        interface: interface.into(),
+        what,
+    };
+    let link = netlink
+        .link_by_name(interface)?
+        .ok_or_else(|| wrong("there is no such interface".into()))?;
+    if !link.up {
+        return Err(wrong("it is down".into()));
+    }
+    let held = netlink.addresses(link.index, interface)?;
+    for addr in addresses {
+        if !held.contains(addr) {
+            return Err(wrong(format!("address {addr} is missing")));
+        }
+    }
+    let routes = netlink.default_gateways(link.index, interface)?;
+    for gateway in gateways {
+        if !routes.contains(gateway) {
+            return Err(wrong(format!("the default route via {gateway} is missing")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attachment_names_fit_and_differ() {
+        let a = attachment_host_interface("c1", "eth0");
+        assert_eq!(a.len(), 15, "{a}");
+        assert!(a.starts_with("bcni"));
+        assert_eq!(a, attachment_host_interface("c1", "eth0"));
+        assert_ne!(a, attachment_host_interface("c1", "eth1"));
+        assert_ne!(a, attachment_host_interface("c2", "eth0"));
+    }
 }

@@ -23,6 +23,10 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
+use std::os::fd::{AsFd, BorrowedFd};
+
+use nix::sched::{setns, CloneFlags};
+
 use crate::{Error, Result};
 
 /// What berth needs to know of an existing interface.
@@ -36,6 +40,10 @@ pub struct Link {
     pub up: bool,
     /// Its alias (`ip link set NAME alias TEXT`), if any.
     pub alias: Option<String>,
+    /// Its hardware address (empty when it has none).
+    pub mac: Vec<u8>,
+    /// The index of the bridge it is a port of, if any.
+    pub controller: Option<u32>,
 }
 
 /// A synchronous rtnetlink socket in the namespace it was opened in.
@@ -46,6 +54,26 @@ pub struct Netlink {
 }
 
 impl Netlink {
+    /// Opens a route netlink socket in the network namespace `namespace` (a namespace file):
+    /// the thread enters it, opens the socket and returns to its own. The socket stays bound
+    /// to `namespace`. Only for a single-threaded caller or a thread of its own.
+    pub fn open_in(namespace: BorrowedFd<'_>) -> Result<Self> {
+        let fail = |op, source: nix::Error| Error::Netlink {
+            op,
+            object: "a network namespace".into(),
+            source: source.into(),
+        };
+        let own = std::fs::File::open("/proc/thread-self/ns/net").map_err(|e| Error::Netlink {
+            op: "open",
+            object: "this thread's network namespace".into(),
+            source: e,
+        })?;
+        setns(namespace, CloneFlags::CLONE_NEWNET).map_err(|e| fail("enter", e))?;
+        let opened = Netlink::open();
+        setns(own.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| fail("return from", e))?;
+        opened
+    }
+
     /// Opens a route netlink socket in the calling thread's network namespace.
     pub fn open() -> Result<Self> {
         let fail = |source| Error::Netlink {
@@ -273,6 +301,7 @@ impl Netlink {
         }
     }
 
+    /// Adds a default route through `gateway` out of interface `index`.
     pub fn add_default_route(&mut self, index: u32, name: &str, gateway: IpAddr) -> Result<()> {
         let mut request = RouteMessage::default();
         request.header.address_family = match gateway {
@@ -296,6 +325,112 @@ impl Netlink {
             object: format!("via {gateway} on {name}"),
             source,
         })
+    }
+
+    /// Takes interface `index` off the bridge it is a port of: nothing it sends reaches the
+    /// bridge any more.
+    pub fn leave_bridge(&mut self, index: u32, name: &str) -> Result<()> {
+        let mut request = LinkMessage::default();
+        request.header.index = index;
+        request.attributes.push(LinkAttribute::Controller(0));
+        self.execute(RouteNetlinkMessage::SetLink(request), 0)
+            .map_err(|source| Error::Netlink {
+                op: "take off its bridge",
+                object: name.into(),
+                source,
+            })
+    }
+
+    /// Sets an interface's MTU; `index` 0 looks the interface up by `name`.
+    pub fn set_mtu(&mut self, index: u32, name: &str, mtu: u32) -> Result<()> {
+        let mut request = LinkMessage::default();
+        request.header.index = index;
+        if index == 0 {
+            request.attributes.push(LinkAttribute::IfName(name.into()));
+        }
+        request.attributes.push(LinkAttribute::Mtu(mtu));
+        self.execute(RouteNetlinkMessage::SetLink(request), 0)
+            .map_err(|source| Error::Netlink {
+                op: "set the MTU of",
+                object: name.into(),
+                source,
+            })
+    }
+
+    /// The addresses of interface `index`, with their prefix lengths.
+    pub fn addresses(&mut self, index: u32, name: &str) -> Result<Vec<IpNet>> {
+        let fail = |source| Error::Netlink {
+            op: "list the addresses of",
+            object: name.into(),
+            source,
+        };
+        let sequence = self
+            .send(
+                RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+                NLM_F_DUMP,
+            )
+            .map_err(fail)?;
+        let replies = self.receive(sequence, false).map_err(fail)?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|reply| match reply {
+                RouteNetlinkMessage::NewAddress(a) if a.header.index == index => {
+                    let ip = a.attributes.iter().find_map(|attribute| match attribute {
+                        AddressAttribute::Address(ip) => Some(*ip),
+                        _ => None,
+                    })?;
+                    IpNet::new(ip, a.header.prefix_len).ok()
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The gateways of the default routes (main table) out of interface `index`.
+    pub fn default_gateways(&mut self, index: u32, name: &str) -> Result<Vec<IpAddr>> {
+        let fail = |source| Error::Netlink {
+            op: "list the routes of",
+            object: name.into(),
+            source,
+        };
+        let mut gateways = Vec::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut request = RouteMessage::default();
+            request.header.address_family = family;
+            let sequence = self
+                .send(RouteNetlinkMessage::GetRoute(request), NLM_F_DUMP)
+                .map_err(fail)?;
+            for reply in self.receive(sequence, false).map_err(fail)? {
+                let RouteNetlinkMessage::NewRoute(route) = reply else {
+                    continue;
+                };
+                if route.header.destination_prefix_length != 0
+                    || route.header.table != libc::RT_TABLE_MAIN
+                {
+                    continue;
+                }
+                let mut oif = None;
+                let mut gateway = None;
+                for attribute in &route.attributes {
+                    match attribute {
+                        RouteAttribute::Oif(i) => oif = Some(*i),
+                        RouteAttribute::Gateway(RouteAddress::Inet(ip)) => {
+                            gateway = Some(IpAddr::V4(*ip))
+                        }
+                        RouteAttribute::Gateway(RouteAddress::Inet6(ip)) => {
+                            gateway = Some(IpAddr::V6(*ip))
+                        }
+                        _ => {}
+                    }
+                }
+                if let (Some(i), Some(gateway)) = (oif, gateway) {
+                    if i == index {
+                        gateways.push(gateway);
+                    }
+                }
+            }
+        }
+        Ok(gateways)
     }
 
     /// Lists the names of every interface in this namespace.
@@ -328,8 +463,18 @@ impl Netlink {
 
     /// Deletes an interface by name; `Ok(false)` when there is none.
     pub fn delete_link(&mut self, name: &str) -> Result<bool> {
+        self.delete_link_at(0, name)
+    }
+
+    /// Deletes interface `index` (`name` for messages; 0 looks it up by `name`); `Ok(false)`
+    /// when there is none. An index names one interface for good: one made anew under the
+    /// same name meanwhile has another.
+    pub fn delete_link_at(&mut self, index: u32, name: &str) -> Result<bool> {
         let mut request = LinkMessage::default();
-        request.attributes.push(LinkAttribute::IfName(name.into()));
+        request.header.index = index;
+        if index == 0 {
+            request.attributes.push(LinkAttribute::IfName(name.into()));
+        }
         match self.execute(RouteNetlinkMessage::DelLink(request), 0) {
             Ok(()) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(false),
@@ -374,10 +519,27 @@ fn link_summary(link: &LinkMessage) -> Link {
             LinkAttribute::IfAlias(alias) => Some(alias.clone()),
             _ => None,
         });
+    let mac = link
+        .attributes
+        .iter()
+        .find_map(|attribute| match attribute {
+            LinkAttribute::Address(mac) => Some(mac.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let controller = link
+        .attributes
+        .iter()
+        .find_map(|attribute| match attribute {
+            LinkAttribute::Controller(index) => Some(*index),
+            _ => None,
+        });
     Link {
         index: link.header.index,
         kind,
         up: link.header.flags.contains(LinkFlags::Up),
         alias,
+        mac,
+        controller,
     }
 }

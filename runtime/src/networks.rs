@@ -54,6 +54,7 @@ impl Record {
             subnet: self.subnet,
             gateway: self.gateway,
             internal: self.internal,
+            masquerade: true,
             subnet6: self.subnet6,
         }
     }

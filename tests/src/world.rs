@@ -83,6 +83,27 @@ pub fn berth_bin() -> PathBuf {
     );
 }
 
+/// The CNI plugin under test: `$BERTH_CNI_BIN`, else `berth-cni` beside the berth binary under
+/// test, else the workspace's target/release/berth-cni.
+pub fn cni_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("BERTH_CNI_BIN") {
+        return PathBuf::from(p);
+    }
+    let beside = berth_bin().with_file_name("berth-cni");
+    if beside.is_file() {
+        return beside;
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace dir");
+    let candidate = workspace.join("target/release/berth-cni");
+    assert!(
+        candidate.is_file(),
+        "no berth-cni at {}: build it with `cargo build --release -p netsetup --bin berth-cni`, \
+         or point BERTH_CNI_BIN at one",
+        candidate.display()
+    );
+    candidate
+}
+
 /// berth built with the `fault-injection` feature, for the crash tests: `BERTH_FAULT_BIN`, else
 /// `target/fault/release/berth` (what `scripts/test.sh` builds).
 pub fn berth_fault_bin() -> PathBuf {

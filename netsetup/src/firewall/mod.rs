@@ -267,6 +267,7 @@ struct Installed {
     bridge: String,
     subnet: Ipv4Net,
     internal: bool,
+    masquerade: bool,
     subnet6: Option<Ipv6Net>,
 }
 
@@ -276,13 +277,15 @@ impl Installed {
             bridge: network.bridge.clone(),
             subnet: network.subnet,
             internal: network.internal,
+            masquerade: network.masquerade,
             subnet6: network.subnet6,
         }
     }
 
-    /// `net/SUBNET/PREFIX/x|i/BRIDGE`, or on a dual-stack network
-    /// `net/SUBNET/PREFIX/x|i/SUBNET6/PREFIX6/BRIDGE` with SUBNET6 in 32 hex digits (nft's
-    /// names take no ':'). A bridge name holds no '/', so it can come last.
+    /// `net/SUBNET/PREFIX/x|i|r/BRIDGE`, or on a dual-stack network
+    /// `net/SUBNET/PREFIX/x|i|r/SUBNET6/PREFIX6/BRIDGE` with SUBNET6 in 32 hex digits (nft's
+    /// names take no ':'): `x` masqueraded, `i` internal, `r` routed without masquerade. A
+    /// bridge name holds no '/', so it can come last.
     fn marker(&self) -> String {
         let ipv6 = self.subnet6.map_or(String::new(), |net| {
             format!("{:032x}/{}/", u128::from(net.network()), net.prefix_len())
@@ -291,7 +294,11 @@ impl Installed {
             "{MARKER_PREFIX}{}/{}/{}/{ipv6}{}",
             self.subnet.network(),
             self.subnet.prefix_len(),
-            if self.internal { "i" } else { "x" },
+            match (self.internal, self.masquerade) {
+                (true, _) => "i",
+                (false, true) => "x",
+                (false, false) => "r",
+            },
             self.bridge
         )
     }
@@ -301,9 +308,10 @@ impl Installed {
         let mut parts = rest.splitn(4, '/');
         let addr: std::net::Ipv4Addr = parts.next()?.parse().ok()?;
         let prefix: u8 = parts.next()?.parse().ok()?;
-        let internal = match parts.next()? {
-            "i" => true,
-            "x" => false,
+        let (internal, masquerade) = match parts.next()? {
+            "i" => (true, false),
+            "x" => (false, true),
+            "r" => (false, false),
             _ => return None,
         };
         let rest: Vec<&str> = parts.next()?.split('/').collect();
@@ -321,6 +329,7 @@ impl Installed {
         Some(Installed {
             subnet: Ipv4Net::new(addr, prefix).ok()?,
             internal,
+            masquerade,
             subnet6,
             bridge: bridge.to_owned(),
         })
@@ -335,7 +344,7 @@ impl Installed {
         ];
         if self.internal {
             elements.push(("internal", format!("\"{bridge}\"")));
-        } else {
+        } else if self.masquerade {
             elements.push(("masq_subnets", self.subnet.trunc().to_string()));
             if let Some(subnet6) = self.subnet6 {
                 elements.push(("masq_subnets6", subnet6.trunc().to_string()));

@@ -220,6 +220,7 @@ fn live_leases(live: &[State], network: &str) -> BTreeMap<Ipv4Addr, LeaseOwner> 
                 pid: s.launcher_pid,
                 start: s.launcher_start,
                 boot: s.boot_id.clone(),
+                interface: None,
             };
             Some((addr, owner))
         })

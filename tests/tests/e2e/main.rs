@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod cli;
+mod cni;
 mod connectivity;
 mod containers;
 mod crash;
