@@ -357,21 +357,27 @@ impl Netlink {
             })
     }
 
-    /// The addresses of interface `index`, with their prefix lengths.
-    pub fn addresses(&mut self, index: u32, name: &str) -> Result<Vec<IpNet>> {
+    /// The replies to a dump `request`; `op` and `object` name it in an error.
+    fn dump(
+        &mut self,
+        request: RouteNetlinkMessage,
+        op: &'static str,
+        object: &str,
+    ) -> Result<Vec<RouteNetlinkMessage>> {
         let fail = |source| Error::Netlink {
-            op: "list the addresses of",
-            object: name.into(),
+            op,
+            object: object.into(),
             source,
         };
-        let sequence = self
-            .send(
-                RouteNetlinkMessage::GetAddress(AddressMessage::default()),
-                NLM_F_DUMP,
-            )
-            .map_err(fail)?;
-        let replies = self.receive(sequence, false).map_err(fail)?;
-        Ok(replies
+        let sequence = self.send(request, NLM_F_DUMP).map_err(fail)?;
+        self.receive(sequence, false).map_err(fail)
+    }
+
+    /// The addresses of interface `index`, with their prefix lengths.
+    pub fn addresses(&mut self, index: u32, name: &str) -> Result<Vec<IpNet>> {
+        let request = RouteNetlinkMessage::GetAddress(AddressMessage::default());
+        Ok(self
+            .dump(request, "list the addresses of", name)?
             .into_iter()
             .filter_map(|reply| match reply {
                 RouteNetlinkMessage::NewAddress(a) if a.header.index == index => {
@@ -388,19 +394,12 @@ impl Netlink {
 
     /// The gateways of the default routes (main table) out of interface `index`.
     pub fn default_gateways(&mut self, index: u32, name: &str) -> Result<Vec<IpAddr>> {
-        let fail = |source| Error::Netlink {
-            op: "list the routes of",
-            object: name.into(),
-            source,
-        };
         let mut gateways = Vec::new();
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut request = RouteMessage::default();
             request.header.address_family = family;
-            let sequence = self
-                .send(RouteNetlinkMessage::GetRoute(request), NLM_F_DUMP)
-                .map_err(fail)?;
-            for reply in self.receive(sequence, false).map_err(fail)? {
+            let request = RouteNetlinkMessage::GetRoute(request);
+            for reply in self.dump(request, "list the routes of", name)? {
                 let RouteNetlinkMessage::NewRoute(route) = reply else {
                     continue;
                 };
@@ -435,19 +434,9 @@ impl Netlink {
 
     /// Lists the names of every interface in this namespace.
     pub fn link_names(&mut self) -> Result<Vec<String>> {
-        let fail = |source| Error::Netlink {
-            op: "list",
-            object: "interfaces".into(),
-            source,
-        };
-        let sequence = self
-            .send(
-                RouteNetlinkMessage::GetLink(LinkMessage::default()),
-                NLM_F_DUMP,
-            )
-            .map_err(fail)?;
-        let replies = self.receive(sequence, false).map_err(fail)?;
-        Ok(replies
+        let request = RouteNetlinkMessage::GetLink(LinkMessage::default());
+        Ok(self
+            .dump(request, "list", "interfaces")?
             .into_iter()
             .filter_map(|reply| match reply {
                 RouteNetlinkMessage::NewLink(link) => {
