@@ -190,9 +190,8 @@ pub fn ensure_network(
         Err(Error::File { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
         other => other?,
     }
-    let mut table_made = false;
-    if !firewall::installed(network)? {
-        table_made = !firewall::table_exists()?;
+    let installed = !firewall::installed(network)?;
+    if installed {
         let mut networks = every_network();
         networks.retain(|other| other.bridge != network.bridge);
         networks.push(network.clone());
@@ -200,7 +199,7 @@ pub fn ensure_network(
     }
     Ok(Bridge {
         index: bridge.index,
-        table_made,
+        installed,
     })
 }
 
@@ -209,10 +208,10 @@ pub fn ensure_network(
 pub struct Bridge {
     /// Its interface index.
     pub index: u32,
-    /// Whether berth's table was missing (a firewall reload flushed it, say) and was made
-    /// anew just now: the ports that running containers published are gone from it and must
-    /// be published again.
-    pub table_made: bool,
+    /// Whether the network was (re)installed just now (its first use, or a firewall reload
+    /// flushed berth's table, which another user of the table may have made anew since): the
+    /// ports that running containers published may be gone and must be published again.
+    pub installed: bool,
 }
 
 /// Undoes [`ensure_network`] for a network being removed: its elements leave berth's table,

@@ -158,14 +158,6 @@ pub fn installed(network: &NetworkSpec) -> Result<bool> {
     )
 }
 
-/// Whether berth's table exists. One netlink round trip.
-pub fn table_exists() -> Result<bool> {
-    const NFT_MSG_GETTABLE: u16 = 1;
-    const NFTA_TABLE_NAME: u16 = 1;
-    let request = Message::new(NFT_MSG_GETTABLE, 0, NFPROTO_INET).string(NFTA_TABLE_NAME, TABLE);
-    exists(request, "look up nftables table", &format!("inet {TABLE}"))
-}
-
 /// Whether the nftables object that `request` asks for exists (`op` and `object` name it in
 /// an error).
 fn exists(request: Message, op: &'static str, object: &str) -> Result<bool> {
@@ -196,9 +188,38 @@ pub fn install(networks: &[&NetworkSpec]) -> Result<()> {
 }
 
 /// Replaces berth's table by a fresh one holding `networks` (after a firewall reload flushed
-/// it, say), in one transaction.
-pub fn reinstall(networks: &[&NetworkSpec]) -> Result<()> {
-    apply(&table_script(networks, true))
+/// it, say), in one transaction. Networks installed on other bridges (a CNI plugin's, which
+/// `networks` does not know) are kept, and so are the ports whose owner starts with
+/// `keep_owners`.
+pub fn reinstall(networks: &[&NetworkSpec], keep_owners: &str) -> Result<()> {
+    let bridges: Vec<&str> = networks.iter().map(|n| n.bridge.as_str()).collect();
+    let others: Vec<Installed> = markers()?
+        .iter()
+        .filter_map(|marker| Installed::from_marker(marker))
+        .filter(|other| !bridges.contains(&other.bridge.as_str()))
+        .collect();
+    let mut kept_ports: Vec<(String, Vec<ports::PortMapping>)> = Vec::new();
+    for port in ports::published()? {
+        if !port.owner.starts_with(keep_owners) {
+            continue;
+        }
+        match kept_ports
+            .iter_mut()
+            .find(|(owner, _)| *owner == port.owner)
+        {
+            Some((_, mappings)) => mappings.push(port.mapping),
+            None => kept_ports.push((port.owner, vec![port.mapping])),
+        }
+    }
+    let mut script = table_script(networks, true);
+    for other in &others {
+        script += &installed_script(other);
+    }
+    apply(&script)?;
+    for (owner, mappings) in kept_ports {
+        ports::publish(&mappings, &owner, |_| false)?;
+    }
+    Ok(())
 }
 
 /// Removes from berth's table every network installed on `bridge` (its elements and marker),
@@ -440,6 +461,10 @@ flush chain bridge berth forward
 add rule bridge berth forward iifname "bth*" ether type { 8021q, 8021ad } drop
 add rule bridge berth forward iifname "bth*" icmpv6 type { nd-router-advert, nd-redirect } drop
 add rule bridge berth forward iifname "bth*" icmp type redirect drop
+# The same for the veths of berth-cni's attachments.
+add rule bridge berth forward iifname "bcni*" ether type { 8021q, 8021ad } drop
+add rule bridge berth forward iifname "bcni*" icmpv6 type { nd-router-advert, nd-redirect } drop
+add rule bridge berth forward iifname "bcni*" icmp type redirect drop
 "#;
 
 /// The script that makes (or with `replace`, remakes) berth's table and installs `networks`
@@ -454,13 +479,18 @@ fn table_script(networks: &[&NetworkSpec], replace: bool) -> String {
     }
     script += TABLE_SCRIPT;
     for network in networks {
-        let installed = Installed::of(network);
-        for (set, element) in installed.elements() {
-            script += &format!("add element inet {TABLE} {set} {{ {element} }}\n");
-        }
-        script += &format!("add chain inet {TABLE} {}\n", installed.marker());
+        script += &installed_script(&Installed::of(network));
     }
     script
+}
+
+/// The lines that install one network: its elements and its marker.
+fn installed_script(installed: &Installed) -> String {
+    let mut script = String::new();
+    for (set, element) in installed.elements() {
+        script += &format!("add element inet {TABLE} {set} {{ {element} }}\n");
+    }
+    script + &format!("add chain inet {TABLE} {}\n", installed.marker())
 }
 
 /// Hands a script to `nft -f -` (one transaction) and returns nft's own message when it

@@ -55,7 +55,7 @@ fn create(root: &Path, args: NetworkCreateArgs) -> Result<u8> {
         netsetup::firewall::uninstall(&spec.bridge)?;
         let bridge =
             netsetup::ensure_network(&mut netlink, &spec, &state_dir, || networks::specs(root))?;
-        if bridge.table_made {
+        if bridge.installed {
             crate::ports::republish_running(root)?;
         }
         networks::member_hosts(&state_dir).retain(|_| true)?;
@@ -173,7 +173,7 @@ fn update(root: &Path, name: &str, ipv6: bool, subnet6: Option<netsetup::Ipv6Net
     } else {
         networks::record(root, &updated)?;
     }
-    if bridge.table_made {
+    if bridge.installed {
         crate::ports::republish_running(root)?;
     }
     println!("{name}");
@@ -240,7 +240,8 @@ fn reload(root: &Path) -> Result<u8> {
     let root = &canonical_root(root)?;
     let _registry = netsetup::lock(&root.join("networks.lock"))?;
     let specs = networks::specs(root);
-    netsetup::firewall::reinstall(&specs.iter().collect::<Vec<_>>())?;
+    // berth-cni's networks and ports on the same table stay.
+    netsetup::firewall::reinstall(&specs.iter().collect::<Vec<_>>(), "cni:")?;
     println!("restored nftables table inet {}", netsetup::firewall::TABLE);
     let ports = crate::ports::republish_running(root)?;
     if ports > 0 {

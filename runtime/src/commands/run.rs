@@ -151,7 +151,7 @@ fn launch(
                 let _lock = ports::lock(root)?;
                 netsetup::firewall::ports::unpublish_owned_by(&taken_over)?;
             }
-            if bridge.table_made {
+            if bridge.installed {
                 // The table was flushed: the running containers' ports go back in with it.
                 if let Err(e) = ports::republish_running(root) {
                     eprintln!(

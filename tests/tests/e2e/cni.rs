@@ -798,3 +798,77 @@ fn cni_podman_twenty_containers_at_once_get_twenty_addresses_and_leave_nothing()
     assert!(given.iter().all(|a| a.starts_with("10.123.0.") && a.ends_with("/24")), "{given:?}");
     assert_cni_clean(&w);
 }
+
+#[test]
+fn cni_networks_and_berth_run_share_the_table_through_reloads_and_flushes() {
+    let w = World::new();
+    let ports =
+        || w.run(w.cmd("nft").args(["list", "map", "inet", "berth", "ports_any"])).ok().to_owned();
+    let markers = || w.run(w.cmd("nft").args(["list", "table", "inet", "berth"])).ok().to_owned();
+    w.berth_run(&["-d", "--name", "web", "-p", "18080:80", "sleep", "60"]).ok();
+    let a = Netns::new(&w);
+    let with_port = |port: u16| {
+        format!(
+            r#","capabilities":{{"portMappings":true}},"runtimeConfig":{{"portMappings":[{{"hostPort":{port},"containerPort":80,"protocol":"tcp"}}]}}"#
+        )
+    };
+    cni(&w, "ADD", "a", &a.path(), "eth0", &conf(&w, "1.1.0", &with_port(19090))).ok();
+
+    // `berth network reload` keeps the CNI network and its port beside berth's own.
+    w.run(w.berth().args(["network", "reload"])).ok();
+    let (listed, chains) = (ports(), markers());
+    assert!(listed.contains("18080") && listed.contains("19090"), "{listed}");
+    assert!(chains.contains(&format!("/{BRIDGE}")), "the CNI network's marker is gone:\n{chains}");
+
+    // A flush, then a CNI ADD makes the table again with its own network only: the next
+    // `berth run` still puts back berth's running containers' ports.
+    w.run(w.cmd("nft").args(["delete", "table", "inet", "berth"])).ok();
+    let b = Netns::new(&w);
+    cni(&w, "ADD", "b", &b.path(), "eth0", &conf(&w, "1.1.0", "")).ok();
+    assert!(!ports().contains("18080"));
+    w.berth_run(&["true"]).ok();
+    assert!(ports().contains("18080"), "berth's port after the flush:\n{}", ports());
+
+    // berth's guard against forged router advertisements covers CNI attachments' ports too.
+    let guard = w.run(w.cmd("nft").args(["list", "table", "bridge", "berth"])).ok().to_owned();
+    assert!(guard.contains("\"bcni*\"") && guard.contains("nd-router-advert"), "{guard}");
+
+    for (id, netns) in [("a", a), ("b", b)] {
+        cni(&w, "DEL", id, &netns.path(), "eth0", &conf(&w, "1.1.0", "")).ok();
+        netns.kill();
+    }
+    w.run(w.berth().args(["stop", "-t", "1", "web"])).ok();
+    w.run(w.berth().args(["rm", "web"])).ok();
+    w.assert_clean();
+}
+
+#[test]
+fn cni_refuses_names_and_bridges_that_are_not_its_own() {
+    let w = World::new();
+    let netns = Netns::new(&w);
+    let with_bridge = |bridge: &str| conf(&w, "1.1.0", "").replace(BRIDGE, bridge);
+    for bridge in ["bth0123456789a", "berth0", "x;include", "bcni0"] {
+        let out = cni(&w, "ADD", "a", &netns.path(), "eth0", &with_bridge(bridge));
+        let (code, msg) = cni_error(&out);
+        assert_eq!(code, 7, "{bridge}: {msg}");
+    }
+    // An interface name the kernel refuses (a form feed) is refused before any lease.
+    let (code, _) =
+        cni_error(&cni(&w, "ADD", "a", &netns.path(), "e\u{c}x", &conf(&w, "1.1.0", "")));
+    assert_eq!(code, 4);
+    // A bridge that berth did not make (another plugin's cni0, say) is not taken over.
+    w.run(w.cmd("ip").args(["link", "add", "foreign0", "type", "bridge"])).ok();
+    let (code, msg) =
+        cni_error(&cni(&w, "ADD", "a", &netns.path(), "eth0", &with_bridge("foreign0")));
+    assert!(code == 7 && msg.contains("not made by berth"), "{code} {msg}");
+    // GC without the list of valid attachments removes nothing and says why.
+    let (code, msg) = cni_error(&cni(&w, "GC", "", "", "", &conf(&w, "1.1.0", "")));
+    assert!(code == 7 && msg.contains("valid-attachments"), "{code} {msg}");
+    w.run(w.cmd("ip").args(["link", "del", "foreign0"])).ok();
+    let leases =
+        std::fs::read_to_string(data_dir(&w).join(NETWORK).join("leases")).unwrap_or_default();
+    let held: Vec<&str> = leases.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(held.is_empty(), "a lease was left: {leases}");
+    netns.kill();
+    w.assert_clean();
+}

@@ -168,9 +168,18 @@ impl Config {
         if self.kind != "berth-cni" {
             return invalid(format!("type is {:?}, not \"berth-cni\"", self.kind));
         }
-        if self.name.is_empty() || self.name.len() > 100 || self.name.contains('/') {
+        let plain = |text: &str| {
+            text.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        };
+        if self.name.is_empty()
+            || self.name.len() > 100
+            || !plain(&self.name)
+            || self.name.starts_with('.')
+        {
             return invalid(format!(
-                "name {:?}: a network needs a name of 1 to 100 bytes without /",
+                "name {:?}: a network needs a name of 1 to 100 letters, digits, '_', '.' or \
+                 '-', not starting with '.'",
                 self.name
             ));
         }
@@ -181,9 +190,20 @@ impl Config {
             return invalid(format!("subnet {subnet} is too small: at most /30"));
         }
         let bridge = self.bridge();
-        if bridge.is_empty() || bridge.len() > 15 || bridge.contains(['/', ' ']) {
+        if bridge.is_empty() || bridge.len() > 15 || !plain(bridge) || bridge.starts_with('.') {
             return invalid(format!(
-                "bridge {bridge:?} is not an interface name (1 to 15 bytes)"
+                "bridge {bridge:?} is not an interface name (1 to 15 letters, digits, '_', '.' \
+                 or '-')"
+            ));
+        }
+        // Names that berth itself uses: its veths (which `berth gc` removes when no container
+        // accounts for them) and its networks' bridges.
+        let berths = bridge
+            .strip_prefix("berth")
+            .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()));
+        if bridge.starts_with("bth") || bridge.starts_with("bcni") || berths {
+            return invalid(format!(
+                "bridge {bridge:?} is a name berth uses for its own interfaces; name another"
             ));
         }
         if self.is_gateway == Some(false) {

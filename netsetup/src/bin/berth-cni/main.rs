@@ -102,7 +102,10 @@ impl Call {
             || ifname.len() > 15
             || ifname == "."
             || ifname == ".."
-            || ifname.contains(['/', ':', ' ', '\t', '\n'])
+            || ifname.contains(['/', ':', '='])
+            || ifname
+                .chars()
+                .any(|c| c.is_ascii_whitespace() || c.is_control())
         {
             return invalid(format!("CNI_IFNAME {ifname:?} is not an interface name"));
         }
@@ -228,6 +231,28 @@ fn wire(
     addr: Ipv4Addr,
 ) -> Result<String, CniError> {
     let state_dir = config.state_dir();
+    // A bridge that berth did not make (another plugin's cni0, docker0, a LAN bridge) is not
+    // taken over: berth's table, sysctls and GC would change what it is for.
+    if let Some(existing) = netlink.link_by_name(&network.bridge)? {
+        if !existing
+            .alias
+            .as_deref()
+            .is_some_and(|a| a.starts_with("berth:"))
+        {
+            return Err(CniError::new(
+                error::INVALID_CONFIG,
+                format!(
+                    "bridge {} exists and was not made by berth; name another bridge",
+                    network.bridge
+                ),
+                "",
+            ));
+        }
+    }
+    // A network whose settings changed (ipMasq, say) leaves no entries of the old ones.
+    if !netsetup::firewall::installed(network)? {
+        netsetup::firewall::uninstall(&network.bridge)?;
+    }
     let bridge = netsetup::ensure_network(netlink, network, &state_dir, Vec::new)?;
     let host = netsetup::attachment_host_interface(&call.container, &call.ifname);
     // A repeated ADD makes the attachment anew: the old veth (and its peer) goes first.
@@ -483,10 +508,16 @@ fn check(call: &Call, config: &Config) -> Result<(), CniError> {
 fn gc(config: &Config) -> Result<(), CniError> {
     let network = config.network();
     let leases = leases(config, &network)?;
-    let valid: HashSet<(&str, &str)> = config
-        .valid_attachments
+    // Without the list, GC would remove every attachment: a runtime that forgot it must not.
+    let Some(valid_attachments) = &config.valid_attachments else {
+        return Err(CniError::new(
+            error::INVALID_CONFIG,
+            "GC needs cni.dev/valid-attachments (an empty list removes every attachment)",
+            "",
+        ));
+    };
+    let valid: HashSet<(&str, &str)> = valid_attachments
         .iter()
-        .flatten()
         .map(
             |Attachment {
                  container_id,
