@@ -417,14 +417,14 @@ fn del(call: &Call, config: &Config) -> Result<(), CniError> {
     leases.release_attachment(&call.container, &call.ifname)?;
     let netfilter = netsetup::firewall::take_socket();
     if let Some(link) = link {
-        delete_after_exit(netlink, link.index, &host, netfilter);
+        delete_in_background(netlink, link.index, &host, netfilter);
     }
     Ok(())
 }
 
-/// Deletes interface `index` in a child of its own, once this process has exited (or at once
-/// if there can be no child), and lets go of `netfilter` there.
-fn delete_after_exit(
+/// Deletes interface `index` in a child of its own, which the runtime does not wait for (or
+/// here, if there can be no child), and lets go of `netfilter` there.
+fn delete_in_background(
     mut netlink: Netlink,
     index: u32,
     name: &str,
