@@ -167,8 +167,16 @@ impl LeaseFile {
             let same = |line: &&Line<'_>| {
                 line.container == owner.container && line.interface == Some(interface)
             };
-            if let Some(line) = lines.iter().find(same) {
-                return Ok(line.addr);
+            if let Some(at) = lines.iter().position(|line| same(&line)) {
+                let addr = lines[at].addr;
+                if lines[at].alive() {
+                    return Ok(addr);
+                }
+                // Of an earlier boot (a runtime that reuses container ids): the lease is made
+                // this boot's, or it would count as dead and be given to another.
+                lines.remove(at);
+                self.write_with(&lines, addr, owner)?;
+                return Ok(addr);
             }
         }
         // Owners are checked lazily: only a lease that stands in the way is looked at.
@@ -196,6 +204,12 @@ impl LeaseFile {
                 Err(e) => return Err(e),
             },
         };
+        self.write_with(&lines, addr, owner)?;
+        Ok(addr)
+    }
+
+    /// Writes the file: `lines` as they are, with `owner`'s lease of `addr` in its place.
+    fn write_with(&self, lines: &[Line<'_>], addr: Ipv4Addr, owner: &LeaseOwner) -> Result<()> {
         let new = format_lease(addr, owner);
         let at = lines.partition_point(|line| line.addr < addr);
         let texts = lines.iter().map(|line| line.text);
@@ -205,8 +219,7 @@ impl LeaseFile {
                 .take(at)
                 .chain([new.as_str()])
                 .chain(texts.skip(at)),
-        )?;
-        Ok(addr)
+        )
     }
 
     /// Releases every lease of `container`; returns the addresses released.
@@ -739,6 +752,21 @@ mod tests {
         let gone = leases.release_attachments_but(|_, _| false).unwrap();
         assert_eq!(gone, vec![(a, eth0)]);
         assert!(leases.leases().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_attachment_asked_for_again_after_a_reboot_is_made_this_boots() {
+        let dir = tempfile::tempdir().unwrap();
+        let leases = file_in(dir.path());
+        let earlier = LeaseOwner {
+            boot: "an-earlier-boot".into(),
+            ..LeaseOwner::attachment("c1", "eth0").unwrap()
+        };
+        let a = leases.allocate(&earlier, None, |_| false).unwrap();
+        let now = LeaseOwner::attachment("c1", "eth0").unwrap();
+        assert_eq!(leases.allocate(&now, None, |_| false).unwrap(), a);
+        assert_eq!(leases.leases().unwrap()[&a], now, "the lease is this boot's");
+        assert_eq!(leases.leases().unwrap().len(), 1);
     }
 
     #[test]
