@@ -765,7 +765,11 @@ mod tests {
         let a = leases.allocate(&earlier, None, |_| false).unwrap();
         let now = LeaseOwner::attachment("c1", "eth0").unwrap();
         assert_eq!(leases.allocate(&now, None, |_| false).unwrap(), a);
-        assert_eq!(leases.leases().unwrap()[&a], now, "the lease is this boot's");
+        assert_eq!(
+            leases.leases().unwrap()[&a],
+            now,
+            "the lease is this boot's"
+        );
         assert_eq!(leases.leases().unwrap().len(), 1);
     }
 
