@@ -83,29 +83,20 @@ struct Options {
 
 impl Options {
     fn parse(args: &[String], containers: usize) -> Result<Options, String> {
-        let mut options = Options {
-            berth: PathBuf::new(),
-            root: PathBuf::new(),
-            containers,
-            runs: 200,
-            smoke: false,
-        };
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            let mut value = || args.next().ok_or(format!("{arg} needs a value")).cloned();
-            match arg.as_str() {
-                "--berth" => options.berth = value()?.into(),
-                "--root" => options.root = value()?.into(),
-                "--containers" => options.containers = number(&value()?)?,
-                "--runs" => options.runs = number(&value()?)?,
-                "--smoke" => options.smoke = true,
-                other => return Err(format!("unknown option {other}")),
-            }
-        }
-        if options.berth.as_os_str().is_empty() || options.root.as_os_str().is_empty() {
-            return Err("--berth and --root are required".into());
-        }
-        Ok(options)
+        let given = options(
+            args,
+            &["--berth", "--root", "--containers", "--runs"],
+            "--smoke",
+        )?;
+        Ok(Options {
+            berth: required(&given, "--berth")?,
+            root: required(&given, "--root")?,
+            containers: given
+                .get("--containers")
+                .map_or(Ok(containers), |v| number(v))?,
+            runs: given.get("--runs").map_or(Ok(200), |v| number(v))?,
+            smoke: given.contains_key("--smoke"),
+        })
     }
 
     /// `berth --root ROOT ARGS...`.
@@ -625,27 +616,13 @@ struct CniOptions {
 
 impl CniOptions {
     fn parse(args: &[String]) -> Result<CniOptions, String> {
-        let mut options = CniOptions {
-            plugin: PathBuf::new(),
-            dir: PathBuf::new(),
-            runs: 100,
-            smoke: false,
-        };
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            let mut value = || args.next().ok_or(format!("{arg} needs a value")).cloned();
-            match arg.as_str() {
-                "--plugin" => options.plugin = value()?.into(),
-                "--dir" => options.dir = value()?.into(),
-                "--runs" => options.runs = number(&value()?)?,
-                "--smoke" => options.smoke = true,
-                other => return Err(format!("unknown option {other}")),
-            }
-        }
-        if options.plugin.as_os_str().is_empty() || options.dir.as_os_str().is_empty() {
-            return Err("--plugin and --dir are required".into());
-        }
-        Ok(options)
+        let given = options(args, &["--plugin", "--dir", "--runs"], "--smoke")?;
+        Ok(CniOptions {
+            plugin: required(&given, "--plugin")?,
+            dir: required(&given, "--dir")?,
+            runs: given.get("--runs").map_or(Ok(100), |v| number(v))?,
+            smoke: given.contains_key("--smoke"),
+        })
     }
 }
 
@@ -842,6 +819,40 @@ fn sorted(samples: &[f64]) -> Vec<f64> {
     let mut sorted = samples.to_vec();
     sorted.sort_by(f64::total_cmp);
     sorted
+}
+
+/// The options in `args`: each of `valued` with the value that follows it, and `switch` (with
+/// an empty value) if given; any other is an error.
+fn options(
+    args: &[String],
+    valued: &[&str],
+    switch: &str,
+) -> Result<std::collections::HashMap<String, String>, String> {
+    let mut given = std::collections::HashMap::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == switch {
+            given.insert(arg.clone(), String::new());
+        } else if valued.contains(&arg.as_str()) {
+            let value = args.next().ok_or(format!("{arg} needs a value"))?;
+            given.insert(arg.clone(), value.clone());
+        } else {
+            return Err(format!("unknown option {arg}"));
+        }
+    }
+    Ok(given)
+}
+
+/// The path given with option `name`, which must be there.
+fn required(
+    given: &std::collections::HashMap<String, String>,
+    name: &str,
+) -> Result<PathBuf, String> {
+    given
+        .get(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .ok_or(format!("{name} is required"))
 }
 
 fn median(samples: &[f64]) -> f64 {

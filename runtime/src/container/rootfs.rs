@@ -303,8 +303,7 @@ fn mask_and_protect(plan: &FilesystemPlan, nulls: Vec<OwnedFd>) -> Result<(), St
 
 /// A detached copy of the mount at `path` (recursively with `recursive`), to attach later.
 fn detached(path: &Path, recursive: bool) -> Result<OwnedFd, String> {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| format!("{}: a NUL byte in the path", path.display()))?;
+    let c_path = c_path(path)?;
     let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
     if recursive {
         flags |= AT_RECURSIVE;
@@ -367,12 +366,7 @@ fn set_tree_flags(tree: Option<&OwnedFd>, flags: MsFlags, target: &Path) -> Resu
             c"".to_owned(),
             libc::AT_EMPTY_PATH as libc::c_uint,
         ),
-        None => (
-            libc::AT_FDCWD,
-            std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
-                .map_err(|_| format!("{}: a NUL byte in the path", target.display()))?,
-            0,
-        ),
+        None => (libc::AT_FDCWD, c_path(target)?, 0),
     };
     // SAFETY: mount_setattr(2) reads `size` bytes of `attr` and the NUL-terminated path.
     let done = unsafe {
@@ -395,10 +389,15 @@ fn set_tree_flags(tree: Option<&OwnedFd>, flags: MsFlags, target: &Path) -> Resu
     Ok(())
 }
 
+/// `path` as a C string for a system call.
+fn c_path(path: &Path) -> Result<std::ffi::CString, String> {
+    std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| format!("{}: a NUL byte in the path", path.display()))
+}
+
 /// Attaches the detached mount `tree` at `target`.
 fn attach(tree: &OwnedFd, target: &Path) -> Result<(), String> {
-    let c_target = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
-        .map_err(|_| format!("{}: a NUL byte in the path", target.display()))?;
+    let c_target = c_path(target)?;
     // SAFETY: move_mount(2) reads the two NUL-terminated paths (the first empty, with
     // MOVE_MOUNT_F_EMPTY_PATH: the descriptor itself) and touches no other memory.
     let done = unsafe {

@@ -113,6 +113,13 @@ fn cni_error(out: &Outcome) -> (u64, String) {
     (code, error["msg"].as_str().unwrap_or_default().to_owned())
 }
 
+/// Asserts that `url` no longer answers the upstream, `after` what.
+#[track_caller]
+fn assert_unanswered(w: &World, url: &str, after: &str) {
+    let out = w.run(w.upstream_cmd("curl").args(["-sS", "--max-time", "2", url]));
+    assert_ne!(out.code(), 0, "the port still answers after {after}:\n{out}");
+}
+
 /// A command run inside `netns`.
 fn inside(w: &World, netns: &str, args: &[&str]) -> Outcome {
     w.run(w.cmd("nsenter").arg(format!("--net={netns}")).args(args))
@@ -496,8 +503,7 @@ fn cni_port_mappings_reach_the_container_from_the_upstream_until_del() {
     let got = crate::curl(&w, w.upstream_cmd("curl"), &url, Duration::from_secs(5));
     assert_eq!(got.as_deref(), Some("served from the namespace\n"));
     cni(&w, "DEL", &id, &ns.path(), "eth0", &config).ok();
-    let out = w.run(w.upstream_cmd("curl").args(["-sS", "--max-time", "2", &url]));
-    assert_ne!(out.code(), 0, "the port still answers after DEL:\n{out}");
+    assert_unanswered(&w, &url, "DEL");
     assert_cni_clean(&w);
 }
 
@@ -752,8 +758,7 @@ fn cni_podman_publishes_a_port_through_port_mappings_until_rm() {
     let got = crate::curl(&w, w.upstream_cmd("curl"), &url, Duration::from_secs(10));
     assert_eq!(got.as_deref(), Some("podman's busybox\n"));
     w.run(&mut podman.cmd(&["rm", "-f", "web"])).ok();
-    let out = w.run(w.upstream_cmd("curl").args(["-sS", "--max-time", "2", &url]));
-    assert_ne!(out.code(), 0, "the port still answers after podman rm -f:\n{out}");
+    assert_unanswered(&w, &url, "podman rm -f");
     assert_cni_clean(&w);
 }
 
