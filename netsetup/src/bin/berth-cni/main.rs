@@ -231,6 +231,10 @@ fn wire(
     addr: Ipv4Addr,
 ) -> Result<String, CniError> {
     let state_dir = config.state_dir();
+    // One ADD at a time looks at the bridge and makes it ready: the kernel takes a new bridge's
+    // alias only after the bridge exists, so a concurrent ADD could see it without one, and one
+    // ADD's removal of a stale table could take another's fresh one.
+    let network_lock = netsetup::lock(&state_dir.join("network.lock"))?;
     // A bridge that berth did not make (another plugin's cni0, docker0, a LAN bridge) is not
     // taken over: berth's table, sysctls and GC would change what it is for.
     if let Some(existing) = netlink.link_by_name(&network.bridge)? {
@@ -254,6 +258,7 @@ fn wire(
         netsetup::firewall::uninstall(&network.bridge)?;
     }
     let bridge = netsetup::ensure_network(netlink, network, &state_dir, Vec::new)?;
+    drop(network_lock);
     let host = netsetup::attachment_host_interface(&call.container, &call.ifname);
     // A repeated ADD makes the attachment anew: the old veth (and its peer) goes first.
     netlink.delete_link(&host)?;
