@@ -46,6 +46,10 @@ pub struct NetworkSpec {
     pub masquerade: bool,
     /// The IPv6 subnet of a dual-stack network.
     pub subnet6: Option<Ipv6Net>,
+    /// Whether the bridge holds the gateway address, through which the containers reach the
+    /// host and beyond (berth's networks always do; a CNI network with `isGateway: false` is a
+    /// segment on which the containers reach only each other).
+    pub bridge_is_gateway: bool,
 }
 
 impl NetworkSpec {
@@ -59,6 +63,7 @@ impl NetworkSpec {
             internal: false,
             masquerade: true,
             subnet6: None,
+            bridge_is_gateway: true,
         }
     }
 
@@ -85,9 +90,10 @@ impl NetworkSpec {
         addresses
     }
 
-    /// The default routes' gateways a container gets: none on an internal network.
+    /// The default routes' gateways a container gets: none on an internal network or when the
+    /// bridge is not the gateway.
     pub fn container_gateways(&self) -> Vec<IpAddr> {
-        if self.internal {
+        if self.internal || !self.bridge_is_gateway {
             return Vec::new();
         }
         let mut gateways = vec![IpAddr::V4(self.gateway)];
@@ -174,7 +180,12 @@ pub fn ensure_network(
         prepare_ipv6(&network.bridge)?;
     }
     for addr in network.container_addresses(network.gateway) {
-        netlink.add_address(bridge.index, &network.bridge, addr)?;
+        if network.bridge_is_gateway {
+            netlink.add_address(bridge.index, &network.bridge, addr)?;
+        } else {
+            // One the bridge held under an earlier configuration goes.
+            netlink.delete_address(bridge.index, &network.bridge, addr)?;
+        }
     }
     if !bridge.up {
         netlink.set_up(bridge.index, &network.bridge)?;

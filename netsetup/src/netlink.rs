@@ -301,6 +301,28 @@ impl Netlink {
         }
     }
 
+    /// Removes an address; one that is not there is no error.
+    pub fn delete_address(&mut self, index: u32, name: &str, addr: IpNet) -> Result<()> {
+        let mut request = AddressMessage::default();
+        request.header.prefix_len = addr.prefix_len();
+        request.header.index = index;
+        request.header.family = match addr {
+            IpNet::V4(_) => AddressFamily::Inet,
+            IpNet::V6(_) => AddressFamily::Inet6,
+        };
+        request
+            .attributes
+            .push(AddressAttribute::Address(addr.addr()));
+        match self.execute(RouteNetlinkMessage::DelAddress(request), 0) {
+            Err(e) if e.raw_os_error() != Some(libc::EADDRNOTAVAIL) => Err(Error::Netlink {
+                op: "delete address",
+                object: format!("{addr} on {name}"),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Adds a default route through `gateway` out of interface `index`.
     pub fn add_default_route(&mut self, index: u32, name: &str, gateway: IpAddr) -> Result<()> {
         let mut request = RouteMessage::default();

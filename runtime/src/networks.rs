@@ -56,6 +56,7 @@ impl Record {
             internal: self.internal,
             masquerade: true,
             subnet6: self.subnet6,
+            bridge_is_gateway: true,
         }
     }
 

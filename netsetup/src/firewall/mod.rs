@@ -178,10 +178,15 @@ fn exists(request: Message, op: &'static str, object: &str) -> Result<bool> {
 ///   are isolated), those from a bridge out are accepted, and replies back in.
 /// - `same_bridge`: `bridge . bridge` pairs, accepted before that drop (hairpin traffic).
 /// - `internal`: bridges of internal networks, whose traffic never leaves the host.
+/// - `segments`: bridges that hold no address of the host's (a CNI network with
+///   `isGateway: false`): what comes in from one for the host itself is dropped. They are not
+///   in `bridges`, whose source check would drop what br_netfilter hands the inet hooks from
+///   one container to another (the host has no route back to a segment), but in `internal`
+///   and `same_bridge`, so nothing is routed in or out.
 /// - `masq_subnets`: the subnets whose traffic is masqueraded when it leaves by another
 ///   interface.
 ///
-/// An empty chain named after the network's bridge, subnet and kind (`net/SUBNET/PREFIX/x|i/
+/// An empty chain named after the network's bridge, subnet and kind (`net/SUBNET/PREFIX/x|i|r|s/
 /// BRIDGE`) marks it as installed (see [`installed`]) and says which elements are its own.
 pub fn install(networks: &[&NetworkSpec]) -> Result<()> {
     apply(&table_script(networks, false))
@@ -287,9 +292,55 @@ const MARKER_PREFIXES: [&str; 2] = [MARKER_PREFIX, "net/"];
 struct Installed {
     bridge: String,
     subnet: Ipv4Net,
-    internal: bool,
-    masquerade: bool,
+    kind: Kind,
     subnet6: Option<Ipv6Net>,
+}
+
+/// How a network's traffic is treated, a letter in its marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `x`: what leaves the host is masqueraded.
+    Masqueraded,
+    /// `i`: nothing is routed in or out; the bridge is the containers' gateway.
+    Internal,
+    /// `r`: routed as it is, not masqueraded.
+    Routed,
+    /// `s`: the bridge holds no address of the host's; the containers reach only each other.
+    Segment,
+}
+
+impl Kind {
+    fn of(network: &NetworkSpec) -> Kind {
+        if !network.bridge_is_gateway {
+            Kind::Segment
+        } else if network.internal {
+            Kind::Internal
+        } else if network.masquerade {
+            Kind::Masqueraded
+        } else {
+            Kind::Routed
+        }
+    }
+
+    fn letter(self) -> &'static str {
+        match self {
+            Kind::Masqueraded => "x",
+            Kind::Internal => "i",
+            Kind::Routed => "r",
+            Kind::Segment => "s",
+        }
+    }
+
+    fn from_letter(letter: &str) -> Option<Kind> {
+        [
+            Kind::Masqueraded,
+            Kind::Internal,
+            Kind::Routed,
+            Kind::Segment,
+        ]
+        .into_iter()
+        .find(|kind| kind.letter() == letter)
+    }
 }
 
 impl Installed {
@@ -297,16 +348,15 @@ impl Installed {
         Installed {
             bridge: network.bridge.clone(),
             subnet: network.subnet,
-            internal: network.internal,
-            masquerade: network.masquerade,
+            kind: Kind::of(network),
             subnet6: network.subnet6,
         }
     }
 
     /// `net/SUBNET/PREFIX/x|i|r/BRIDGE`, or on a dual-stack network
     /// `net/SUBNET/PREFIX/x|i|r/SUBNET6/PREFIX6/BRIDGE` with SUBNET6 in 32 hex digits (nft's
-    /// names take no ':'): `x` masqueraded, `i` internal, `r` routed without masquerade. A
-    /// bridge name holds no '/', so it can come last.
+    /// names take no ':'), the letter a [`Kind`]. A bridge name holds no '/', so it can come
+    /// last.
     fn marker(&self) -> String {
         let ipv6 = self.subnet6.map_or(String::new(), |net| {
             format!("{:032x}/{}/", u128::from(net.network()), net.prefix_len())
@@ -315,11 +365,7 @@ impl Installed {
             "{MARKER_PREFIX}{}/{}/{}/{ipv6}{}",
             self.subnet.network(),
             self.subnet.prefix_len(),
-            match (self.internal, self.masquerade) {
-                (true, _) => "i",
-                (false, true) => "x",
-                (false, false) => "r",
-            },
+            self.kind.letter(),
             self.bridge
         )
     }
@@ -329,12 +375,7 @@ impl Installed {
         let mut parts = rest.splitn(4, '/');
         let addr: std::net::Ipv4Addr = parts.next()?.parse().ok()?;
         let prefix: u8 = parts.next()?.parse().ok()?;
-        let (internal, masquerade) = match parts.next()? {
-            "i" => (true, false),
-            "x" => (false, true),
-            "r" => (false, false),
-            _ => return None,
-        };
+        let kind = Kind::from_letter(parts.next()?)?;
         let rest: Vec<&str> = parts.next()?.split('/').collect();
         let (subnet6, bridge) = match rest[..] {
             [bridge] => (None, bridge),
@@ -349,8 +390,7 @@ impl Installed {
         };
         Some(Installed {
             subnet: Ipv4Net::new(addr, prefix).ok()?,
-            internal,
-            masquerade,
+            kind,
             subnet6,
             bridge: bridge.to_owned(),
         })
@@ -358,17 +398,24 @@ impl Installed {
 
     /// The set elements that stand for the network in berth's table.
     fn elements(&self) -> Vec<(&'static str, String)> {
-        let bridge = &self.bridge;
-        let mut elements = vec![
-            ("bridges", format!("\"{bridge}\"")),
-            ("same_bridge", format!("\"{bridge}\" . \"{bridge}\"")),
-        ];
-        if self.internal {
-            elements.push(("internal", format!("\"{bridge}\"")));
-        } else if self.masquerade {
-            elements.push(("masq_subnets", self.subnet.trunc().to_string()));
-            if let Some(subnet6) = self.subnet6 {
-                elements.push(("masq_subnets6", subnet6.trunc().to_string()));
+        let bridge = format!("\"{}\"", self.bridge);
+        let mut elements = vec![("same_bridge", format!("{bridge} . {bridge}"))];
+        match self.kind {
+            Kind::Segment => {
+                elements.push(("internal", bridge.clone()));
+                elements.push(("segments", bridge));
+            }
+            Kind::Internal => {
+                elements.push(("bridges", bridge.clone()));
+                elements.push(("internal", bridge));
+            }
+            Kind::Routed => elements.push(("bridges", bridge)),
+            Kind::Masqueraded => {
+                elements.push(("bridges", bridge));
+                elements.push(("masq_subnets", self.subnet.trunc().to_string()));
+                if let Some(subnet6) = self.subnet6 {
+                    elements.push(("masq_subnets6", subnet6.trunc().to_string()));
+                }
             }
         }
         elements
@@ -383,6 +430,7 @@ add table inet berth
 add set inet berth bridges { type ifname; }
 add set inet berth same_bridge { type ifname . ifname; }
 add set inet berth internal { type ifname; }
+add set inet berth segments { type ifname; }
 add set inet berth masq_subnets { type ipv4_addr; flags interval; }
 add set inet berth masq_subnets6 { type ipv6_addr; flags interval; }
 add map inet berth ports_any { type inet_proto . inet_service : ipv4_addr . inet_service; }
@@ -395,11 +443,13 @@ add chain inet berth prerouting { type nat hook prerouting priority -100; policy
 add chain inet berth output { type nat hook output priority -100; policy accept; }
 add chain inet berth postrouting { type nat hook postrouting priority 100; policy accept; }
 add chain inet berth forward { type filter hook forward priority 0; policy accept; }
+add chain inet berth input { type filter hook input priority 0; policy accept; }
 flush chain inet berth guard
 flush chain inet berth prerouting
 flush chain inet berth output
 flush chain inet berth postrouting
 flush chain inet berth forward
+flush chain inet berth input
 
 # berth's bridges take packets for 127.0.0.0/8 (route_localnet, so that the host's own
 # connections to 127.0.0.1 reach published ports): none may come in from a container, to or
@@ -452,8 +502,11 @@ add rule inet berth forward oifname @bridges ct state established,related accept
 # (moby#45610); containers are reached through published ports.
 add rule inet berth forward oifname @bridges drop
 
-# Between containers on one bridge, frames never reach the inet hooks: a container may not
-# send router advertisements or redirects to the others (CVE-2020-13401), whatever its
+# A segment's containers reach each other, never the host.
+add rule inet berth input iifname @segments drop
+
+# Between containers on one bridge, frames reach the inet hooks only through br_netfilter
+# (where `same_bridge` accepts them). Here a container may not send router advertisements or redirects to the others (CVE-2020-13401), whatever its
 # capabilities, nor VLAN-tagged frames (which would carry them past these rules).
 add table bridge berth
 add chain bridge berth forward { type filter hook forward priority 0; policy accept; }
@@ -532,4 +585,36 @@ fn apply(script: &str) -> Result<()> {
     Err(Error::Nftables(format!(
         "nft could not change table inet {TABLE}: {message}{hint}"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_of_marker_reads_back_as_written() {
+        for kind in [
+            Kind::Masqueraded,
+            Kind::Internal,
+            Kind::Routed,
+            Kind::Segment,
+        ] {
+            for subnet6 in [None, Some("fd00:1::/64".parse().unwrap())] {
+                let installed = Installed {
+                    bridge: "br-x.1".into(),
+                    subnet: "10.9.0.0/24".parse().unwrap(),
+                    kind,
+                    subnet6,
+                };
+                let read = Installed::from_marker(&installed.marker()).expect("a marker");
+                assert_eq!(read.marker(), installed.marker());
+                assert_eq!(read.kind, kind);
+                assert_eq!(read.elements(), installed.elements());
+            }
+        }
+        // Only a segment's bridge is left out of `bridges`.
+        let segment = Installed::from_marker("net2/10.9.0.0/24/s/seg0").expect("a marker");
+        let sets: Vec<&str> = segment.elements().iter().map(|(set, _)| *set).collect();
+        assert_eq!(sets, ["same_bridge", "internal", "segments"]);
+    }
 }

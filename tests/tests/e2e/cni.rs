@@ -284,6 +284,59 @@ fn cni_ip_masq_decides_the_source_the_upstream_sees() {
 }
 
 #[test]
+fn cni_is_gateway_false_makes_a_segment_only_its_containers_share() {
+    let w = World::new();
+    let bridge_addresses = || addresses_inside(&w, "/proc/self/ns/net", BRIDGE);
+    let segment = conf(&w, "1.0.0", r#","isGateway":false"#);
+    let (a, b) = (Netns::new(&w), Netns::new(&w));
+    let out = cni(&w, "ADD", "a", &a.path(), "eth0", &segment);
+    let result = crate::json(out.ok());
+    assert_eq!(result["ips"][0]["address"], "10.123.0.2/24", "{out}");
+    assert!(result["ips"][0].get("gateway").is_none(), "no gateway to name: {out}");
+    assert_eq!(result["routes"], serde_json::json!([]), "{out}");
+    let b_addr = result_address(&cni(&w, "ADD", "b", &b.path(), "eth0", &segment));
+    assert_eq!(b_addr, "10.123.0.3/24");
+    cni(&w, "CHECK", "a", &a.path(), "eth0", &segment).ok();
+
+    // The containers reach each other and nothing else: the host holds no address on the
+    // bridge and gives them no route.
+    assert_eq!(bridge_addresses(), Vec::<String>::new());
+    let routes = inside(&w, &a.path(), &["ip", "-4", "route", "show", "default"]);
+    assert_eq!(routes.ok().trim(), "", "a default route on a bare segment");
+    inside(&w, &a.path(), &["ping", "-c", "1", "-W", "5", "10.123.0.3"]).ok();
+    // Not even when the host routes the subnet and a container aims at the host's address
+    // straight through the bridge.
+    w.run(w.cmd("ip").args(["route", "add", SUBNET, "dev", BRIDGE])).ok();
+    inside(&w, &a.path(), &["ip", "route", "add", "default", "dev", "eth0"]).ok();
+    let host = HOST_ADDR.to_string();
+    let to_host = inside(&w, &a.path(), &["ping", "-c", "1", "-W", "1", &host]);
+    assert_ne!(to_host.code(), 0, "the host answered from a segment:\n{to_host}");
+    w.run(w.cmd("ip").args(["route", "del", SUBNET, "dev", BRIDGE])).ok();
+
+    // Ports cannot be published into it: refused before anything is made.
+    let ports = r#","isGateway":false,"capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}"#;
+    let c = Netns::new(&w);
+    let (code, msg) = cni_error(&cni(&w, "ADD", "c", &c.path(), "eth0", &conf(&w, "1.0.0", ports)));
+    assert_eq!(code, 7, "{msg}");
+    assert!(msg.contains("isGateway"), "{msg}");
+    assert_eq!(cni_leases(&w).len(), 2);
+    assert_eq!(addresses_inside(&w, &c.path(), "eth0"), Vec::<String>::new());
+
+    // The bridge follows the configuration it is asked with: the gateway address comes with
+    // isGateway true and goes again with false.
+    let routed = conf(&w, "1.0.0", "");
+    cni(&w, "ADD", "c", &c.path(), "eth0", &routed).ok();
+    assert_eq!(bridge_addresses(), [format!("{GATEWAY}/24")]);
+    cni(&w, "DEL", "c", &c.path(), "eth0", &routed).ok();
+    cni(&w, "ADD", "c", &c.path(), "eth0", &segment).ok();
+    assert_eq!(bridge_addresses(), Vec::<String>::new());
+    for (id, ns) in [("a", &a), ("b", &b), ("c", &c)] {
+        cni(&w, "DEL", id, &ns.path(), "eth0", &segment).ok();
+    }
+    assert_cni_clean(&w);
+}
+
+#[test]
 fn cni_del_succeeds_without_add_and_with_the_namespace_gone() {
     let w = World::new();
     let config = conf(&w, "1.1.0", "");
@@ -306,7 +359,19 @@ fn cni_check_names_what_someone_removed() {
     let w = World::new();
     let ns = Netns::new(&w);
     let config = conf(&w, "1.1.0", "");
-    let addr = result_address(&cni(&w, "ADD", "c1", &ns.path(), "eth0", &config));
+    let added = cni(&w, "ADD", "c1", &ns.path(), "eth0", &config);
+    let addr = result_address(&added);
+    // The runtime passes the ADD's result as prevResult: it must agree with the lease.
+    let with_previous = |result: &str| conf(&w, "1.1.0", &format!(r#","prevResult":{result}"#));
+    cni(&w, "CHECK", "c1", &ns.path(), "eth0", &with_previous(added.stdout.trim())).ok();
+    let altered = added.stdout.replace(&addr, "10.123.0.77/24");
+    let (code, msg) =
+        cni_error(&cni(&w, "CHECK", "c1", &ns.path(), "eth0", &with_previous(&altered)));
+    assert_eq!(code, 101, "{msg}");
+    assert!(
+        msg.contains("10.123.0.77/24") && msg.contains(addr.split('/').next().unwrap()),
+        "{msg}"
+    );
     inside(&w, &ns.path(), &["ip", "addr", "del", &addr, "dev", "eth0"]).ok();
     let (code, msg) = cni_error(&cni(&w, "CHECK", "c1", &ns.path(), "eth0", &config));
     assert_eq!(code, 101, "{msg}");

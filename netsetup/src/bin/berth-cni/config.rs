@@ -47,7 +47,8 @@ pub struct Config {
     /// is.
     #[serde(default)]
     pub ip_masq: Option<bool>,
-    /// The bridge holds the gateway address and is the default route (only `true`).
+    /// The bridge holds the gateway address and is the containers' default route (default
+    /// `true`); `false`: the containers reach only each other.
     #[serde(default)]
     pub is_gateway: Option<bool>,
     /// The MTU of both ends of the veth.
@@ -206,11 +207,6 @@ impl Config {
                 "bridge {bridge:?} is a name berth uses for its own interfaces; name another"
             ));
         }
-        if self.is_gateway == Some(false) {
-            return invalid(
-                "isGateway false is not supported: the bridge is the containers' gateway".into(),
-            );
-        }
         if let Some(mtu) = self.mtu {
             if !(68..=65535).contains(&mtu) {
                 return invalid(format!("mtu {mtu} is out of range (68 to 65535)"));
@@ -256,6 +252,7 @@ impl Config {
             internal: false,
             masquerade: self.ip_masq.unwrap_or(true),
             subnet6: None,
+            bridge_is_gateway: self.is_gateway.unwrap_or(true),
         }
     }
 

@@ -201,6 +201,14 @@ fn open_netns(path: &str) -> Result<File, CniError> {
 /// the ports; on any failure, what was made is undone.
 fn add(call: &Call, config: &Config) -> Result<String, CniError> {
     let network = config.network();
+    if !network.bridge_is_gateway && !config.runtime_config.port_mappings.is_empty() {
+        return Err(CniError::new(
+            error::INVALID_CONFIG,
+            "portMappings need isGateway true: without an address on the bridge the host \
+             cannot reach the containers",
+            "",
+        ));
+    }
     let netns = open_netns(&call.netns)?;
     let leases = leases(config, &network)?;
     let owner = LeaseOwner::attachment(&call.container, &call.ifname)?;
@@ -363,23 +371,26 @@ fn result(
     dns: Option<&Value>,
 ) -> Value {
     let ip_version = version.starts_with("0.");
+    let gateways = network.container_gateways();
     let ips: Vec<Value> = network
         .container_addresses(addr)
         .iter()
-        .zip(std::iter::once(IpAddr::V4(network.gateway)).chain(network.gateway6().map(IpAddr::V6)))
-        .map(|(address, gateway)| {
+        .map(|address| {
             let mut ip = json!({
                 "address": address.to_string(),
-                "gateway": gateway.to_string(),
                 "interface": 2,
             });
+            let same_family = |gateway: &&IpAddr| gateway.is_ipv4() == address.addr().is_ipv4();
+            if let Some(gateway) = gateways.iter().find(same_family) {
+                ip["gateway"] = gateway.to_string().into();
+            }
             if ip_version {
                 ip["version"] = if address.addr().is_ipv4() { "4" } else { "6" }.into();
             }
             ip
         })
         .collect();
-    let mut result = json!({
+    json!({
         "cniVersion": version,
         "interfaces": [
             {"name": network.bridge, "mac": mac_text(&netsetup::mac_for(network.gateway))},
@@ -387,16 +398,15 @@ fn result(
             {"name": call.ifname, "mac": mac_text(&netsetup::mac_for(addr)), "sandbox": call.netns},
         ],
         "ips": ips,
-        "routes": [{"dst": "0.0.0.0/0", "gw": network.gateway.to_string()}],
+        "routes": gateways
+            .iter()
+            .map(|gateway| {
+                let everywhere = if gateway.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
+                json!({"dst": everywhere, "gw": gateway.to_string()})
+            })
+            .collect::<Vec<_>>(),
         "dns": dns.cloned().unwrap_or_else(|| json!({})),
-    });
-    if let Some(gateway6) = network.gateway6() {
-        result["routes"]
-            .as_array_mut()
-            .expect("routes is an array")
-            .push(json!({"dst": "::/0", "gw": gateway6.to_string()}));
-    }
-    result
+    })
 }
 
 /// DEL: the ports, the host veth (the container's end goes with it) and the lease; each step
@@ -483,6 +493,20 @@ fn check(call: &Call, config: &Config) -> Result<(), CniError> {
                 leases.path().display()
             ))
         })?;
+    let addresses: Vec<IpNet> = network.container_addresses(addr);
+    // The runtime's record of the ADD must agree with the lease: the addresses it holds for
+    // this interface are the ones berth-cni gave.
+    if let Some(previous) = &config.prev_result {
+        let recorded = recorded_addresses(previous, &call.ifname);
+        if !recorded.is_empty() && recorded != addresses {
+            let listed: Vec<String> = recorded.iter().map(ToString::to_string).collect();
+            return Err(wrong(format!(
+                "prevResult gives {} the address {}, but its lease is {addr}",
+                call.ifname,
+                listed.join(", ")
+            )));
+        }
+    }
     let mut netlink = Netlink::open()?;
     let host = netsetup::attachment_host_interface(&call.container, &call.ifname);
     let bridge = netlink.link_by_name(&network.bridge)?;
@@ -497,7 +521,6 @@ fn check(call: &Call, config: &Config) -> Result<(), CniError> {
     }
     let netns = open_netns(&call.netns)?;
     let mut inside = Netlink::open_in(netns.as_fd())?;
-    let addresses: Vec<IpNet> = network.container_addresses(addr);
     netsetup::check_container_interface(
         &mut inside,
         &call.ifname,
@@ -505,6 +528,29 @@ fn check(call: &Call, config: &Config) -> Result<(), CniError> {
         &network.container_gateways(),
     )?;
     Ok(())
+}
+
+/// The addresses that a result gives interface `ifname` (its `ips` whose `interface` index
+/// names an interface of that name in a sandbox); none that parse when it gives none.
+fn recorded_addresses(result: &Value, ifname: &str) -> Vec<IpNet> {
+    let interfaces = result["interfaces"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    let is_ours = |index: &Value| {
+        index
+            .as_u64()
+            .and_then(|i| interfaces.get(usize::try_from(i).ok()?))
+            .is_some_and(|interface| {
+                interface["name"] == ifname && interface.get("sandbox").is_some()
+            })
+    };
+    result["ips"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .filter(|ip| is_ours(&ip["interface"]))
+        .filter_map(|ip| ip["address"].as_str()?.parse().ok())
+        .collect()
 }
 
 /// GC: every attachment of this network that `cni.dev/valid-attachments` does not list loses
