@@ -169,9 +169,13 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
             env.push(c_string(&format!("HOME={home}").into(), "HOME")?);
         }
     }
-    CapabilityPolicy::from_names(&state.capabilities, state.no_new_privs)
-        .apply(ids.as_ref())
-        .map_err(Error::Container)?;
+    CapabilityPolicy::from_names(
+        &state.capabilities,
+        state.capability_sets.as_ref(),
+        state.no_new_privs,
+    )
+    .apply(ids.as_ref())
+    .map_err(Error::Container)?;
     // SAFETY: restoring the default disposition installs no handler.
     unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }
         .map_err(|e| Error::system("reset SIGPIPE", e))?;

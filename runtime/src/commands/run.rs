@@ -91,6 +91,7 @@ fn launch(
         detached: spec.detached,
         capabilities: spec.capabilities.names(),
         no_new_privs: spec.capabilities.no_new_privs,
+        capability_sets: spec.capabilities.set_names(),
         user: spec.process.user.as_ref().map(|user| user.to_string()),
         workdir: spec.process.workdir.clone(),
         exit_code: None,

@@ -2,6 +2,7 @@
 //! `--cap-drop` and `--privileged`, and runs with no_new_privs unless privileged.
 
 use caps::{CapSet, Capability, CapsHashSet};
+use serde::{Deserialize, Serialize};
 
 use crate::container::user::Ids;
 use crate::error::{Error, Result};
@@ -34,6 +35,29 @@ pub struct CapabilityPolicy {
     pub sets: Option<ProcessSets>,
     /// Whether to set no_new_privs (setuid binaries and file capabilities grant nothing).
     pub no_new_privs: bool,
+}
+
+/// An OCI config's process sets by capability name, as a container's record keeps them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SetNames {
+    /// The effective set.
+    pub effective: Vec<String>,
+    /// The permitted set.
+    pub permitted: Vec<String>,
+    /// The inheritable set.
+    pub inheritable: Vec<String>,
+    /// The ambient set.
+    pub ambient: Vec<String>,
+}
+
+fn names_of(set: &CapsHashSet) -> Vec<String> {
+    let mut names: Vec<String> = set.iter().map(|cap| cap.to_string()).collect();
+    names.sort();
+    names
+}
+
+fn parse_recorded(names: &[String]) -> CapsHashSet {
+    names.iter().filter_map(|name| name.parse().ok()).collect()
 }
 
 /// The capability sets of a process, as an OCI config gives them.
@@ -81,16 +105,30 @@ impl CapabilityPolicy {
 
     /// The kept capabilities by name, sorted (`CAP_CHOWN`, ...).
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.keep.iter().map(|cap| cap.to_string()).collect();
-        names.sort();
-        names
+        names_of(&self.keep)
     }
 
-    /// The policy a container recorded (see [`CapabilityPolicy::names`]).
-    pub fn from_names(names: &[String], no_new_privs: bool) -> Self {
+    /// The OCI config's process sets by name, if it gave them.
+    pub fn set_names(&self) -> Option<SetNames> {
+        self.sets.as_ref().map(|sets| SetNames {
+            effective: names_of(&sets.effective),
+            permitted: names_of(&sets.permitted),
+            inheritable: names_of(&sets.inheritable),
+            ambient: names_of(&sets.ambient),
+        })
+    }
+
+    /// The policy a container recorded (see [`CapabilityPolicy::names`] and
+    /// [`CapabilityPolicy::set_names`]).
+    pub fn from_names(names: &[String], sets: Option<&SetNames>, no_new_privs: bool) -> Self {
         CapabilityPolicy {
-            keep: names.iter().filter_map(|name| name.parse().ok()).collect(),
-            sets: None,
+            keep: parse_recorded(names),
+            sets: sets.map(|sets| ProcessSets {
+                effective: parse_recorded(&sets.effective),
+                permitted: parse_recorded(&sets.permitted),
+                inheritable: parse_recorded(&sets.inheritable),
+                ambient: parse_recorded(&sets.ambient),
+            }),
             no_new_privs,
         }
     }

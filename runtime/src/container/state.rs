@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::container::capabilities::SetNames;
 use crate::error::{Error, Result};
 
 /// What berth records of a container, before it makes anything for it: enough for `berth gc`
@@ -56,6 +57,9 @@ pub struct State {
     /// See `capabilities`.
     #[serde(default)]
     pub no_new_privs: bool,
+    /// A bundle's process capability sets, which `berth exec` gives its commands too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capability_sets: Option<SetNames>,
     /// The user the workload runs as (`-u`, or a bundle's `uid:gid`); `berth exec`'s default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,

@@ -441,6 +441,43 @@ fn a_bundle_from_berth_spec_runs_as_it_is_and_bad_bundles_are_refused() {
 }
 
 #[test]
+fn exec_in_a_bundle_container_keeps_its_user_and_capability_sets() {
+    let w = World::new();
+    let dir = w.path("caps-spec");
+    std::fs::create_dir(&dir).unwrap();
+    w.run(w.berth().args(["spec", "--bundle", dir.to_str().unwrap()])).ok();
+    let mut config = crate::json(&std::fs::read_to_string(dir.join("config.json")).unwrap());
+    config["process"]["args"] = serde_json::json!(["sleep", "60"]);
+    config["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+    config["process"]["capabilities"] = serde_json::json!({
+        "bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"],
+        "permitted": ["CAP_KILL", "CAP_NET_RAW"],
+        "effective": ["CAP_KILL"],
+        "inheritable": ["CAP_KILL"],
+        "ambient": ["CAP_KILL"],
+    });
+    let dir = bundle(&w, "caps", &config);
+    w.berth_run(&["-d", "--name", "capsets", "--bundle", dir.to_str().unwrap()]).ok();
+    let status = "id -u; grep -E '^Cap(Eff|Prm|Bnd)' /proc/self/status; \
+                  grep -E '^Cap(Eff|Prm|Bnd)' /proc/1/status";
+    let out = w.run(w.berth().args(["exec", "capsets", "sh", "-c", status]));
+    let text = out.ok();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "1000", "{out}");
+    // A user other than root keeps across the exec only its ambient set (CAP_KILL), within
+    // the bounding set.
+    assert_eq!(
+        lines[1..4],
+        ["CapPrm:\t0000000000000020", "CapEff:\t0000000000000020", "CapBnd:\t0000000000002021"],
+        "{out}"
+    );
+    assert_eq!(lines[1..4], lines[4..7], "exec differs from the workload (PID 1)\n{out}");
+    w.run(w.berth().args(["stop", "-t", "1", "capsets"])).ok();
+    w.run(w.berth().args(["rm", "capsets"])).ok();
+    w.assert_clean();
+}
+
+#[test]
 fn a_bundle_joins_a_network_namespace_by_its_path() {
     let w = World::new();
     // A network namespace held by a process, with an interface only it has.
