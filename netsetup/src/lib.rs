@@ -179,20 +179,21 @@ pub fn ensure_network(
     if network.subnet6.is_some() {
         prepare_ipv6(&network.bridge)?;
     }
-    for addr in network.container_addresses(network.gateway) {
-        if network.bridge_is_gateway {
+    if network.bridge_is_gateway {
+        for addr in network.container_addresses(network.gateway) {
             netlink.add_address(bridge.index, &network.bridge, addr)?;
-        } else {
-            // One the bridge held under an earlier configuration goes.
-            netlink.delete_address(bridge.index, &network.bridge, addr)?;
         }
+    } else {
+        keep_host_off_segment(netlink, bridge.index, &network.bridge)?;
     }
     if !bridge.up {
         netlink.set_up(bridge.index, &network.bridge)?;
     }
-    enable_forwarding()?;
-    if !network.internal {
-        enable_route_localnet(&network.bridge)?;
+    if network.bridge_is_gateway {
+        enable_forwarding()?;
+        if !network.internal {
+            enable_route_localnet(&network.bridge)?;
+        }
     }
     // The host heeds no router advertisement from a container (CVE-2020-13401), on any
     // network: one could take over its IPv6 routing. No such file: no IPv6 on this host.
@@ -203,6 +204,10 @@ pub fn ensure_network(
     }
     let installed = !firewall::installed(network)?;
     if installed {
+        if network.bridge_is_gateway {
+            // The bridge may have been a segment's (see keep_host_off_segment).
+            set_sysctl(&arp_ignore(&network.bridge), b'0')?;
+        }
         let mut networks = every_network();
         networks.retain(|other| other.bridge != network.bridge);
         networks.push(network.clone());
@@ -291,6 +296,22 @@ fn set_sysctl(path: &str, value: u8) -> Result<()> {
         fs::write(path, [value]).map_err(|e| Error::file(path, e))?;
     }
     Ok(())
+}
+
+/// Keeps the host off a segment's bridge: it holds no address (those an earlier configuration
+/// left go, and it makes no IPv6 link-local one), and answers no ARP request for the host's
+/// other addresses.
+fn keep_host_off_segment(netlink: &mut Netlink, index: u32, bridge: &str) -> Result<()> {
+    netlink.no_ipv6_link_local(index, bridge)?;
+    for addr in netlink.addresses(index, bridge)? {
+        netlink.delete_address(index, bridge, addr)?;
+    }
+    set_sysctl(&arp_ignore(bridge), b'8')
+}
+
+/// The sysctl that says which ARP requests arriving on `bridge` the host answers.
+fn arp_ignore(bridge: &str) -> String {
+    format!("/proc/sys/net/ipv4/conf/{bridge}/arp_ignore")
 }
 
 /// Lets the bridge carry packets from 127.0.0.1: the host's own connections to a port

@@ -264,13 +264,10 @@ impl Netlink {
     /// Adds an address with its prefix route (an IPv6 one without duplicate address detection);
     /// an address already there is left alone.
     pub fn add_address(&mut self, index: u32, name: &str, addr: IpNet) -> Result<()> {
-        let mut request = AddressMessage::default();
-        request.header.prefix_len = addr.prefix_len();
-        request.header.index = index;
+        let mut request = address_message(index, addr);
         let ip = addr.addr();
         match addr {
             IpNet::V4(v4) => {
-                request.header.family = AddressFamily::Inet;
                 request.attributes.push(AddressAttribute::Local(ip));
                 request.attributes.push(AddressAttribute::Address(ip));
                 if v4.prefix_len() < 31 {
@@ -281,7 +278,6 @@ impl Netlink {
             }
             IpNet::V6(_) => {
                 // Usable at once: duplicate address detection would hold it back for a second.
-                request.header.family = AddressFamily::Inet6;
                 request.attributes.push(AddressAttribute::Address(ip));
                 request
                     .attributes
@@ -303,13 +299,7 @@ impl Netlink {
 
     /// Removes an address; one that is not there is no error.
     pub fn delete_address(&mut self, index: u32, name: &str, addr: IpNet) -> Result<()> {
-        let mut request = AddressMessage::default();
-        request.header.prefix_len = addr.prefix_len();
-        request.header.index = index;
-        request.header.family = match addr {
-            IpNet::V4(_) => AddressFamily::Inet,
-            IpNet::V6(_) => AddressFamily::Inet6,
-        };
+        let mut request = address_message(index, addr);
         request
             .attributes
             .push(AddressAttribute::Address(addr.addr()));
@@ -553,4 +543,16 @@ fn link_summary(link: &LinkMessage) -> Link {
         mac,
         controller,
     }
+}
+
+/// An address message for `addr` on interface `index`: its family and prefix length set.
+fn address_message(index: u32, addr: IpNet) -> AddressMessage {
+    let mut message = AddressMessage::default();
+    message.header.index = index;
+    message.header.prefix_len = addr.prefix_len();
+    message.header.family = match addr {
+        IpNet::V4(_) => AddressFamily::Inet,
+        IpNet::V6(_) => AddressFamily::Inet6,
+    };
+    message
 }

@@ -310,6 +310,13 @@ enum Kind {
 }
 
 impl Kind {
+    const ALL: [Kind; 4] = [
+        Kind::Masqueraded,
+        Kind::Internal,
+        Kind::Routed,
+        Kind::Segment,
+    ];
+
     fn of(network: &NetworkSpec) -> Kind {
         if !network.bridge_is_gateway {
             Kind::Segment
@@ -332,14 +339,7 @@ impl Kind {
     }
 
     fn from_letter(letter: &str) -> Option<Kind> {
-        [
-            Kind::Masqueraded,
-            Kind::Internal,
-            Kind::Routed,
-            Kind::Segment,
-        ]
-        .into_iter()
-        .find(|kind| kind.letter() == letter)
+        Kind::ALL.into_iter().find(|kind| kind.letter() == letter)
     }
 }
 
@@ -506,8 +506,9 @@ add rule inet berth forward oifname @bridges drop
 add rule inet berth input iifname @segments drop
 
 # Between containers on one bridge, frames reach the inet hooks only through br_netfilter
-# (where `same_bridge` accepts them). Here a container may not send router advertisements or redirects to the others (CVE-2020-13401), whatever its
-# capabilities, nor VLAN-tagged frames (which would carry them past these rules).
+# (where `same_bridge` accepts them). Here a container may not send router advertisements
+# or redirects to the others (CVE-2020-13401), whatever its capabilities, nor VLAN-tagged
+# frames (which would carry them past these rules).
 add table bridge berth
 add chain bridge berth forward { type filter hook forward priority 0; policy accept; }
 flush chain bridge berth forward
@@ -593,12 +594,7 @@ mod tests {
 
     #[test]
     fn every_kind_of_marker_reads_back_as_written() {
-        for kind in [
-            Kind::Masqueraded,
-            Kind::Internal,
-            Kind::Routed,
-            Kind::Segment,
-        ] {
+        for kind in Kind::ALL {
             for subnet6 in [None, Some("fd00:1::/64".parse().unwrap())] {
                 let installed = Installed {
                     bridge: "br-x.1".into(),

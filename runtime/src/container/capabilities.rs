@@ -119,15 +119,25 @@ impl CapabilityPolicy {
     }
 
     /// The policy a container recorded (see [`CapabilityPolicy::names`] and
-    /// [`CapabilityPolicy::set_names`]).
+    /// [`CapabilityPolicy::set_names`]), for `berth exec`. Ambient capabilities that the
+    /// inheritable and permitted sets do not allow are left out: the run skipped them for
+    /// root and refused them for another user, and exec's `-u` may name another user.
     pub fn from_names(names: &[String], sets: Option<&SetNames>, no_new_privs: bool) -> Self {
         CapabilityPolicy {
             keep: parse_recorded(names),
-            sets: sets.map(|sets| ProcessSets {
-                effective: parse_recorded(&sets.effective),
-                permitted: parse_recorded(&sets.permitted),
-                inheritable: parse_recorded(&sets.inheritable),
-                ambient: parse_recorded(&sets.ambient),
+            sets: sets.map(|sets| {
+                let inheritable = parse_recorded(&sets.inheritable);
+                let permitted = parse_recorded(&sets.permitted);
+                let ambient = parse_recorded(&sets.ambient)
+                    .into_iter()
+                    .filter(|cap| inheritable.contains(cap) && permitted.contains(cap))
+                    .collect();
+                ProcessSets {
+                    effective: parse_recorded(&sets.effective),
+                    permitted,
+                    inheritable,
+                    ambient,
+                }
             }),
             no_new_privs,
         }

@@ -299,16 +299,27 @@ fn cni_is_gateway_false_makes_a_segment_only_its_containers_share() {
     cni(&w, "CHECK", "a", &a.path(), "eth0", &segment).ok();
 
     // The containers reach each other and nothing else: the host holds no address on the
-    // bridge and gives them no route.
-    assert_eq!(bridge_addresses(), Vec::<String>::new());
+    // bridge (no IPv6 link-local one either), gives them no route, and forwards nothing.
+    let on_bridge = w.run(w.cmd("ip").args(["-o", "addr", "show", "dev", BRIDGE]));
+    assert_eq!(on_bridge.ok().trim(), "", "the host is on the segment");
+    let forwarding = w.run(w.cmd("cat").arg("/proc/sys/net/ipv4/ip_forward"));
+    assert_eq!(forwarding.ok().trim(), "0", "a segment turned the host into a router");
     let routes = inside(&w, &a.path(), &["ip", "-4", "route", "show", "default"]);
     assert_eq!(routes.ok().trim(), "", "a default route on a bare segment");
     inside(&w, &a.path(), &["ping", "-c", "1", "-W", "5", "10.123.0.3"]).ok();
     // Not even when the host routes the subnet and a container aims at the host's address
-    // straight through the bridge.
+    // straight through the bridge: the host answers no ARP request for it, and drops what
+    // reaches its bridge's MAC address all the same.
     w.run(w.cmd("ip").args(["route", "add", SUBNET, "dev", BRIDGE])).ok();
     inside(&w, &a.path(), &["ip", "route", "add", "default", "dev", "eth0"]).ok();
     let host = HOST_ADDR.to_string();
+    let to_host = inside(&w, &a.path(), &["ping", "-c", "1", "-W", "1", &host]);
+    assert_ne!(to_host.code(), 0, "the host answered from a segment:\n{to_host}");
+    let neighbour = inside(&w, &a.path(), &["ip", "neigh", "show", &host]);
+    assert!(!neighbour.ok().contains("lladdr"), "the host answered ARP: {neighbour}");
+    let bridge_mac = "02:42:0a:7b:00:01";
+    inside(&w, &a.path(), &["ip", "neigh", "replace", &host, "lladdr", bridge_mac, "dev", "eth0"])
+        .ok();
     let to_host = inside(&w, &a.path(), &["ping", "-c", "1", "-W", "1", &host]);
     assert_ne!(to_host.code(), 0, "the host answered from a segment:\n{to_host}");
     w.run(w.cmd("ip").args(["route", "del", SUBNET, "dev", BRIDGE])).ok();
@@ -364,6 +375,14 @@ fn cni_check_names_what_someone_removed() {
     // The runtime passes the ADD's result as prevResult: it must agree with the lease.
     let with_previous = |result: &str| conf(&w, "1.1.0", &format!(r#","prevResult":{result}"#));
     cni(&w, "CHECK", "c1", &ns.path(), "eth0", &with_previous(added.stdout.trim())).ok();
+    // A later plugin in the chain may have given the interface another address.
+    let mut chained = crate::json(&added.stdout);
+    let interface = chained["ips"][0]["interface"].clone();
+    chained["ips"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"address": "192.168.5.5/24", "interface": interface}));
+    cni(&w, "CHECK", "c1", &ns.path(), "eth0", &with_previous(&chained.to_string())).ok();
     let altered = added.stdout.replace(&addr, "10.123.0.77/24");
     let (code, msg) =
         cni_error(&cni(&w, "CHECK", "c1", &ns.path(), "eth0", &with_previous(&altered)));

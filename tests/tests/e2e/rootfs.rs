@@ -472,8 +472,27 @@ fn exec_in_a_bundle_container_keeps_its_user_and_capability_sets() {
         "{out}"
     );
     assert_eq!(lines[1..4], lines[4..7], "exec differs from the workload (PID 1)\n{out}");
-    w.run(w.berth().args(["stop", "-t", "1", "capsets"])).ok();
-    w.run(w.berth().args(["rm", "capsets"])).ok();
+    // A root workload whose ambient set holds more than its inheritable one (as `runc spec`
+    // writes): `exec -u` to another user raises what it can.
+    config["process"]["user"] = serde_json::json!({"uid": 0, "gid": 0});
+    config["process"]["capabilities"]["ambient"] = serde_json::json!(["CAP_KILL", "CAP_NET_RAW"]);
+    let dir = bundle(&w, "caps-root", &config);
+    w.berth_run(&["-d", "--name", "caproot", "--bundle", dir.to_str().unwrap()]).ok();
+    let out = w.run(w.berth().args([
+        "exec",
+        "-u",
+        "1000",
+        "caproot",
+        "grep",
+        "-E",
+        "^Cap(Eff|Prm)",
+        "/proc/self/status",
+    ]));
+    assert_eq!(out.ok(), "CapPrm:\t0000000000000020\nCapEff:\t0000000000000020\n", "{out}");
+    for name in ["capsets", "caproot"] {
+        w.run(w.berth().args(["stop", "-t", "1", name])).ok();
+        w.run(w.berth().args(["rm", name])).ok();
+    }
     w.assert_clean();
 }
 

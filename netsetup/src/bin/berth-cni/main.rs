@@ -201,7 +201,7 @@ fn open_netns(path: &str) -> Result<File, CniError> {
 /// the ports; on any failure, what was made is undone.
 fn add(call: &Call, config: &Config) -> Result<String, CniError> {
     let network = config.network();
-    if !network.bridge_is_gateway && !config.runtime_config.port_mappings.is_empty() {
+    if !network.bridge_is_gateway && !config.mappings(network.gateway)?.is_empty() {
         return Err(CniError::new(
             error::INVALID_CONFIG,
             "portMappings need isGateway true: without an address on the bridge the host \
@@ -494,14 +494,14 @@ fn check(call: &Call, config: &Config) -> Result<(), CniError> {
             ))
         })?;
     let addresses: Vec<IpNet> = network.container_addresses(addr);
-    // The runtime's record of the ADD must agree with the lease: the addresses it holds for
-    // this interface are the ones berth-cni gave.
+    // The runtime's record of the chain's ADD must agree with the lease: among the addresses
+    // it gives this interface (a later plugin may have added some) are berth-cni's.
     if let Some(previous) = &config.prev_result {
-        let recorded = recorded_addresses(previous, &call.ifname);
-        if !recorded.is_empty() && recorded != addresses {
+        let recorded = recorded_addresses(previous, &call.ifname, &call.netns);
+        if !recorded.is_empty() && !addresses.iter().all(|a| recorded.contains(a)) {
             let listed: Vec<String> = recorded.iter().map(ToString::to_string).collect();
             return Err(wrong(format!(
-                "prevResult gives {} the address {}, but its lease is {addr}",
+                "prevResult gives {} the addresses {}, but its lease is {addr}",
                 call.ifname,
                 listed.join(", ")
             )));
@@ -530,9 +530,9 @@ fn check(call: &Call, config: &Config) -> Result<(), CniError> {
     Ok(())
 }
 
-/// The addresses that a result gives interface `ifname` (its `ips` whose `interface` index
-/// names an interface of that name in a sandbox); none that parse when it gives none.
-fn recorded_addresses(result: &Value, ifname: &str) -> Vec<IpNet> {
+/// The addresses that a result gives interface `ifname` in `netns` (its `ips` whose
+/// `interface` index names an interface of that name and sandbox).
+fn recorded_addresses(result: &Value, ifname: &str, netns: &str) -> Vec<IpNet> {
     let interfaces = result["interfaces"]
         .as_array()
         .map_or(&[][..], Vec::as_slice);
@@ -540,9 +540,7 @@ fn recorded_addresses(result: &Value, ifname: &str) -> Vec<IpNet> {
         index
             .as_u64()
             .and_then(|i| interfaces.get(usize::try_from(i).ok()?))
-            .is_some_and(|interface| {
-                interface["name"] == ifname && interface.get("sandbox").is_some()
-            })
+            .is_some_and(|interface| interface["name"] == ifname && interface["sandbox"] == netns)
     };
     result["ips"]
         .as_array()
