@@ -533,15 +533,18 @@ fn cni_twenty_adds_at_once_get_twenty_addresses_and_dels_leave_nothing() {
     let w = World::new();
     let config = conf(&w, "1.0.0", "");
     let namespaces: Vec<Netns> = (0..20).map(|_| Netns::new(&w)).collect();
-    let mut calls: Vec<Bg> = namespaces
-        .iter()
-        .enumerate()
-        .map(|(i, ns)| {
-            w.spawn(&mut cni_cmd(&w, "ADD", &format!("p{i}"), &ns.path(), "eth0", &config))
-        })
-        .collect();
-    let mut given: Vec<String> =
-        calls.iter_mut().map(|c| result_address(&c.wait(DEFAULT_TIMEOUT))).collect();
+    // `command` for every namespace at once.
+    let all_at_once = |command: &str| -> Vec<Outcome> {
+        let mut calls: Vec<Bg> = namespaces
+            .iter()
+            .enumerate()
+            .map(|(i, ns)| {
+                w.spawn(&mut cni_cmd(&w, command, &format!("p{i}"), &ns.path(), "eth0", &config))
+            })
+            .collect();
+        calls.iter_mut().map(|call| call.wait(DEFAULT_TIMEOUT)).collect()
+    };
+    let mut given: Vec<String> = all_at_once("ADD").iter().map(result_address).collect();
     for (ns, addr) in namespaces.iter().zip(&given) {
         assert_eq!(&addresses_inside(&w, &ns.path(), "eth0"), std::slice::from_ref(addr));
     }
@@ -549,15 +552,8 @@ fn cni_twenty_adds_at_once_get_twenty_addresses_and_dels_leave_nothing() {
     given.dedup();
     assert_eq!(given.len(), 20, "{given:?}");
     assert_eq!(cni_leases(&w).len(), 20);
-    let mut calls: Vec<Bg> = namespaces
-        .iter()
-        .enumerate()
-        .map(|(i, ns)| {
-            w.spawn(&mut cni_cmd(&w, "DEL", &format!("p{i}"), &ns.path(), "eth0", &config))
-        })
-        .collect();
-    for call in &mut calls {
-        call.wait(DEFAULT_TIMEOUT).ok();
+    for deleted in all_at_once("DEL") {
+        deleted.ok();
     }
     assert_cni_clean(&w);
 }
