@@ -310,13 +310,7 @@ fn detached(path: &Path, recursive: bool) -> Result<OwnedFd, String> {
     }
     // SAFETY: open_tree(2) reads the NUL-terminated path and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c_path.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(format!(
-            "take {} to mount: {}",
-            path.display(),
-            std::io::Error::last_os_error()
-        ));
-    }
+    let fd = succeeded(fd, || format!("take {} to mount", path.display()))?;
     // SAFETY: the descriptor was just returned by the kernel and is owned by nothing else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
 }
@@ -379,13 +373,9 @@ fn set_tree_flags(tree: Option<&OwnedFd>, flags: MsFlags, target: &Path) -> Resu
             std::mem::size_of::<MountAttr>(),
         )
     };
-    if done != 0 {
-        return Err(format!(
-            "set the flags of the mount for {}: {}",
-            target.display(),
-            std::io::Error::last_os_error()
-        ));
-    }
+    succeeded(done, || {
+        format!("set the flags of the mount for {}", target.display())
+    })?;
     Ok(())
 }
 
@@ -410,14 +400,20 @@ fn attach(tree: &OwnedFd, target: &Path) -> Result<(), String> {
             MOVE_MOUNT_F_EMPTY_PATH,
         )
     };
-    if done != 0 {
-        return Err(format!(
-            "mount on {}: {}",
-            target.display(),
-            std::io::Error::last_os_error()
-        ));
-    }
+    succeeded(done, || format!("mount on {}", target.display()))?;
     Ok(())
+}
+
+/// What a raw system call `returned`: the value, or the error (errno) after `what` failed.
+fn succeeded(
+    returned: libc::c_long,
+    what: impl FnOnce() -> String,
+) -> Result<libc::c_long, String> {
+    if returned < 0 {
+        let error = std::io::Error::last_os_error();
+        return Err(format!("{}: {error}", what()));
+    }
+    Ok(returned)
 }
 
 fn mount_at(
