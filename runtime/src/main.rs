@@ -5,8 +5,10 @@ mod commands;
 mod container;
 mod error;
 mod fault;
+mod files;
 mod networks;
 mod ports;
+mod sys;
 mod trace;
 
 use std::process::ExitCode;

@@ -4,7 +4,7 @@
 //! place, so the command's exit code is berth's.
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -20,43 +20,21 @@ use crate::container::spec::{c_string, environment, path_of};
 use crate::container::state::{ContainerDir, Status};
 use crate::container::user::User;
 use crate::error::{Error, Result};
+use crate::sys;
 
 /// Changes to `dir`, resolved inside the (container's) root and through no magic link of
 /// /proc: a link the container planted, such as one to /proc/1/root, must not lead the
 /// command into the host's filesystem.
 fn change_directory_in_root(dir: &Path) -> std::io::Result<()> {
-    /// struct open_how (linux/openat2.h).
-    #[repr(C)]
-    struct OpenHow {
-        flags: u64,
-        mode: u64,
-        resolve: u64,
-    }
-    const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-    const RESOLVE_IN_ROOT: u64 = 0x10;
     let root = File::open("/")?;
     let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    let how = OpenHow {
-        flags: (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-    };
-    // SAFETY: openat2(2) reads the NUL-terminated path and `size` bytes of `how`.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root.as_raw_fd(),
-            path.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this descriptor, owned by nothing else.
-    let dir = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
+    let dir = sys::openat2(
+        root.as_fd(),
+        &path,
+        libc::O_PATH | libc::O_DIRECTORY,
+        sys::resolve::IN_ROOT | sys::resolve::NO_MAGICLINKS,
+    )?;
     nix::unistd::fchdir(&dir).map_err(std::io::Error::from)
 }
 

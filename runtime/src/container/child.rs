@@ -229,16 +229,8 @@ fn prepare(plan: &ChildPlan, ends: &mut ChildEnds) -> Result<Option<Vec<CString>
         .map_err(|e| format!("reset SIGPIPE: {e}"))?;
 
     // The workload gets stdin, stdout and stderr, nothing else its caller had open (docker).
-    // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only flags descriptors; berth's own are
-    // close-on-exec already, and the report pipe must stay open until the exec.
-    unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3 as libc::c_uint,
-            libc::c_uint::MAX,
-            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
-        )
-    };
+    // berth's own are close-on-exec already, and the report pipe must stay open until the exec.
+    crate::sys::cloexec_from(3).map_err(|e| format!("mark descriptors close-on-exec: {e}"))?;
     Ok(Some(env))
 }
 

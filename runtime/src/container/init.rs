@@ -23,8 +23,7 @@ pub fn fork_workload(ends: &mut ChildEnds) {
             // The init keeps no descriptor beyond stdio: not the report pipe (berth waits for
             // its end at the exec), nor any pipe a caller waits on.
             ends.close();
-            // SAFETY: close_range(2) closes descriptors only; the init uses none above 2.
-            unsafe { libc::syscall(libc::SYS_close_range, 3, libc::c_uint::MAX, 0) };
+            let _ = crate::sys::close_all_from(3, &[]);
             serve(child)
         }
         Err(_) => exit_now(125),

@@ -22,6 +22,7 @@ use crate::container::spec::{
 };
 use crate::container::user::User;
 use crate::error::{Error, Result};
+use crate::files;
 use crate::networks;
 
 /// The shape of the config.json keys berth carries out.
@@ -208,9 +209,9 @@ pub fn spec_from_bundle(dir: &Path, args: &RunArgs, root: &Path) -> Result<RunSp
     let bundle = std::fs::canonicalize(dir)
         .map_err(|e| Error::Invalid(format!("--bundle {}: {e}", dir.display())))?;
     let path = bundle.join("config.json");
-    let text = std::fs::read_to_string(&path)
+    let text = files::read_regular(&path, files::CONFIG_LIMIT, files::Links::Follow)
         .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
-    let value: Value = serde_json::from_str(&text)
+    let value: Value = serde_json::from_slice(&text)
         .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
     check_keys(&value, &CONFIG, "")?;
     let config: Spec = serde_json::from_value(value)

@@ -15,6 +15,7 @@ use crate::container::mounts::{self, Mount};
 use crate::container::rootfs::FilesystemPlan;
 use crate::container::user::User;
 use crate::error::{Error, Result};
+use crate::files;
 use crate::networks;
 use crate::ports::PublishRequest;
 
@@ -330,8 +331,11 @@ pub fn choose_network(
 /// The entries of an `--env-file`: KEY=VALUE or KEY lines; blank lines and '#' comments are
 /// skipped (docker's format).
 fn read_env_file(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Invalid(format!("--env-file {}: {e}", path.display())))?;
+    let bad =
+        |e: &dyn std::fmt::Display| Error::Invalid(format!("--env-file {}: {e}", path.display()));
+    let bytes = files::read_regular(path, files::CONFIG_LIMIT, files::Links::Follow)
+        .map_err(|e| bad(&e))?;
+    let text = String::from_utf8(bytes).map_err(|e| bad(&e))?;
     let mut entries = Vec::new();
     for (number, line) in text.lines().enumerate() {
         let line = line.trim_start();

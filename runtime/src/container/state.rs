@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::container::capabilities::SetNames;
 use crate::error::{Error, Result};
+use crate::files;
 
 /// What berth records of a container, before it makes anything for it: enough for `berth gc`
 /// to find and remove all of it once its launcher is gone.
@@ -346,7 +347,8 @@ impl ContainerDir {
     /// Reads the state record.
     pub fn read_state(&self) -> Result<State> {
         let path = self.path.join("state.json");
-        let text = fs::read(&path).map_err(|e| Error::file(&path, e))?;
+        let text = files::read_regular(&path, files::CONFIG_LIMIT, files::Links::Refuse)
+            .map_err(|e| Error::file(&path, e))?;
         serde_json::from_slice(&text).map_err(|e| {
             Error::Invalid(format!(
                 "{} is not a valid state record: {e}",
