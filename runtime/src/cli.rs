@@ -320,6 +320,12 @@ pub struct RunArgs {
     #[arg(short = 'd', long)]
     pub detach: bool,
 
+    /// Limit a detached container's log (repeatable): max-size=SIZE (rotate past it; bytes,
+    /// or with k, m, g; default 10m) and max-file=N (files kept, the log and the rotated ones;
+    /// default 3).
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opt: Vec<String>,
+
     /// Add a capability to docker's default set (NET_ADMIN, ..., or ALL; repeatable).
     #[arg(long = "cap-add", value_name = "CAP")]
     pub cap_add: Vec<String>,

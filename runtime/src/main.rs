@@ -19,6 +19,11 @@ use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     trace::init();
+    // An empty BERTH_ROOT is no setting (as an empty DOCKER_HOST is none): the default, or
+    // --root, holds. Clap would take it for a missing value, even beside --root.
+    if std::env::var_os("BERTH_ROOT").is_some_and(|root| root.is_empty()) {
+        std::env::remove_var("BERTH_ROOT");
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -34,6 +39,22 @@ fn main() -> ExitCode {
         }
     };
     trace::step("parsed the command line");
+    // No process of a container may read berth's memory, environment or descriptors through
+    // /proc, nor open its binary there (`/proc/PID/exe`), even one that shares its PID
+    // namespace: berth is not dumpable. (A workload it execs is, as usual.)
+    // SAFETY: prctl(PR_SET_DUMPABLE) takes integer arguments and touches no memory.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    let enters_a_container = match &cli.command {
+        Command::Run(args) => args.rootfs.is_some() || args.bundle.is_some(),
+        Command::Exec(_) => true,
+        _ => false,
+    };
+    if enters_a_container {
+        if let Err(e) = container::read_only_exe::ensure() {
+            eprintln!("berth: {e}");
+            return ExitCode::from(125);
+        }
+    }
     let outcome = match cli.command {
         Command::Run(args) => commands::run::run(&cli.root, *args),
         Command::Spec(args) => crate::container::oci::write_spec(&args).map(|()| 0),
@@ -56,8 +77,15 @@ fn main() -> ExitCode {
                 cli::CompletionShell::Fish => clap_complete::Shell::Fish,
             };
             let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut command, "berth", &mut std::io::stdout());
-            Ok(0)
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "berth", &mut script);
+            // A reader that went away (`berth completions bash | head`) is no error.
+            match std::io::Write::write_all(&mut std::io::stdout().lock(), &script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(error::Error::system("write the completions", e))
+                }
+                _ => Ok(0),
+            }
         }
     };
     match outcome {

@@ -624,6 +624,14 @@ impl World {
             .collect()
     }
 
+    /// A busybox root filesystem made by rootfs-examples/busybox.sh in `name` of this world.
+    pub fn busybox_root(&self, name: &str) -> PathBuf {
+        let dir = self.path(name);
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../rootfs-examples/busybox.sh");
+        self.run(self.cmd("bash").arg(script).arg(&dir)).ok();
+        dir
+    }
+
     /// `berth --root ROOT` on the host.
     pub fn berth(&self) -> Command {
         let mut c = self.cmd(berth_bin());

@@ -1,7 +1,8 @@
 //! `berth exec`: runs a command in a running container. berth joins the container's network,
 //! UTS and mount namespaces (it is single-threaded, so the kernel lets it join a mount
-//! namespace), takes on the container's capability policy, and execs the command in its own
-//! place, so the command's exit code is berth's.
+//! namespace) and its PID namespace, then forks: the child, in a session of its own, takes on
+//! the container's user and capability policy and execs the command; berth forwards signals
+//! to it and exits with its status.
 
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -18,6 +19,7 @@ use crate::container::child::exec_searching_path;
 use crate::container::process::Failure;
 use crate::container::spec::{c_string, environment, path_of};
 use crate::container::state::{ContainerDir, Status};
+use crate::container::supervise::{self, BlockedSignals};
 use crate::container::user::User;
 use crate::error::{Error, Result};
 use crate::sys;
@@ -41,7 +43,10 @@ fn change_directory_in_root(dir: &Path) -> std::io::Result<()> {
 /// Runs `berth exec`; returns only if the command could not be executed.
 pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
     check_privileges("exec")?;
-    let (_, state) = ContainerDir::find(root, &args.name)?;
+    // Nothing the caller has open may reach the container (the CVE-2024-21626 class: an open
+    // directory of the host's is a way out of the container's root).
+    sys::cloexec_from(3).map_err(|e| Error::system("mark descriptors close-on-exec", e))?;
+    let (dir, state) = ContainerDir::find(root, &args.name)?;
     if state.status() != Status::Running {
         return Err(Error::Invalid(format!("{} is not running", args.name)));
     }
@@ -99,6 +104,9 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
         .collect::<Result<Vec<_>>>()?;
     let path = path_of(&env).to_vec();
 
+    // What exec starts is the container's: its teardown ends it too.
+    dir.note_exec()?;
+    let signals = BlockedSignals::block()?;
     for (file, kind, what) in [
         (&network, CloneFlags::CLONE_NEWNET, "network"),
         (&uts, CloneFlags::CLONE_NEWUTS, "UTS"),
@@ -111,24 +119,26 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
         setns(file, *kind).map_err(|e| Error::system("join the container's namespaces", e))?;
     }
     if private_pids {
-        // A PID namespace takes in only the children of who joins it: the command is forked,
-        // and berth passes its exit status on.
+        // A PID namespace takes in only the children of who joins it.
         setns(&pid_namespace, CloneFlags::CLONE_NEWPID)
             .map_err(|e| Error::system("join the container's PID namespace", e))?;
-        // SAFETY: berth is single-threaded, so the child may go on as berth would.
-        match unsafe { nix::unistd::fork() }.map_err(|e| Error::system("fork", e))? {
-            nix::unistd::ForkResult::Child => {
-                // The command ends with `berth exec` (it is no child of the container's init).
-                // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory.
-                unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-            }
-            nix::unistd::ForkResult::Parent { child } => {
-                return Ok(match nix::sys::wait::waitpid(child, None) {
-                    Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => code as u8,
-                    Ok(nix::sys::wait::WaitStatus::Signaled(_, signal, _)) => 128 + signal as u8,
-                    _ => 125,
-                });
-            }
+    }
+    // The command is forked, in a session of its own (so that it cannot type into the
+    // caller's terminal), and berth passes on signals and its exit status.
+    // SAFETY: berth is single-threaded, so the child may go on as berth would.
+    match unsafe { nix::unistd::fork() }.map_err(|e| Error::system("fork", e))? {
+        nix::unistd::ForkResult::Child => {
+            // The command ends with `berth exec`.
+            // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+            nix::unistd::setsid().map_err(|e| Error::system("start a session", e))?;
+            signals
+                .original
+                .thread_set_mask()
+                .map_err(|e| Error::system("restore the signal mask", e))?;
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            return Ok(supervise::supervise(child, &signals, None)? as u8);
         }
     }
     let workdir = args

@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::net::Ipv4Addr;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -17,6 +16,7 @@ use crate::commands::run::{
     canonical_root, check_privileges, container_still_attached, DYING_NAMESPACE_GRACE,
 };
 use crate::container::state::{release_name, ContainerDir, State};
+use crate::container::supervise;
 use crate::error::{Error, Result};
 use crate::networks;
 
@@ -119,7 +119,7 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
     for (dir, state) in &dead {
         let short = state.short_id();
         if let Some(namespace) = state.mount_namespace {
-            for pid in processes_of_container(namespace, &state.id) {
+            for pid in supervise::processes_of_container(namespace, None, &state.id) {
                 if kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
                     println!("killed process {pid} of container {short}");
                 }
@@ -255,30 +255,6 @@ fn older_than(path: &Path, age: Duration) -> bool {
     fs::metadata(path)
         .and_then(|m| m.modified())
         .is_ok_and(|t| SystemTime::now().duration_since(t).is_ok_and(|d| d > age))
-}
-
-/// Every process of container `id`, whose mount namespace had inode `namespace`. The kernel
-/// reuses a namespace's inode number once it is gone, so a process in a namespace of that
-/// number counts only if its mount table also holds the container's own binds (their source
-/// paths name the container's id).
-fn processes_of_container(namespace: u64, id: &str) -> Vec<i32> {
-    let marker = format!("/containers/{id}/");
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let me = std::process::id() as i32;
-    entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| pid != me)
-        .filter(|pid| {
-            fs::metadata(format!("/proc/{pid}/ns/mnt")).is_ok_and(|m| m.ino() == namespace)
-        })
-        .filter(|pid| {
-            fs::read_to_string(format!("/proc/{pid}/mountinfo"))
-                .is_ok_and(|mounts| mounts.contains(&marker))
-        })
-        .collect()
 }
 
 /// A name berth gives host veth ends: `bth` and 12 hex digits.

@@ -12,11 +12,20 @@ use crate::error::{Error, Result};
 
 /// Runs `berth ps`.
 pub fn ps(root: &Path, args: PsArgs) -> Result<u8> {
-    let states: Vec<State> = ContainerDir::list(root)?
-        .into_iter()
-        .filter_map(|(_, state)| state.ok())
-        .filter(|state| args.all || state.status() == Status::Running)
-        .collect();
+    let mut states = Vec::new();
+    for (dir, state) in ContainerDir::list(root)? {
+        match state {
+            Ok(state) if args.all || state.status() == Status::Running => states.push(state),
+            Ok(_) => {}
+            // Never hidden: said, and left for the administrator (or berth gc) to deal with.
+            Err(e) if dir.path().is_dir() => eprintln!(
+                "berth: warning: {e}: berth cannot tell this container's status, nor clean \
+                 up after it; remove {} once nothing of it runs",
+                dir.path().display()
+            ),
+            Err(e) => eprintln!("berth: warning: skipping {e}"),
+        }
+    }
     match args.format {
         PsFormat::Json => {
             let list: Vec<_> = states.iter().map(describe).collect();

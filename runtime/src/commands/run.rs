@@ -14,13 +14,13 @@ use std::os::fd::AsRawFd;
 
 use crate::cli::RunArgs;
 use crate::container::child::{self, ChildNetwork, ChildPlan};
-use crate::container::detach;
 use crate::container::process::clone_into_namespaces;
 use crate::container::rootfs::FilesystemPlan;
 use crate::container::spec::{Network, RunSpec};
 use crate::container::state::{claim_name, private_dir, release_name, ContainerDir, State};
 use crate::container::supervise::{self, BlockedSignals};
 use crate::container::terminal::{Relay, Terminal};
+use crate::container::{detach, log};
 use crate::error::{Error, Result};
 use crate::fault;
 use crate::networks;
@@ -33,15 +33,16 @@ const CONTAINER_INTERFACE: &str = "eth0";
 /// Runs a container in the foreground; returns the workload's exit code.
 pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
     // 1. One validated spec, and the privileges and tools it needs, before anything is made.
-    // Signals are blocked from here on, so that none can end berth halfway through its setup;
-    // one that arrives is taken after the workload starts and forwarded to it.
-    let signals = BlockedSignals::block()?;
     let spec = RunSpec::from_args(args, root)?;
     check_privileges("run")?;
     if matches!(spec.network, Network::Bridge { .. }) {
         check_nft_installed()?;
     }
     trace::step("validated the spec");
+    // Signals are blocked from here on (not while validating, which makes nothing: Ctrl-C
+    // ends that at once), so that none can end berth halfway through its setup; one that
+    // arrives is taken after the workload starts and forwarded to it.
+    let signals = BlockedSignals::block()?;
     let root = &canonical_root(root)?;
 
     // In the background, berth splits: the caller returns once the workload runs.
@@ -49,7 +50,10 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
     if spec.detached {
         match detach::split(&spec.id)? {
             detach::Side::Caller(code) => return Ok(code),
-            detach::Side::Supervisor(supervisor) => notifier = Some(supervisor),
+            detach::Side::Supervisor(supervisor) => {
+                detach::hide_command_line(&format!("berth supervisor {}", spec.name));
+                notifier = Some(supervisor)
+            }
         }
     }
     let outcome = launch(root, &spec, &signals, notifier.as_mut());
@@ -105,11 +109,13 @@ fn launch(
         claim_name(root, &spec.name, &spec.id)?;
         made.name = Some((root.to_path_buf(), spec.name.clone(), spec.id.clone()));
     }
+    // A detached workload writes into pipes; the supervisor writes the log (its own messages
+    // from here on go there too).
+    let mut log_pipes = None;
+    let mut log_writer = None;
     if spec.detached {
-        // The workload's output, and berth's own from here on, go to the container's log.
-        let log = container_dir.create_log()?;
-        detach::redirect(&log, 1)?;
-        detach::redirect(&log, 2)?;
+        log_writer = Some(log::Writer::open(container_dir.path(), spec.log_options)?);
+        log_pipes = Some(log::Pipes::new()?);
     }
 
     // 3. The lease, then the network (bridge only): the lease first, so that a bad lease file
@@ -234,6 +240,9 @@ fn launch(
         },
         process: spec.process.clone(),
         terminal: terminal.as_ref().map(|t| t.slave.as_raw_fd()),
+        output: log_pipes
+            .as_ref()
+            .map(|pipes| pipes.workload.each_ref().map(|fd| fd.as_raw_fd())),
         argv: spec.argv.clone(),
         env: spec.env.clone(),
         path: spec.path().to_vec(),
@@ -259,13 +268,23 @@ fn launch(
         .insert(clone_into_namespaces(flags, bridge.is_some(), |ends| {
             child::run(&plan, ends)
         })?);
-    // berth keeps only its end of the terminal: the output ends when the workload's ends do.
+    // berth keeps only its end of the terminal, and of the log's pipes: the output ends when
+    // the workload's ends do.
     let terminal_master = terminal.map(|terminal| terminal.master);
+    let mut log_relay = log_pipes
+        .zip(log_writer)
+        .map(|(pipes, writer)| log::Relay::new(pipes.supervisor, writer));
     fault::point("after-clone");
     // On record before the veth: the workload's pid and its mount namespace, by which
     // `berth gc` finds every process of the container.
     state.pid = Some(container.pid.as_raw());
-    state.mount_namespace = mount_namespace_of(container.pid.as_raw());
+    state.mount_namespace = namespace_of(container.pid.as_raw(), "mnt");
+    // Its own network namespace, where a process of the container could outlive it.
+    let network_namespace = match spec.network {
+        Network::Host | Network::Join(_) => None,
+        _ => namespace_of(container.pid.as_raw(), "net"),
+    };
+    let exec_marker = container_dir.exec_marker();
     container_dir.write_state(&state)?;
     trace::step("cloned the child");
 
@@ -304,11 +323,17 @@ fn launch(
 
     // 7. Supervise, then tear down: what the workload left running, then what `made` holds.
     let relay = terminal_master.map(Relay::start).transpose()?;
-    let code = supervise::supervise(container.pid, signals)?;
+    let code = supervise::supervise(container.pid, signals, log_relay.as_mut())?;
     made.child = None;
     trace::step("the workload ended");
     fault::point("before-teardown");
     supervise::kill_leftovers();
+    if let Some(mount_namespace) = state.mount_namespace.filter(|_| exec_marker.exists()) {
+        supervise::kill_container_processes(mount_namespace, network_namespace, &spec.id);
+    }
+    if let Some(relay) = log_relay.as_mut() {
+        relay.drain();
+    }
     // The workload's last output (no process holds its terminal any more), then berth's
     // terminal as it was.
     drop(relay);
@@ -364,10 +389,10 @@ pub fn canonical_root(root: &Path) -> Result<PathBuf> {
     std::fs::canonicalize(&root).map_err(|e| Error::file(&root, e))
 }
 
-/// The inode of process `pid`'s mount namespace.
-fn mount_namespace_of(pid: i32) -> Option<u64> {
+/// The inode of process `pid`'s namespace of `kind` (`mnt`, `net`).
+fn namespace_of(pid: i32, kind: &str) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(format!("/proc/{pid}/ns/mnt"))
+    std::fs::metadata(format!("/proc/{pid}/ns/{kind}"))
         .ok()
         .map(|m| m.ino())
 }

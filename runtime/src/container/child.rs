@@ -59,6 +59,8 @@ pub struct ChildPlan {
     pub process: ProcessPlan,
     /// The workload's end of its pseudo-terminal, if it has one.
     pub terminal: Option<std::os::fd::RawFd>,
+    /// Pipes to make the workload's stdout and stderr (a detached container's log).
+    pub output: Option<[std::os::fd::RawFd; 2]>,
     /// The workload's argv.
     pub argv: Vec<CString>,
     /// The workload's environment.
@@ -114,6 +116,20 @@ fn prepare(plan: &ChildPlan, ends: &mut ChildEnds) -> Result<Option<Vec<CString>
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory.
     if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
         return Err(format!("set the parent-death signal: {}", Errno::last()));
+    }
+    // A session of its own: the caller's terminal is never the container's controlling
+    // terminal, so no process of the container can type into it (TIOCSTI) or take it over.
+    nix::unistd::setsid().map_err(|e| format!("start a session: {e}"))?;
+    if let Some(pipes) = plan.output {
+        for (pipe, target) in pipes.into_iter().zip([1, 2]) {
+            // SAFETY: dup2(2) on descriptors this process owns; it touches no memory.
+            if unsafe { libc::dup2(pipe, target) } < 0 {
+                return Err(format!(
+                    "use the log's pipe as descriptor {target}: {}",
+                    Errno::last()
+                ));
+            }
+        }
     }
     // Until the exec, this process is a copy of berth (its memory, its environment): no
     // process of a container may read it through /proc (the init never execs).

@@ -8,6 +8,8 @@ use std::io::{Read, Write};
 use nix::unistd::{fork, pipe, setsid, ForkResult};
 
 use crate::error::{Error, Result};
+use crate::sys;
+use std::os::fd::AsFd;
 
 /// Which side of the split this process is on.
 pub enum Side {
@@ -66,6 +68,10 @@ pub fn split(id: &str) -> Result<Side> {
             drop(read);
             // Off the caller's terminal and process group: the caller's Ctrl-C is not ours.
             setsid().map_err(|e| Error::system("start a session", e))?;
+            // Nothing of the caller's stays open for the container's lifetime (its locks,
+            // pipes, directories): only the pipe back to it.
+            sys::close_all_from(3, &[write.as_fd()])
+                .map_err(|e| Error::system("close the caller's descriptors", e))?;
             let null = File::open("/dev/null").map_err(|e| Error::file("/dev/null", e))?;
             // Until the container's log exists, the caller reports what goes wrong (through
             // the pipe): the supervisor's own output would say it twice.
@@ -90,4 +96,31 @@ pub fn redirect(file: &File, fd: i32) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Replaces this process's command line, which every user may read in /proc/PID/cmdline for
+/// as long as the supervisor lives, with `title`: the caller's line holds its `-e` values.
+pub fn hide_command_line(title: &str) {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    // The fields after the command's name, which ends at the last ')': arg_start and arg_end
+    // are fields 48 and 49 of proc(5), the 46th and 47th of these.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let bound = |i: usize| fields.get(i).and_then(|f| f.parse::<usize>().ok());
+    let (Some(start), Some(end)) = (bound(45), bound(46)) else {
+        return;
+    };
+    let Some(length) = end.checked_sub(start).filter(|&n| n > 0) else {
+        return;
+    };
+    let mut line = title.as_bytes().to_vec();
+    line.truncate(length - 1);
+    line.resize(length, 0);
+    // SAFETY: [start, end) is this process's own argument area, on its initial stack, which
+    // it may write; the arguments were parsed already, and nothing reads them again
+    // (std::env::args would now see the title).
+    unsafe { std::ptr::copy_nonoverlapping(line.as_ptr(), start as *mut u8, length) };
 }

@@ -552,6 +552,7 @@ pub fn spec_from_bundle(dir: &Path, args: &RunArgs, root: &Path) -> Result<RunSp
         env,
         capabilities,
         detached: args.detach,
+        log_options: crate::container::spec::log_options(args)?,
         named,
         filesystem,
         process: ProcessPlan {

@@ -11,6 +11,7 @@ use nix::sched::CloneFlags;
 use crate::cli::RunArgs;
 use crate::container::capabilities::CapabilityPolicy;
 use crate::container::child::ProcessPlan;
+use crate::container::log::LogOptions;
 use crate::container::mounts::{self, Mount};
 use crate::container::rootfs::FilesystemPlan;
 use crate::container::user::User;
@@ -94,6 +95,8 @@ pub struct RunSpec {
     pub capabilities: CapabilityPolicy,
     /// Whether it runs in the background (`-d`).
     pub detached: bool,
+    /// How large a detached container's log may grow.
+    pub log_options: LogOptions,
     /// Whether the name was given (`--name`), and so must be claimed.
     pub named: bool,
     /// The root, the mounts (its files over /etc are added by the run).
@@ -119,6 +122,7 @@ impl RunSpec {
         if let Some(bundle) = &args.bundle {
             return crate::container::oci::spec_from_bundle(bundle, &args, root);
         }
+        let log_options = log_options(&args)?;
         let id = new_id()?;
         let (name, named) = name_of(args.name.as_deref(), &id)?;
         let hostname = match args.hostname {
@@ -235,6 +239,7 @@ impl RunSpec {
             env,
             capabilities,
             detached: args.detach,
+            log_options,
             named,
             filesystem,
             process,
@@ -264,6 +269,18 @@ impl RunSpec {
     pub fn path(&self) -> &[u8] {
         path_of(&self.env)
     }
+}
+
+/// `--log-opt`, which only a detached container's log takes.
+pub fn log_options(args: &RunArgs) -> Result<LogOptions> {
+    if !args.log_opt.is_empty() && !args.detach {
+        return Err(Error::Invalid(
+            "--log-opt needs -d: only a detached container has a log (a foreground one's output \
+             goes to the terminal)"
+                .into(),
+        ));
+    }
+    LogOptions::parse(&args.log_opt)
 }
 
 /// The container's name (`--name`, checked, or the id's first 12 digits) and whether it was

@@ -2,7 +2,7 @@
 //! record (who owns it, what was made for it) and the files bound into it.
 
 use std::fs::{self, DirBuilder};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -174,58 +174,47 @@ fn check_real_dir(path: &Path) -> Result<()> {
     )))
 }
 
-/// Claims `name` for container `id`: `ROOT/names/NAME`, created exclusively, holds the id. A
-/// claim whose container is gone (no directory, or a dead launcher) is taken over. Call it once
-/// the container's directory exists, so that a claim always points at a directory.
+/// Claims `name` for container `id`: `ROOT/names/NAME` holds the id. A claim whose container
+/// is gone (no directory, or a dead launcher) is taken over. Claims are checked and made
+/// under one lock (`ROOT/names.lock`), so that two containers never both take a name. Call it
+/// once the container's directory exists, so that a claim always points at a directory.
 pub fn claim_name(root: &Path, name: &str, id: &str) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let names = private_dir(root, &["names"])?;
+    let _lock = netsetup::lock(&root.join("names.lock"))?;
     let path = names.join(name);
-    for _ in 0..2 {
-        match fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
+    if let Some(holder) = name_holder(&path) {
+        let dir = ContainerDir {
+            path: root.join("containers").join(&holder),
+        };
+        if dir
+            .read_state()
+            .is_ok_and(|state| state.status() != Status::Dead)
         {
-            Ok(mut file) => {
-                return file
-                    .write_all(id.as_bytes())
-                    .map_err(|e| Error::file(&path, e));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let holder = fs::read_to_string(&path).unwrap_or_default();
-                let dir = ContainerDir {
-                    path: root.join("containers").join(holder.trim()),
-                };
-                let holding = !holder.trim().is_empty()
-                    && dir
-                        .read_state()
-                        .is_ok_and(|state| state.status() != Status::Dead);
-                if holding {
-                    return Err(Error::Invalid(format!(
-                        "the name {name:?} is already in use by container {}: stop and remove \
-                         it (berth stop {name}; berth rm {name}), or choose another name",
-                        holder.trim().get(..12).unwrap_or(holder.trim())
-                    )));
-                }
-                // A stale claim: its container is gone. Take it over.
-                let _ = fs::remove_file(&path);
-            }
-            Err(e) => return Err(Error::file(&path, e)),
+            return Err(Error::Invalid(format!(
+                "the name {name:?} is already in use by container {}: stop and remove it \
+                 (berth stop {name}; berth rm {name}), or choose another name",
+                holder.get(..12).unwrap_or(&holder)
+            )));
         }
     }
-    Err(Error::Invalid(format!(
-        "the name {name:?} is being claimed by another container right now"
-    )))
+    // A claim of a container that is gone is replaced.
+    Ok(netsetup::write_atomically(&path, id.as_bytes(), 0o600)?)
+}
+
+/// The id that claim `path` holds, if it is a claim.
+fn name_holder(path: &Path) -> Option<String> {
+    let bytes = files::read_regular(path, 256, files::Links::Refuse).ok()?;
+    let holder = String::from_utf8(bytes).ok()?.trim().to_owned();
+    (!holder.is_empty() && !holder.contains('/')).then_some(holder)
 }
 
 /// Releases `name`, if container `id` holds it.
 pub fn release_name(root: &Path, name: &str, id: &str) {
+    let Ok(_lock) = netsetup::lock(&root.join("names.lock")) else {
+        return;
+    };
     let path = root.join("names").join(name);
-    if fs::read_to_string(&path).is_ok_and(|holder| holder.trim() == id) {
+    if name_holder(&path).is_some_and(|holder| holder == id) {
         let _ = fs::remove_file(&path);
     }
 }
@@ -254,7 +243,8 @@ impl ContainerDir {
     }
 
     /// The containers under `root` (including ones still being made, named `.ID`), each with
-    /// its state or the error reading it, oldest first.
+    /// its state or the error reading it (also for an entry that is no directory), oldest
+    /// first.
     pub fn list(root: &Path) -> Result<Vec<(ContainerDir, Result<State>)>> {
         let containers = root.join("containers");
         let entries = match fs::read_dir(&containers) {
@@ -269,17 +259,17 @@ impl ContainerDir {
         for entry in entries {
             let entry = entry.map_err(|e| Error::file(&containers, e))?;
             let dir = ContainerDir { path: entry.path() };
-            match check_real_dir(&dir.path) {
-                Ok(()) => {}
+            let state = match check_real_dir(&dir.path) {
+                Ok(()) => dir.read_state(),
                 // Its container ended (and removed it) since the listing.
                 Err(Error::File { source, .. })
                     if source.kind() == std::io::ErrorKind::NotFound =>
                 {
                     continue
                 }
-                Err(e) => return Err(e),
-            }
-            let state = dir.read_state();
+                // A stray file or link: listed as what it is, for the caller to skip and say.
+                Err(e) => Err(e),
+            };
             list.push((dir, state));
         }
         list.sort_by_key(|(_, state)| state.as_ref().map_or(0, |s| s.created));
@@ -319,22 +309,23 @@ impl ContainerDir {
         Ok(path)
     }
 
-    /// Creates the container's log (0600), for its output when it runs in the background.
-    pub fn create_log(&self) -> Result<fs::File> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let path = self.path.join("log");
+    /// Notes that `berth exec` started something in the container, before it joins it: the
+    /// container's teardown then looks for every process in its namespaces.
+    pub fn note_exec(&self) -> Result<()> {
+        let path = self.exec_marker();
         fs::OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
+            .map(drop)
             .map_err(|e| Error::file(&path, e))
     }
 
-    /// The container's log.
-    pub fn log_path(&self) -> PathBuf {
-        self.path.join("log")
+    /// The file [`Self::note_exec`] makes.
+    pub fn exec_marker(&self) -> PathBuf {
+        self.path.join("execs")
     }
 
     /// Writes the state record.

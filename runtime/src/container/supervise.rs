@@ -5,7 +5,9 @@ use nix::errno::Errno;
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use std::os::fd::AsFd;
 
+use crate::container::log;
 use crate::error::{Error, Result};
 
 /// The signals berth passes on to its workload.
@@ -56,56 +58,78 @@ pub fn become_subreaper() -> Result<()> {
     Ok(())
 }
 
-/// Forwards signals to `workload` until it ends; returns its exit code, or 128+N when
-/// signal N killed it (docker's convention).
-pub fn supervise(workload: Pid, signals: &BlockedSignals) -> Result<i32> {
+/// Forwards signals to `workload` until it ends, and moves its output into its log (`log`, a
+/// detached container's) meanwhile; returns its exit code, or 128+N when signal N killed it
+/// (docker's convention).
+pub fn supervise(
+    workload: Pid,
+    signals: &BlockedSignals,
+    mut log: Option<&mut log::Relay>,
+) -> Result<i32> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    let signal_fd =
+        SignalFd::with_flags(&signals.set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+            .map_err(|e| Error::system("wait for signals", e))?;
     // A workload that still runs after a second is a long-lived one: berth then lets go of
     // the memory its setup touched (see `trim_memory`). Short runs never pay for it.
     let mut trim_at = Some(std::time::Instant::now() + std::time::Duration::from_secs(1));
     loop {
-        // SAFETY: an all-zero siginfo_t is a valid value for the kernel to overwrite.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         // The time left until the trim: signals in between do not put it off.
-        let trim_after = trim_at.map(|at| {
-            let left = at.saturating_duration_since(std::time::Instant::now());
-            libc::timespec {
-                tv_sec: left.as_secs() as libc::time_t,
-                tv_nsec: left.subsec_nanos() as libc::c_long,
+        let timeout = match trim_at {
+            Some(at) => {
+                let left = at.saturating_duration_since(std::time::Instant::now());
+                PollTimeout::from(left.as_millis().min(1000) as u16)
             }
-        });
-        let timeout = trim_after
-            .as_ref()
-            .map_or(std::ptr::null(), |t| t as *const _);
-        // SAFETY: `set` is a valid sigset_t, `info` a writable siginfo_t and `timeout` null
-        // or a valid timespec for the call.
-        let signo = unsafe { libc::sigtimedwait(signals.set.as_ref(), &mut info, timeout) };
-        if signo < 0 {
-            match Errno::last() {
-                Errno::EINTR => continue,
-                Errno::EAGAIN => {
-                    trim_at = None;
-                    trim_memory();
-                    continue;
+            None => PollTimeout::NONE,
+        };
+        let (ready, pipes_ready) = {
+            let mut fds = vec![PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN)];
+            let mut indexes = Vec::new();
+            if let Some(relay) = log.as_deref() {
+                for (index, fd) in relay.open_pipes() {
+                    fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                    indexes.push(index);
                 }
-                errno => return Err(Error::system("wait for signals", errno)),
             }
-        }
-        if signo == libc::SIGCHLD {
-            if let Some(code) = reap(workload)? {
-                return Ok(code);
+            match poll(&mut fds, timeout) {
+                Ok(0) => (0, Vec::new()),
+                Ok(n) => {
+                    let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+                    let pipes: Vec<usize> = fds[1..]
+                        .iter()
+                        .zip(&indexes)
+                        .filter(|(fd, _)| ready(fd))
+                        .map(|(_, &index)| index)
+                        .collect();
+                    (n, pipes)
+                }
+                Err(Errno::EINTR) => continue,
+                Err(errno) => return Err(Error::system("wait for signals", errno)),
+            }
+        };
+        if ready == 0 {
+            if trim_at.take().is_some() {
+                trim_memory();
             }
             continue;
         }
-        // A signal the kernel sent to the whole foreground process group (Ctrl-C, a window
-        // resize, a hangup) has reached the workload already if it is still in berth's group:
-        // do not send it twice.
-        if info.si_code == libc::SI_KERNEL
-            && nix::unistd::getpgid(Some(workload)) == Ok(nix::unistd::getpgrp())
-        {
-            continue;
+        if let Some(relay) = log.as_deref_mut() {
+            for index in pipes_ready {
+                relay.pump(index);
+            }
         }
-        if let Ok(signal) = Signal::try_from(signo) {
-            let _ = kill(workload, signal);
+        while let Ok(Some(info)) = signal_fd.read_signal() {
+            let signo = info.ssi_signo as i32;
+            if signo == libc::SIGCHLD {
+                if let Some(code) = reap(workload)? {
+                    return Ok(code);
+                }
+            } else if let Ok(signal) = Signal::try_from(signo) {
+                // The workload leads a session of its own, so whatever berth is sent (a
+                // terminal's Ctrl-C too) reaches it only this way.
+                let _ = kill(workload, signal);
+            }
         }
     }
 }
@@ -216,6 +240,56 @@ pub fn kill_leftovers() {
         for &pid in &pids {
             let _ = waitpid(pid, None);
         }
+    }
+}
+
+/// Every process of container `id`: those in its mount namespace (inode `mount_namespace`)
+/// or its network namespace (`network_namespace`, when it has one of its own). The kernel
+/// reuses a namespace's inode number once it is gone, so a process counts only if its mount
+/// table also holds the container's own binds (their source paths name the container's id).
+pub fn processes_of_container(
+    mount_namespace: u64,
+    network_namespace: Option<u64>,
+    id: &str,
+) -> Vec<i32> {
+    use std::os::unix::fs::MetadataExt;
+    let marker = format!("/containers/{id}/");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let me = std::process::id() as i32;
+    let in_namespace = |pid: i32, kind: &str, inode: u64| {
+        std::fs::metadata(format!("/proc/{pid}/ns/{kind}")).is_ok_and(|m| m.ino() == inode)
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|&pid| {
+            in_namespace(pid, "mnt", mount_namespace)
+                || network_namespace.is_some_and(|inode| in_namespace(pid, "net", inode))
+        })
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+                .is_ok_and(|mounts| mounts.contains(&marker))
+        })
+        .collect()
+}
+
+/// Kills every process of container `id` (see [`processes_of_container`]), however it was
+/// started (`berth exec`), until none is left: nothing may go on using the container's
+/// address once its lease is released.
+pub fn kill_container_processes(mount_namespace: u64, network_namespace: Option<u64>, id: &str) {
+    for _ in 0..1000 {
+        let pids = processes_of_container(mount_namespace, network_namespace, id);
+        if pids.is_empty() {
+            return;
+        }
+        for pid in pids {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        // Killed processes leave their namespaces as they exit.
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 

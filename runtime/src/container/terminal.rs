@@ -48,10 +48,9 @@ fn window_size(fd: RawFd) -> Option<Winsize> {
     (done == 0).then(|| unsafe { size.assume_init() })
 }
 
-/// In the child: makes `slave` the controlling terminal of a new session, and stdin, stdout
-/// and stderr.
+/// In the child, which leads a session of its own: makes `slave` its controlling terminal,
+/// and stdin, stdout and stderr.
 pub fn take_as_controlling(slave: RawFd) -> std::result::Result<(), String> {
-    nix::unistd::setsid().map_err(|e| format!("start a session: {e}"))?;
     // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal) and touches no memory.
     if unsafe { libc::ioctl(slave, libc::TIOCSCTTY, 0) } != 0 {
         return Err(format!(

@@ -8,6 +8,7 @@ mod cni;
 mod connectivity;
 mod containers;
 mod crash;
+mod escapes;
 mod firewall;
 mod harness;
 mod ipv6;
