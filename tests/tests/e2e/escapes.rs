@@ -257,10 +257,7 @@ fn no_descriptor_of_the_caller_reaches_a_container_or_its_supervisor() {
         .map(|target| target.display().to_string())
         .collect();
     let world_dir = w.dir().display().to_string();
-    assert!(
-        !held.iter().any(|t| *t == world_dir),
-        "the supervisor kept the caller's directory: {held:?}"
-    );
+    assert!(!held.contains(&world_dir), "the supervisor kept the caller's directory: {held:?}");
     // ... and while it execs a command in it: the command cannot leave the root through it.
     let mut cmd = w.berth();
     cmd.args(["exec", "c", "sh", "-c", "ls /proc/self/fd; cat /proc/self/fd/7/host-secret"]);
