@@ -187,6 +187,52 @@ fn invalid_names_are_refused() {
 }
 
 #[test]
+fn files_that_are_not_regular_files_are_refused_at_once() {
+    let w = World::new();
+    let fifo = w.path("fifo");
+    w.run(w.cmd("mkfifo").arg(&fifo)).ok();
+    let fifo = fifo.to_str().unwrap();
+    // A FIFO would hang berth (nobody writes it), a device fill its memory.
+    for (file, what) in [(fifo, "a FIFO"), ("/dev/zero", "a device")] {
+        let out = w.berth_run(&["--net", "none", "--env-file", file, "true"]);
+        out.expect_berth_error(&[what]);
+        assert!(out.elapsed < Duration::from_secs(5), "{out}");
+    }
+    let bundle = w.path("bundle");
+    std::fs::create_dir(&bundle).unwrap();
+    w.run(w.cmd("mkfifo").arg(bundle.join("config.json"))).ok();
+    w.berth_run(&["--bundle", bundle.to_str().unwrap()])
+        .expect_berth_error(&["config.json: a FIFO"]);
+    // A FIFO as a container's record is skipped, and said, by every command that lists them.
+    let stray = w.containers_dir().join("0123456789ab");
+    std::fs::create_dir_all(&stray).unwrap();
+    w.run(w.cmd("mkfifo").arg(stray.join("state.json"))).ok();
+    let ps = w.run(w.berth().args(["ps", "-a"]));
+    assert!(ps.ok().starts_with("NAME"), "{ps}");
+    assert!(ps.stderr.contains("a FIFO") && ps.stderr.contains("berth: warning"), "{ps}");
+    std::fs::remove_dir_all(&stray).unwrap();
+    w.assert_clean();
+}
+
+#[test]
+fn log_options_are_checked() {
+    let w = World::new();
+    for (bad, says) in [
+        ("max-size=1", "4k or more"),
+        ("max-size=lots", "4k or more"),
+        ("max-file=0", "1 to 100"),
+        ("mode=non-blocking", "max-size and max-file"),
+        ("max-size", "KEY=VALUE"),
+    ] {
+        let out = w.berth_run(&["-d", "--net", "none", "--log-opt", bad, "true"]);
+        out.expect_berth_error(&[says]);
+    }
+    w.berth_run(&["--net", "none", "--log-opt", "max-size=1m", "true"])
+        .expect_berth_error(&["--log-opt needs -d"]);
+    w.assert_clean();
+}
+
+#[test]
 fn invalid_hostnames_are_refused() {
     let w = World::new();
     let long = "h".repeat(65);

@@ -1,6 +1,7 @@
 //! The command line itself: every command's help has examples; completions for three shells.
 
 use berth_e2e::*;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::Command;
 
 fn berth(args: &[&str]) -> (i32, String) {
@@ -44,6 +45,21 @@ fn completions_for_bash_zsh_and_fish_know_the_commands() {
     }
     let (code, _) = berth(&["completions", "tcsh"]);
     assert_eq!(code, 125, "an unknown shell is berth's error");
+    // A reader that went away (`| true`) is no error, and no panic: stdout is a pipe whose
+    // reading end is closed.
+    let mut ends = [0; 2];
+    // SAFETY: pipe(2) writes two descriptors into the array.
+    assert_eq!(unsafe { libc::pipe(ends.as_mut_ptr()) }, 0);
+    // SAFETY: pipe(2) just made these descriptors; each is owned once.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
+    drop(read);
+    let out = Command::new(berth_bin())
+        .args(["completions", "bash"])
+        .stdout(write)
+        .output()
+        .expect("run berth");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.is_empty(), "{:?}: {stderr}", out.status);
 }
 
 #[test]

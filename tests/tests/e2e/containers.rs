@@ -164,3 +164,168 @@ fn a_name_belongs_to_one_container_until_it_is_removed() {
     }
     w.assert_clean();
 }
+
+#[test]
+fn two_containers_started_at_once_never_share_a_name() {
+    let w = World::new();
+    for round in 0..40 {
+        let name = format!("twin{round}");
+        let mut pair: Vec<Bg> = (0..2)
+            .map(|_| {
+                w.spawn(w.berth().args(["run", "-d", "--name", &name, "--net", "none", "true"]))
+            })
+            .collect();
+        let outcomes: Vec<Outcome> = pair.iter_mut().map(|bg| bg.wait(DEFAULT_TIMEOUT)).collect();
+        let started = outcomes.iter().filter(|out| out.code() == 0).count();
+        assert_eq!(started, 1, "round {round}: {started} containers took {name}\n{outcomes:#?}");
+        let refused = outcomes.iter().find(|out| out.code() != 0).unwrap();
+        refused.expect_berth_error(&["already in use"]);
+    }
+    let all = w.run(w.berth().args(["ps", "-a"]));
+    assert_eq!(all.ok().lines().count(), 41, "{all}");
+    for round in 0..40 {
+        w.run(w.berth().args(["rm", &format!("twin{round}")])).ok();
+    }
+    w.assert_clean();
+}
+
+#[test]
+fn the_log_keeps_stdout_and_stderr_apart_and_out_of_the_workloads_reach() {
+    let w = World::new();
+    // The workload cannot rewrite its log through its own descriptors: they are pipes.
+    let script = "echo out; echo err >&2; readlink /proc/self/fd/1; \
+                  echo REWRITTEN > /proc/self/fd/1; echo last";
+    let id = w.berth_run(&["-d", "--net", "none", "sh", "-c", script]).ok().trim().to_owned();
+    poll(Duration::from_secs(10), Duration::from_millis(20), || {
+        w.run(w.berth().args(["ps", "-a"])).stdout.contains("exited (0)").then_some(())
+    })
+    .expect("the container ends");
+    let log = w.run(w.berth().args(["logs", &id]));
+    let lines: Vec<&str> = log.ok().lines().collect();
+    assert_eq!(lines[0], "out", "{log}");
+    assert!(lines[1].starts_with("pipe:["), "{log}");
+    assert_eq!(&lines[2..], ["REWRITTEN", "last"], "{log}");
+    assert_eq!(log.stderr, "err\n", "{log}");
+    // docker's json-file records, one a line.
+    let file = std::fs::read_to_string(w.containers_dir().join(&id).join("log")).unwrap();
+    let first = crate::json(file.lines().next().unwrap());
+    assert_eq!(first["log"], "out\n", "{file}");
+    assert_eq!(first["stream"], "stdout", "{file}");
+    assert!(first["time"].as_str().unwrap().ends_with('Z'), "{file}");
+    w.run(w.berth().args(["rm", &id])).ok();
+    w.assert_clean();
+}
+
+/// The sizes of the files of a container's log, `log` and its rotated `log.N`.
+fn log_sizes(w: &World, id: &str) -> Vec<(String, u64)> {
+    let mut sizes: Vec<(String, u64)> = std::fs::read_dir(w.containers_dir().join(id))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.starts_with("log").then(|| (name, e.metadata().unwrap().len()))
+        })
+        .collect();
+    sizes.sort();
+    sizes
+}
+
+#[test]
+fn a_chatty_workload_cannot_fill_the_state_root() {
+    let w = World::new();
+    let id = w
+        .berth_run(&[
+            "-d",
+            "--net",
+            "none",
+            "--log-opt",
+            "max-size=64k",
+            "--log-opt",
+            "max-file=2",
+            "sh",
+            "-c",
+            "yes | head -n 200000; echo the-end",
+        ])
+        .ok()
+        .trim()
+        .to_owned();
+    poll(Duration::from_secs(20), Duration::from_millis(50), || {
+        w.run(w.berth().args(["ps", "-a"])).stdout.contains("exited (0)").then_some(())
+    })
+    .expect("the container ends");
+    let sizes = log_sizes(&w, &id);
+    let names: Vec<&str> = sizes.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["log", "log.1"], "two files at most: {sizes:?}");
+    assert!(sizes.iter().all(|(_, size)| *size <= 64 << 10), "{sizes:?}");
+    // What is kept is the newest output, in order, up to its end.
+    let log = w.run(w.berth().args(["logs", &id]));
+    let lines: Vec<&str> = log.ok().lines().collect();
+    assert_eq!(lines.last(), Some(&"the-end"), "{}", &log.stdout[log.stdout.len() - 200..]);
+    assert!(lines[..lines.len() - 1].iter().all(|l| *l == "y") && lines.len() > 100);
+    // Without options the log is capped too (10 MiB a file, 3 files).
+    let id = w
+        .berth_run(&[
+            "-d",
+            "--net",
+            "none",
+            "sh",
+            "-c",
+            "yes $(printf %0200d 0) | head -c 40000000",
+        ])
+        .ok()
+        .trim()
+        .to_owned();
+    poll(Duration::from_secs(60), Duration::from_millis(100), || {
+        w.run(w.berth().args(["ps", "-a"]))
+            .stdout
+            .matches("exited (0)")
+            .count()
+            .eq(&2)
+            .then_some(())
+    })
+    .expect("the container ends");
+    let sizes = log_sizes(&w, &id);
+    assert!(sizes.len() <= 3 && sizes.iter().all(|(_, s)| *s <= 10 << 20), "{sizes:?}");
+    for id in w
+        .run(w.berth().args(["ps", "-a", "--format", "json"]))
+        .ok()
+        .split('"')
+        .filter(|s| s.len() == 64)
+    {
+        w.run(w.berth().args(["rm", id])).ok();
+    }
+    w.assert_clean();
+}
+
+#[test]
+fn stray_entries_in_the_containers_directory_are_skipped_and_said() {
+    let w = World::new();
+    start_detached(&w, "live", "true");
+    wait_for_log(&w, "live", "hello");
+    let containers = w.containers_dir();
+    std::fs::write(containers.join("stray-file"), "x").unwrap();
+    std::os::unix::fs::symlink("/etc", containers.join("stray-link")).unwrap();
+    let corrupt = containers.join("c0ffee0c0ffee0c0ffee");
+    std::fs::create_dir(&corrupt).unwrap();
+    std::fs::write(corrupt.join("state.json"), "{ not json").unwrap();
+    // Every command still works on the live container...
+    let ps = w.run(w.berth().arg("ps"));
+    assert!(ps.ok().contains("live"), "{ps}");
+    // ... and the entries it cannot read are named, never silently hidden.
+    for entry in ["stray-file", "stray-link", "c0ffee0c0ffee0c0ffee"] {
+        assert!(ps.stderr.contains(entry), "{entry} not said\n{ps}");
+    }
+    w.run(w.berth().args(["exec", "live", "true"])).ok();
+    w.run(w.berth().args(["logs", "live"])).ok();
+    w.run(w.berth().arg("gc")).ok();
+    w.run(w.berth().args(["stop", "live"])).ok();
+    w.run(w.berth().args(["rm", "live"])).ok();
+    for entry in ["stray-file", "stray-link"] {
+        std::fs::remove_file(containers.join(entry)).unwrap();
+    }
+    std::fs::remove_dir_all(&corrupt).unwrap();
+    // An empty BERTH_ROOT is no setting: --root holds.
+    let ps = w.run(w.berth().env("BERTH_ROOT", "").arg("ps"));
+    assert!(ps.ok().starts_with("NAME"), "{ps}");
+    w.assert_clean();
+}
