@@ -187,7 +187,7 @@ pub fn claim_name(root: &Path, name: &str, id: &str) -> Result<()> {
             path: root.join("containers").join(&holder),
         };
         if dir
-            .read_state()
+            .read_settled_state()
             .is_ok_and(|state| state.status() != Status::Dead)
         {
             return Err(Error::Invalid(format!(
@@ -260,7 +260,7 @@ impl ContainerDir {
             let entry = entry.map_err(|e| Error::file(&containers, e))?;
             let dir = ContainerDir { path: entry.path() };
             let state = match check_real_dir(&dir.path) {
-                Ok(()) => dir.read_state(),
+                Ok(()) => dir.read_settled_state(),
                 // Its container ended (and removed it) since the listing.
                 Err(Error::File { source, .. })
                     if source.kind() == std::io::ErrorKind::NotFound =>
@@ -346,6 +346,17 @@ impl ContainerDir {
                 path.display()
             ))
         })
+    }
+
+    /// Reads the state record, and reads it once more if its launcher looks dead: a launcher
+    /// writes a detached container's exit code and then ends, so one that ended between the
+    /// first read and the look at it left its last word in the record.
+    pub fn read_settled_state(&self) -> Result<State> {
+        let state = self.read_state()?;
+        if state.status() == Status::Dead {
+            return self.read_state();
+        }
+        Ok(state)
     }
 
     /// Removes the directory and everything in it.
