@@ -253,3 +253,36 @@ fn command_line_mistakes_are_refused() {
     w.assert_clean();
     assert!(!w.link_names().iter().any(|l| l == "berth0"), "no bridge made for bad input");
 }
+
+#[test]
+fn a_lease_file_that_is_not_utf8_is_refused_and_gc_repair_rebuilds_it() {
+    let w = World::new();
+    let ready = w.path("ready");
+    let script = format!("touch '{}'; exec sleep 30", ready.display());
+    let mut live = w.spawn(w.berth().args(["run", "--net", "bridge", "sh", "-c", &script]));
+    assert!(wait_for_file(&ready, Duration::from_secs(10)), "{}", live.stderr_so_far());
+    let mut bytes = std::fs::read(w.leases_path()).unwrap();
+    bytes.extend_from_slice(b"10.201.0.9 container=\xff\xfe pid=1 start=1 boot=x\n");
+    std::fs::write(w.leases_path(), &bytes).unwrap();
+    let lines = bytes.iter().filter(|&&b| b == b'\n').count();
+
+    let out = w.berth_run(&["--net", "bridge", "true"]);
+    out.expect_berth_error(&[&format!("leases:{lines}: not UTF-8 text")]);
+    assert!(out.stderr.contains("gc --repair"), "the way out is named\n{out}");
+    assert_eq!(std::fs::read(w.leases_path()).unwrap(), bytes, "the file is left as it is");
+
+    let repair = w.run(w.berth().args(["gc", "--repair"]));
+    assert!(repair.ok().contains("rebuilt"), "{repair}");
+    let next = crate::run_showing_eth0(&w, &[]);
+    assert_eq!(
+        crate::eth0_address(&next),
+        "10.201.0.3/16",
+        "10.201.0.2 is still the live one's\n{next}"
+    );
+    live.signal(libc::SIGTERM);
+    live.wait(Duration::from_secs(10));
+    let aside = w.root().join("networks/bridge/leases.corrupt");
+    assert_eq!(std::fs::read(&aside).unwrap(), bytes, "the broken file is kept beside");
+    std::fs::remove_file(aside).unwrap();
+    w.assert_clean();
+}
