@@ -957,3 +957,65 @@ fn cni_refuses_names_and_bridges_that_are_not_its_own() {
     netns.kill();
     w.assert_clean();
 }
+
+/// containerd's CNI_CONTAINERID is its namespace, '-' and its id: up to 153 characters. Its
+/// lease names it whole; its ports' owner and its veth's name are hashes of it.
+#[test]
+fn cni_container_ids_as_long_as_containerd_sends_are_taken() {
+    let w = World::new();
+    let id = format!("{}-{}", "k".repeat(76), "c".repeat(76));
+    assert_eq!(id.len(), 153);
+    let ports = r#","runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80}]}"#;
+    let config = conf(&w, "1.1.0", ports);
+    let ns = Netns::new(&w);
+    let added = cni(&w, "ADD", &id, &ns.path(), "eth0", &config);
+    assert_eq!(result_address(&added), "10.123.0.2/24");
+    assert_eq!(addresses_inside(&w, &ns.path(), "eth0"), ["10.123.0.2/24"]);
+    let leases = cni_leases(&w);
+    assert!(leases[0].contains(&format!("container={id} interface=eth0 ")), "{leases:?}");
+    let published = w.run(w.cmd("nft").args(["list", "map", "inet", "berth", "ports_any"]));
+    assert!(published.ok().contains(&format!("cni:{NETWORK}/bcni")), "{published}");
+    cni(&w, "CHECK", &id, &ns.path(), "eth0", &config).ok();
+    // A GC that lists it keeps it.
+    let valid =
+        format!(r#","cni.dev/valid-attachments":[{{"containerID":"{id}","ifname":"eth0"}}]"#);
+    cni(&w, "GC", "", "", "", &conf(&w, "1.1.0", &valid)).ok();
+    assert_eq!(cni_leases(&w), leases);
+    cni(&w, "CHECK", &id, &ns.path(), "eth0", &config).ok();
+    cni(&w, "DEL", &id, &ns.path(), "eth0", &config).ok();
+
+    // Far longer than any runtime sends: refused before anything is made.
+    let (code, msg) = cni_error(&cni(&w, "ADD", &"x".repeat(1025), &ns.path(), "eth0", &config));
+    assert_eq!(code, 4, "{msg}");
+    assert!(msg.contains("CNI_CONTAINERID") && msg.contains("1 to 1024"), "{msg}");
+    assert_cni_clean(&w);
+}
+
+/// CNI_NETNS must be a network namespace other than berth-cni's own (the host's, which ADD
+/// would configure as a container's); a FIFO must not hang the call. Code 4, nothing made.
+#[test]
+fn cni_netns_that_is_the_hosts_own_or_no_network_namespace_is_refused() {
+    let w = World::new();
+    let config = conf(&w, "1.1.0", "");
+    let fifo = w.path("fifo");
+    w.run(w.cmd("mkfifo").arg(&fifo)).ok();
+    let plain = w.path("plain");
+    std::fs::write(&plain, "").unwrap();
+    let host = w.host_pid();
+    let links = w.link_names();
+    let cases = [
+        (format!("/proc/{host}/ns/net"), "is berth-cni's own network namespace"),
+        ("/proc/self/ns/net".to_owned(), "is berth-cni's own network namespace"),
+        (fifo.display().to_string(), "is not a network namespace"),
+        (plain.display().to_string(), "is not a network namespace"),
+        (format!("/proc/{host}/ns/uts"), "is not a network namespace"),
+    ];
+    for (netns, message) in cases {
+        let mut call = w.spawn(&mut cni_cmd(&w, "ADD", "c1", &netns, "eth0", &config));
+        let (code, msg) = cni_error(&call.wait(Duration::from_secs(10)));
+        assert_eq!(code, 4, "{netns}: {msg}");
+        assert!(msg.contains(&format!("CNI_NETNS {netns} {message}")), "{msg}");
+        assert_eq!(w.link_names(), links, "{netns}: interfaces were made on the host");
+    }
+    assert_cni_clean(&w);
+}
