@@ -958,6 +958,37 @@ fn cni_refuses_names_and_bridges_that_are_not_its_own() {
     w.assert_clean();
 }
 
+/// What a container in `netns` sees of the upstream's web server: the source address it was
+/// reached from (the host's, through NAT); `None` if it cannot reach it.
+fn seen_by_upstream(w: &World, netns: &Netns) -> Option<String> {
+    let url = format!("http://{UPSTREAM_ADDR}/");
+    let out = inside(w, &netns.path(), &["curl", "-sS", "--max-time", "3", &url]);
+    (out.code() == 0).then(|| out.stdout.trim().to_owned())
+}
+
+/// A CNI network on the subnet of a berth network made before it (berth-cni does not know
+/// berth's networks): removing the berth network leaves the elements the CNI network's marker
+/// also accounts for, its masquerade element among them.
+#[test]
+fn cni_network_keeps_its_nat_when_berth_removes_a_network_of_the_same_subnet() {
+    let w = World::with_upstream();
+    w.run(w.berth().args(["network", "create", "--subnet", SUBNET, "app"])).ok();
+    let config = conf(&w, "1.1.0", "");
+    let ns = Netns::new(&w);
+    cni(&w, "ADD", "c1", &ns.path(), "eth0", &config).ok();
+
+    w.run(w.berth().args(["network", "rm", "app"])).ok();
+    let table = w.run(w.cmd("nft").args(["list", "table", "inet", "berth"])).ok().to_owned();
+    assert!(!table.contains("\"berth1\""), "berth's network is gone\n{table}");
+    assert_eq!(
+        seen_by_upstream(&w, &ns).as_deref(),
+        Some(HOST_ADDR.to_string().as_str()),
+        "the CNI container lost its NAT with berth's network\n{table}"
+    );
+    cni(&w, "DEL", "c1", &ns.path(), "eth0", &config).ok();
+    assert_cni_clean(&w);
+}
+
 /// containerd's CNI_CONTAINERID is its namespace, '-' and its id: up to 153 characters. Its
 /// lease names it whole; its ports' owner and its veth's name are hashes of it.
 #[test]
