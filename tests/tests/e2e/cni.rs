@@ -564,7 +564,7 @@ fn cni_port_mappings_reach_the_container_from_the_upstream_until_del() {
     let ns = Netns::new(&w);
     let ports = r#","capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp","hostIP":""}]}"#;
     let config = conf(&w, "1.0.0", ports);
-    // An id as long as berth-cni takes: the elements' comments cannot hold it whole.
+    // A long id: the elements' comments cannot hold it whole.
     let id = "w".repeat(100);
     cni(&w, "ADD", &id, &ns.path(), "eth0", &config).ok();
     let www = w.path("www");
@@ -964,6 +964,46 @@ fn seen_by_upstream(w: &World, netns: &Netns) -> Option<String> {
     let url = format!("http://{UPSTREAM_ADDR}/");
     let out = inside(w, &netns.path(), &["curl", "-sS", "--max-time", "3", &url]);
     (out.code() == 0).then(|| out.stdout.trim().to_owned())
+}
+
+/// `berth network create` keeps clear of a CNI network's subnet and bridge, when it picks a
+/// subnet and when one is given, and its `network rm` leaves the CNI network's NAT alone.
+#[test]
+fn cni_networks_subnets_and_bridges_are_not_taken_by_berth_network_create() {
+    let w = World::with_upstream();
+    // 10.202.0.0/16 is the subnet berth picks first.
+    let config = conf(&w, "1.1.0", "").replace(SUBNET, "10.202.0.0/16");
+    let ns = Netns::new(&w);
+    cni(&w, "ADD", "c1", &ns.path(), "eth0", &config).ok();
+    assert_eq!(seen_by_upstream(&w, &ns).as_deref(), Some(HOST_ADDR.to_string().as_str()));
+    let marker = format!("net2/10.202.0.0/16/x/{BRIDGE}");
+
+    w.run(w.berth().args(["network", "create", "app"])).ok();
+    let app = crate::json(w.run(w.berth().args(["network", "inspect", "app"])).ok());
+    assert_eq!(app["subnet"], "10.203.0.0/16", "the CNI network's subnet is passed over: {app}");
+    let over = w.run(w.berth().args(["network", "create", "--subnet", "10.202.7.0/24", "over"]));
+    over.expect_berth_error(&[&format!("overlaps network 10.202.0.0/16 on bridge {BRIDGE}")]);
+    assert!(over.stderr.contains(&marker), "the marker is named\n{over}");
+    let args = ["network", "create", "--subnet", "10.210.0.0/24", "--bridge", BRIDGE, "on"];
+    w.run(w.berth().args(args)).expect_berth_error(&["exists already"]);
+
+    w.run(w.berth().args(["network", "rm", "app"])).ok();
+    assert_eq!(
+        seen_by_upstream(&w, &ns).as_deref(),
+        Some(HOST_ADDR.to_string().as_str()),
+        "the CNI container lost its NAT with berth's network"
+    );
+    cni(&w, "DEL", "c1", &ns.path(), "eth0", &config).ok();
+
+    // The CNI network's bridge gone, its network still installed: its bridge is not taken
+    // either (making it would replace the CNI network's entries).
+    w.run(w.cmd("ip").args(["link", "del", BRIDGE])).ok();
+    let out = w.run(w.berth().args(args));
+    out.expect_berth_error(&[&format!("--bridge {BRIDGE}: nftables table inet berth holds")]);
+    assert!(out.stderr.contains(&marker), "the marker is named\n{out}");
+    let table = w.run(w.cmd("nft").args(["list", "table", "inet", "berth"])).ok().to_owned();
+    assert!(table.contains(&marker), "the CNI network is still installed\n{table}");
+    assert_cni_clean(&w);
 }
 
 /// A CNI network on the subnet of a berth network made before it (berth-cni does not know
