@@ -312,12 +312,13 @@ impl LeaseFile {
     pub fn repair(&self, live: &BTreeMap<Ipv4Addr, LeaseOwner>) -> Result<usize> {
         let _lock = self.lock()?;
         // A link planted as the lease file is not read through: it is moved aside like a
-        // corrupt file.
-        let text = match self.read_text() {
-            Ok(text) => text,
-            Err(Error::SymbolicLink { .. }) => String::new(),
+        // corrupt file. Bytes that are not UTF-8 spoil only their own lines.
+        let bytes = match self.read_bytes() {
+            Ok(bytes) => bytes,
+            Err(Error::SymbolicLink { .. }) => Vec::new(),
             Err(e) => return Err(e),
         };
+        let text = String::from_utf8_lossy(&bytes);
         let mut leases: BTreeMap<Ipv4Addr, LeaseOwner> = text
             .lines()
             .filter_map(|line| parse_lease(line.trim(), 0).ok())
@@ -379,16 +380,35 @@ impl LeaseFile {
         self.parse(&self.read_text()?)
     }
 
-    /// The file's text; empty when there is no file yet.
+    /// The file's text; empty when there is no file yet. A file that is not UTF-8 does not
+    /// parse, and is reported so (naming the line), like any other.
     fn read_text(&self) -> Result<String> {
-        let text = OpenOptions::new()
+        String::from_utf8(self.read_bytes()?).map_err(|e| {
+            let bytes = e.as_bytes();
+            let valid = e.utf8_error().valid_up_to();
+            let line = 1 + bytes[..valid].iter().filter(|&&b| b == b'\n').count();
+            Error::LeaseFileCorrupt {
+                path: self.path.clone(),
+                line,
+                reason: "not UTF-8 text".into(),
+            }
+        })
+    }
+
+    /// The file's bytes; none when there is no file yet.
+    fn read_bytes(&self) -> Result<Vec<u8>> {
+        // O_NONBLOCK: a FIFO planted as the file reads as empty instead of hanging.
+        let bytes = OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
             .open(&self.path)
-            .and_then(std::io::read_to_string);
-        match text {
-            Ok(text) => Ok(text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+            .and_then(|mut file| {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut file, &mut bytes).map(|_| bytes)
+            });
+        match bytes {
+            Ok(bytes) => Ok(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(Error::file(&self.path, e)),
         }
     }
@@ -789,6 +809,24 @@ mod tests {
             "{left}"
         );
         assert_eq!(leases.release("abc").unwrap(), Vec::<Ipv4Addr>::new());
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_corrupt_and_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let leases = file_in(dir.path());
+        let me = LeaseOwner::this_process("live").unwrap();
+        let mut bytes = format_lease(Ipv4Addr::new(10, 201, 0, 2), &me).into_bytes();
+        bytes.extend_from_slice(b"\n10.201.0.3 container=\xff\xfe pid=1 start=1 boot=b\n");
+        fs::write(leases.path(), &bytes).unwrap();
+        let error = leases.leases().unwrap_err().to_string();
+        assert!(error.contains(":2: not UTF-8 text"), "{error}");
+        assert_eq!(leases.repair(&BTreeMap::new()).unwrap(), 1);
+        let repaired = leases.leases().unwrap();
+        assert_eq!(repaired.len(), 1);
+        assert_eq!(repaired[&Ipv4Addr::new(10, 201, 0, 2)], me);
+        let aside = fs::read(dir.path().join("leases.corrupt")).unwrap();
+        assert_eq!(aside, bytes, "the broken file is kept as it was");
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub use error::{Error, Result};
 pub use firewall::ports::{PortMapping, Protocol};
 pub use ipam::{boot_id, lock, process_alive, start_time, write_atomically, LeaseFile, LeaseOwner};
 pub use netlink::{Link, Netlink};
-pub use veth::{mac_for, Namespace};
+pub use veth::{is_network_namespace, mac_for, Namespace};
 
 /// A bridge network: its name, the bridge interface, the subnet and the gateway on the bridge.
 #[derive(Debug, Clone, PartialEq, Eq)]

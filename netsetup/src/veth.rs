@@ -20,6 +20,19 @@ pub enum Namespace<'fd> {
     File(BorrowedFd<'fd>),
 }
 
+/// Whether `fd` is a network namespace (a namespace file, `/proc/PID/ns/net` or one bound
+/// elsewhere, of type CLONE_NEWNET): anything else (a FIFO, a regular file, another kind of
+/// namespace) must never be handed to setns or to the kernel as a veth's namespace.
+pub fn is_network_namespace(fd: BorrowedFd<'_>) -> bool {
+    use nix::sys::statfs::{fstatfs, NSFS_MAGIC};
+    if !fstatfs(fd).is_ok_and(|fs| fs.filesystem_type() == NSFS_MAGIC) {
+        return false;
+    }
+    // SAFETY: NS_GET_NSTYPE takes no argument and only reads the descriptor, which is open.
+    let kind = unsafe { libc::ioctl(fd.as_raw_fd(), libc::NS_GET_NSTYPE) };
+    kind == libc::CLONE_NEWNET
+}
+
 /// The MAC address berth gives an interface with `addr`: docker's 02:42 prefix and the address,
 /// so that a neighbour's ARP entry stays right when the address is handed out again.
 pub fn mac_for(addr: Ipv4Addr) -> [u8; 6] {

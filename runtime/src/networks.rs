@@ -12,12 +12,14 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use netsetup::firewall::InstalledNetwork;
 use netsetup::{Ipv4Net, Ipv6Net, MemberHosts, NetworkSpec};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::container::state::private_dir;
 use crate::error::{Error, Result};
+use crate::files::{self, Links};
 
 /// The default network's name.
 pub const DEFAULT: &str = "bridge";
@@ -65,6 +67,22 @@ impl Record {
         self.name == DEFAULT
     }
 
+    /// Checks a record read from directory `dir_name`: its name is that directory's, and its
+    /// bridge, subnets and gateway are what `network create` would take. So nothing a record
+    /// file says reaches netlink or nft unchecked.
+    fn check(&self, dir_name: &str) -> std::result::Result<(), String> {
+        if self.name != dir_name {
+            return Err(format!("it names network {:?}, not {dir_name}", self.name));
+        }
+        check_bridge_name(&self.bridge)?;
+        check_subnet(self.subnet).map_err(|reason| format!("subnet {reason}"))?;
+        check_gateway(self.subnet, self.gateway).map_err(|reason| format!("gateway {reason}"))?;
+        if let Some(subnet6) = self.subnet6 {
+            check_subnet6(self.subnet, subnet6).map_err(|reason| format!("subnet6 {reason}"))?;
+        }
+        Ok(())
+    }
+
     /// The default network: berth0 and 10.201.0.0/16, with the IPv6 subnet that `network
     /// update` may have recorded for it (its only setting).
     fn default_network(root: &Path) -> Result<Record> {
@@ -82,8 +100,10 @@ impl Record {
     }
 }
 
-/// The directory of network `name`'s state: its record, leases and hosts file.
+/// The directory of network `name`'s state: its record, leases and hosts file (made if
+/// missing). `name` is checked first, as by every lookup.
 pub fn state_dir(root: &Path, name: &str) -> Result<PathBuf> {
+    check_name(name)?;
     private_dir(root, &["networks", name])
 }
 
@@ -92,8 +112,15 @@ pub fn member_hosts(state_dir: &Path) -> MemberHosts {
     MemberHosts::new(state_dir.join("hosts"))
 }
 
-fn record_path(root: &Path, name: &str) -> PathBuf {
-    root.join("networks").join(name).join("network.json")
+/// `ROOT/networks/NAME`, once `name` is known to be a network's name: every lookup comes
+/// through here, so no string (a path, `..`) leads it out of `ROOT/networks`.
+fn network_dir(root: &Path, name: &str) -> Result<PathBuf> {
+    check_name(name)?;
+    Ok(root.join("networks").join(name))
+}
+
+fn record_path(root: &Path, name: &str) -> Result<PathBuf> {
+    Ok(network_dir(root, name)?.join("network.json"))
 }
 
 /// Network `name`: the default one, or a created one; a clear error for any other.
@@ -115,19 +142,29 @@ pub fn find(root: &Path, name: &str) -> Result<Record> {
     })
 }
 
-/// The record of network `name`, if there is one.
+/// The record of network `name`, if there is one: a small regular file (no link, FIFO or
+/// device), checked whole (see [`Record::check`]).
 fn read_record(root: &Path, name: &str) -> Result<Option<Record>> {
-    let path = record_path(root, name);
-    match fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| Error::Invalid(format!("{}: {e}", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+    let path = record_path(root, name)?;
+    let bytes = match files::read_regular(&path, files::CONFIG_LIMIT, Links::Refuse) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            Err(crate::container::state::root_only(root))
+            return Err(crate::container::state::root_only(root))
         }
-        Err(e) => Err(Error::file(&path, e)),
-    }
+        Err(e) => return Err(Error::file(&path, e)),
+    };
+    let record: Record = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+    record.check(name).map_err(|reason| {
+        Error::Invalid(format!(
+            "{}: {reason}; berth uses no network of such a record (remove {} if berth did not \
+             make it)",
+            path.display(),
+            path.parent().unwrap_or(&path).display()
+        ))
+    })?;
+    Ok(Some(record))
 }
 
 /// Every network, the default one first, then the created ones by name.
@@ -142,16 +179,18 @@ pub fn list(root: &Path) -> Result<Vec<Record>> {
         }
         Err(e) => return Err(Error::file(&dir, e)),
     };
+    let has_record = |name: &str| record_path(root, name).is_ok_and(|path| path.exists());
+    // Only directories with a network's name: anything else there is not berth's.
     let mut names: Vec<String> = entries
         .flatten()
         .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|name| name != DEFAULT && record_path(root, name).exists())
+        .filter(|name| name != DEFAULT && has_record(name))
         .collect();
     names.sort();
     for name in names {
         match find(root, &name) {
             Ok(record) => records.push(record),
-            Err(Error::Invalid(_)) if !record_path(root, &name).exists() => {} // Just removed.
+            Err(Error::Invalid(_)) if !has_record(&name) => {} // Just removed.
             Err(e) => return Err(e),
         }
     }
@@ -178,7 +217,7 @@ impl InUse {
     /// it was looked up is an error.
     pub fn hold(root: &Path, network: &NetworkSpec) -> Result<InUse> {
         let name = network.name.as_str();
-        let path = record_path(root, name);
+        let path = record_path(root, name)?;
         let changed = || {
             Error::Invalid(format!(
                 "network {name} was changed, or removed and made anew, while berth started: run \
@@ -244,82 +283,81 @@ const DEFAULT_SUBNET6_BASE: Ipv6Addr = Ipv6Addr::new(0xfd62, 0x6572, 0x7468, 0, 
 
 /// Checks a request for a new network against the others and settles its subnet, gateway and
 /// bridge; nothing is written. `existing_links` are the host's interface names, which a new
-/// bridge must not take. The caller holds the registry's lock, makes the bridge and firewall
-/// entries, and then [`record`]s the network, last, so that a half-made one is never seen.
-pub fn plan(root: &Path, request: &Request<'_>, existing_links: &[String]) -> Result<Record> {
+/// bridge must not take; `installed` are the networks in berth's nftables table (see
+/// [`netsetup::firewall::installed_networks`]), whose subnets and bridges it must not take
+/// either when they are not this root's (berth-cni's, another root's). The caller holds the
+/// registry's lock, makes the bridge and firewall entries, and then [`record`]s the network,
+/// last, so that a half-made one is never seen.
+pub fn plan(
+    root: &Path,
+    request: &Request<'_>,
+    existing_links: &[String],
+    installed: &[InstalledNetwork],
+) -> Result<Record> {
     check_network_name(request.name)?;
     if request.gateway.is_some() && request.subnet.is_none() {
         return Err(Error::Invalid(
             "--gateway needs --subnet: give the subnet the gateway is in".into(),
         ));
     }
-    let others = list(root)?;
-    if others.iter().any(|n| n.name == request.name) {
+    let records = list(root)?;
+    if records.iter().any(|n| n.name == request.name) {
         return Err(Error::Invalid(format!(
             "network {} already exists",
             request.name
         )));
     }
+    let others = neighbours(&records, installed);
     let subnet = match request.subnet {
         Some(subnet) => {
-            if subnet.addr() != subnet.network() {
+            check_subnet(subnet).map_err(|reason| Error::Invalid(format!("--subnet {reason}")))?;
+            if let Some(other) = others.iter().find(|n| overlaps(n.subnet(), subnet)) {
                 return Err(Error::Invalid(format!(
-                    "--subnet {subnet} has host bits set; did you mean {}?",
-                    subnet.trunc()
-                )));
-            }
-            if subnet.prefix_len() > 29 {
-                return Err(Error::Invalid(format!(
-                    "--subnet {subnet} is too small: a network needs a /29 or larger (a \
-                     gateway and at least one container)"
-                )));
-            }
-            if let Some(other) = others.iter().find(|n| overlaps(n.subnet, subnet)) {
-                return Err(Error::Invalid(format!(
-                    "--subnet {subnet} overlaps network {} ({})",
-                    other.name, other.subnet
+                    "--subnet {subnet} overlaps {}",
+                    other.describe(other.subnet())
                 )));
             }
             subnet
         }
         None => (202..=254)
             .map(|octet| Ipv4Net::new(Ipv4Addr::new(10, octet, 0, 0), 16).expect("a /16"))
-            .find(|candidate| !others.iter().any(|n| overlaps(n.subnet, *candidate)))
+            .find(|candidate| !others.iter().any(|n| overlaps(n.subnet(), *candidate)))
             .ok_or_else(|| {
                 Error::Invalid("no free 10.x.0.0/16 subnet is left: give one with --subnet".into())
             })?,
     };
     let gateway = match request.gateway {
         Some(gateway) => {
-            if !subnet.contains(&gateway)
-                || gateway == subnet.network()
-                || gateway == subnet.broadcast()
-            {
-                return Err(Error::Invalid(format!(
-                    "--gateway {gateway} is not a host address of {subnet}"
-                )));
-            }
+            check_gateway(subnet, gateway)
+                .map_err(|reason| Error::Invalid(format!("--gateway {reason}")))?;
             gateway
         }
         None => subnet.hosts().next().expect("a /29 or larger has hosts"),
     };
-    let taken = |bridge: &str| {
-        others.iter().any(|n| n.bridge == bridge) || existing_links.iter().any(|l| l == bridge)
-    };
+    let on_bridge = |bridge: &str| others.iter().find(|n| n.bridge() == bridge);
+    let is_link = |bridge: &str| existing_links.iter().any(|l| l == bridge);
+    let taken = |bridge: &str| on_bridge(bridge).is_some() || is_link(bridge);
     let bridge = match request.bridge {
         Some(bridge) => {
-            check_bridge_name(bridge)?;
-            if bridge.starts_with("bth") {
-                return Err(Error::Invalid(format!(
-                    "--bridge {bridge}: names starting with bth are berth's container interfaces"
-                )));
+            check_bridge_name(bridge).map_err(Error::Invalid)?;
+            match on_bridge(bridge) {
+                // A network still installed on a bridge that is gone.
+                Some(Neighbour::Installed(network)) if !is_link(bridge) => {
+                    return Err(Error::Invalid(format!(
+                        "--bridge {bridge}: nftables table inet {} holds network {} on it for \
+                         berth-cni or another berth root (marker {}); name another bridge",
+                        netsetup::firewall::TABLE,
+                        network.subnet,
+                        network.marker()
+                    )))
+                }
+                _ if taken(bridge) => {
+                    return Err(Error::Invalid(format!(
+                        "--bridge {bridge}: an interface of that name exists already"
+                    )))
+                }
+                _ => bridge.to_owned(),
             }
-            if taken(bridge) {
-                return Err(Error::Invalid(format!(
-                    "--bridge {bridge}: an interface of that name exists already"
-                )));
-            }
-            bridge.to_owned()
         }
         None => (1..)
             .map(|n| format!("berth{n}"))
@@ -340,6 +378,67 @@ pub fn plan(root: &Path, request: &Request<'_>, existing_links: &[String]) -> Re
     })
 }
 
+/// A network whose subnets and bridge a new one must keep clear of.
+#[derive(Debug, Clone, Copy)]
+enum Neighbour<'a> {
+    /// One of this root's.
+    Created(&'a Record),
+    /// One that berth's nftables table holds for someone else: berth-cni, another root.
+    Installed(&'a InstalledNetwork),
+}
+
+impl Neighbour<'_> {
+    fn subnet(&self) -> Ipv4Net {
+        match self {
+            Neighbour::Created(record) => record.subnet,
+            Neighbour::Installed(network) => network.subnet,
+        }
+    }
+
+    fn subnet6(&self) -> Option<Ipv6Net> {
+        match self {
+            Neighbour::Created(record) => record.subnet6,
+            Neighbour::Installed(network) => network.subnet6,
+        }
+    }
+
+    fn bridge(&self) -> &str {
+        match self {
+            Neighbour::Created(record) => &record.bridge,
+            Neighbour::Installed(network) => &network.bridge,
+        }
+    }
+
+    /// The network, for a message, by its subnet `net` (IPv4 or IPv6).
+    fn describe(&self, net: impl std::fmt::Display) -> String {
+        match self {
+            Neighbour::Created(record) => format!("network {} ({net})", record.name),
+            Neighbour::Installed(network) => format!(
+                "network {net} on bridge {}, installed in nftables table inet {} by berth-cni or \
+                 another berth root (marker {})",
+                network.bridge,
+                netsetup::firewall::TABLE,
+                network.marker()
+            ),
+        }
+    }
+}
+
+/// This root's networks `records`, and the networks of berth's table on other bridges.
+fn neighbours<'a>(records: &'a [Record], installed: &'a [InstalledNetwork]) -> Vec<Neighbour<'a>> {
+    let ours = |network: &InstalledNetwork| records.iter().any(|r| r.bridge == network.bridge);
+    records
+        .iter()
+        .map(Neighbour::Created)
+        .chain(
+            installed
+                .iter()
+                .filter(|n| !ours(n))
+                .map(Neighbour::Installed),
+        )
+        .collect()
+}
+
 /// Writes a planned network's record: from here on, runs find it.
 pub fn record(root: &Path, record: &Record) -> Result<()> {
     let dir = state_dir(root, &record.name)?;
@@ -352,17 +451,26 @@ pub fn record(root: &Path, record: &Record) -> Result<()> {
 }
 
 /// Network `record` with IPv6 turned on (`subnet6`, or with `ipv6` the first free /64) or,
-/// when neither is given, off; checked against the other networks.
+/// when neither is given, off; checked against the other networks, this root's and those
+/// `installed` in berth's table.
 pub fn with_ipv6(
     root: &Path,
     record: &Record,
     ipv6: bool,
     subnet6: Option<Ipv6Net>,
+    installed: &[InstalledNetwork],
 ) -> Result<Record> {
-    let others: Vec<Record> = list(root)?
+    let records: Vec<Record> = list(root)?
         .into_iter()
         .filter(|other| other.name != record.name)
         .collect();
+    // The network's own marker is not another's.
+    let installed: Vec<InstalledNetwork> = installed
+        .iter()
+        .filter(|n| n.bridge != record.bridge)
+        .cloned()
+        .collect();
+    let others = neighbours(&records, &installed);
     Ok(Record {
         subnet6: settle_subnet6(&others, record.subnet, ipv6, subnet6)?,
         ..record.clone()
@@ -371,7 +479,7 @@ pub fn with_ipv6(
 
 /// Removes the default network's record of settings: it is as built in again.
 pub fn forget_settings(root: &Path) -> Result<()> {
-    let path = record_path(root, DEFAULT);
+    let path = record_path(root, DEFAULT)?;
     match fs::remove_file(&path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::file(&path, e)),
         _ => Ok(()),
@@ -381,7 +489,7 @@ pub fn forget_settings(root: &Path) -> Result<()> {
 /// Removes network `name`'s state directory (record, leases, hosts file), whether or not it
 /// was recorded.
 pub fn forget(root: &Path, name: &str) -> Result<()> {
-    let dir = root.join("networks").join(name);
+    let dir = network_dir(root, name)?;
     match fs::remove_dir_all(&dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::file(&dir, e)),
         _ => Ok(()),
@@ -395,7 +503,7 @@ pub fn hold_exclusively(
     record: &Record,
     users: impl FnOnce() -> Vec<String>,
 ) -> Result<Flock<File>> {
-    let path = record_path(root, &record.name);
+    let path = record_path(root, &record.name)?;
     let file = File::open(&path).map_err(|e| Error::file(&path, e))?;
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => Ok(lock),
@@ -421,61 +529,32 @@ pub fn in_use(name: &str, users: &[String]) -> Error {
 /// Removes a held network's record (first, so that a run that opened it before sees it gone)
 /// and the rest of its state.
 pub fn remove(root: &Path, record: &Record, _held: &Flock<File>) -> Result<()> {
-    let path = record_path(root, &record.name);
+    let path = record_path(root, &record.name)?;
     fs::remove_file(&path).map_err(|e| Error::file(&path, e))?;
     forget(root, &record.name)
 }
 
-/// The IPv6 subnet of a network with IPv4 `subnet`: `subnet6` checked (no host bits, large
-/// enough to pair every IPv4 address, not overlapping `others`), or with `ipv6` the first free
-/// /64 of fd62:6572:7468::/48, or none.
+/// The IPv6 subnet of a network with IPv4 `subnet`: `subnet6` checked (see [`check_subnet6`];
+/// not overlapping `others`), or with `ipv6` the first free /64 of fd62:6572:7468::/48, or
+/// none.
 fn settle_subnet6(
-    others: &[Record],
+    others: &[Neighbour<'_>],
     subnet: Ipv4Net,
     ipv6: bool,
     subnet6: Option<Ipv6Net>,
 ) -> Result<Option<Ipv6Net>> {
+    let overlaps6 = |a: Ipv6Net, b: &Ipv6Net| a.contains(b) || b.contains(&a);
     Ok(match subnet6 {
         Some(subnet6) => {
-            if subnet6.addr() != subnet6.network() {
+            check_subnet6(subnet, subnet6)
+                .map_err(|reason| Error::Invalid(format!("--subnet6 {reason}")))?;
+            let overlapping = others
+                .iter()
+                .find_map(|n| Some((n, n.subnet6().filter(|o| overlaps6(*o, &subnet6))?)));
+            if let Some((other, theirs)) = overlapping {
                 return Err(Error::Invalid(format!(
-                    "--subnet6 {subnet6} has host bits set; did you mean {}?",
-                    subnet6.trunc()
-                )));
-            }
-            // A unicast prefix of berth's own: unique local (fc00::/7) or global (2000::/3),
-            // and no shorter than a /48, so that it cannot take over the host's routes.
-            let first = subnet6.network().segments()[0];
-            let unicast = first & 0xfe00 == 0xfc00 || first & 0xe000 == 0x2000;
-            if !unicast {
-                return Err(Error::Invalid(format!(
-                    "--subnet6 {subnet6} is not a unique local (fc00::/7) or global unicast \
-                     (2000::/3) prefix"
-                )));
-            }
-            if subnet6.prefix_len() < 48 {
-                return Err(Error::Invalid(format!(
-                    "--subnet6 {subnet6} is larger than a /48: its route would take over the \
-                     host's own; give a /48 to /64 or smaller, such as fd00:1::/64"
-                )));
-            }
-            // Each container's IPv6 address is its IPv4 one's offset in the IPv6 subnet.
-            let needed = 32 - subnet.prefix_len();
-            if 128 - subnet6.prefix_len() < needed {
-                return Err(Error::Invalid(format!(
-                    "--subnet6 {subnet6} is too small for {subnet}: give a /{} or larger (a /64 \
-                     is usual)",
-                    128 - needed
-                )));
-            }
-            if let Some(other) = others.iter().find(|n| {
-                n.subnet6
-                    .is_some_and(|o| o.contains(&subnet6) || subnet6.contains(&o))
-            }) {
-                return Err(Error::Invalid(format!(
-                    "--subnet6 {subnet6} overlaps network {} ({})",
-                    other.name,
-                    other.subnet6.expect("found by it")
+                    "--subnet6 {subnet6} overlaps {}",
+                    other.describe(theirs)
                 )));
             }
             Some(subnet6)
@@ -487,10 +566,9 @@ fn settle_subnet6(
                     Ipv6Net::new(prefix.into(), 64).expect("a /64")
                 })
                 .find(|candidate| {
-                    !others.iter().any(|n| {
-                        n.subnet6
-                            .is_some_and(|o| o.contains(candidate) || candidate.contains(&o))
-                    })
+                    !others
+                        .iter()
+                        .any(|n| n.subnet6().is_some_and(|o| overlaps6(o, candidate)))
                 })
                 .ok_or_else(|| Error::Invalid("no free IPv6 /64 left: give --subnet6".into()))?,
         ),
@@ -498,17 +576,109 @@ fn settle_subnet6(
     })
 }
 
+/// Checks a network's IPv4 subnet: no host bits, a /29 or larger (a gateway and at least one
+/// container), and clear of the ranges no container's address may be in. The reason starts
+/// with the subnet.
+fn check_subnet(subnet: Ipv4Net) -> std::result::Result<(), String> {
+    if subnet.addr() != subnet.network() {
+        return Err(format!(
+            "{subnet} has host bits set; did you mean {}?",
+            subnet.trunc()
+        ));
+    }
+    if subnet.prefix_len() > 29 {
+        return Err(format!(
+            "{subnet} is too small: a network needs a /29 or larger (a gateway and at least one \
+             container)"
+        ));
+    }
+    if let Some((range, what)) = SPECIAL_RANGES
+        .iter()
+        .map(|(range, what)| (range.parse::<Ipv4Net>().expect("a subnet"), what))
+        .find(|(range, _)| overlaps(*range, subnet))
+    {
+        return Err(format!(
+            "{subnet} overlaps {range}, {what}: no container can use such addresses; give a \
+             private range, such as 10.30.0.0/24"
+        ));
+    }
+    Ok(())
+}
+
+/// The IPv4 ranges that a network's subnet may not overlap (RFC 6890), and what each is.
+const SPECIAL_RANGES: [(&str, &str); 5] = [
+    ("0.0.0.0/8", "\"this network\""),
+    ("127.0.0.0/8", "the loopback range"),
+    ("169.254.0.0/16", "the link-local range"),
+    ("224.0.0.0/4", "the multicast range"),
+    (
+        "240.0.0.0/4",
+        "the reserved range (with the broadcast address)",
+    ),
+];
+
+/// Checks that `gateway` is a host address of `subnet`. The reason starts with the gateway.
+fn check_gateway(subnet: Ipv4Net, gateway: Ipv4Addr) -> std::result::Result<(), String> {
+    if !subnet.contains(&gateway) || gateway == subnet.network() || gateway == subnet.broadcast() {
+        return Err(format!("{gateway} is not a host address of {subnet}"));
+    }
+    Ok(())
+}
+
+/// Checks the IPv6 subnet of a network with IPv4 `subnet`: no host bits, a unique local or
+/// global unicast prefix no shorter than a /48, and large enough to pair every IPv4 address.
+/// The reason starts with the IPv6 subnet.
+fn check_subnet6(subnet: Ipv4Net, subnet6: Ipv6Net) -> std::result::Result<(), String> {
+    if subnet6.addr() != subnet6.network() {
+        return Err(format!(
+            "{subnet6} has host bits set; did you mean {}?",
+            subnet6.trunc()
+        ));
+    }
+    // A unicast prefix of berth's own: unique local (fc00::/7) or global (2000::/3), and no
+    // shorter than a /48, so that it cannot take over the host's routes.
+    let first = subnet6.network().segments()[0];
+    let unicast = first & 0xfe00 == 0xfc00 || first & 0xe000 == 0x2000;
+    if !unicast {
+        return Err(format!(
+            "{subnet6} is not a unique local (fc00::/7) or global unicast (2000::/3) prefix"
+        ));
+    }
+    if subnet6.prefix_len() < 48 {
+        return Err(format!(
+            "{subnet6} is larger than a /48: its route would take over the host's own; give a \
+             /48 to /64 or smaller, such as fd00:1::/64"
+        ));
+    }
+    // Each container's IPv6 address is its IPv4 one's offset in the IPv6 subnet.
+    let needed = 32 - subnet.prefix_len();
+    if 128 - subnet6.prefix_len() < needed {
+        return Err(format!(
+            "{subnet6} is too small for {subnet}: give a /{} or larger (a /64 is usual)",
+            128 - needed
+        ));
+    }
+    Ok(())
+}
+
 fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
 
-/// A network name: letters, digits, '_', '.', '-', starting with a letter or digit, at most 64.
+/// A name for a new network: not one of the built-in ones, and a network's name (see
+/// [`check_name`]).
 fn check_network_name(name: &str) -> Result<()> {
     if RESERVED.contains(&name) {
         return Err(Error::Invalid(format!(
             "network name {name} is reserved (bridge, default, host and none are built in)"
         )));
     }
+    check_name(name)
+}
+
+/// A network's name, as every lookup checks it before the name goes near a path: letters,
+/// digits, '_', '.', '-', starting with a letter or digit, at most 64.
+fn check_name(name: &str) -> Result<()> {
     if is_plain_name(name, 64, u8::is_ascii_alphanumeric) {
         Ok(())
     } else {
@@ -529,15 +699,111 @@ fn is_plain_name(name: &str, max: usize, first: fn(&u8) -> bool) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
-/// An interface name the kernel takes and nft prints plainly: at most 15 bytes of letters,
-/// digits, '_', '.' and '-'.
-fn check_bridge_name(name: &str) -> Result<()> {
-    if is_plain_name(name, 15, u8::is_ascii_alphabetic) {
-        Ok(())
-    } else {
-        Err(Error::Invalid(format!(
+/// A bridge's name: one the kernel takes and nft prints plainly (at most 15 bytes of letters,
+/// digits, '_', '.' and '-'), and none of berth's container interfaces (`bth*`).
+fn check_bridge_name(name: &str) -> std::result::Result<(), String> {
+    if !is_plain_name(name, 15, u8::is_ascii_alphabetic) {
+        return Err(format!(
             "invalid bridge name {name:?}: at most 15 letters, digits, '_', '.' and '-', \
              starting with a letter"
-        )))
+        ));
+    }
+    if name.starts_with("bth") {
+        return Err(format!(
+            "invalid bridge name {name}: names starting with bth are berth's container \
+             interfaces"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_network_names_are_looked_up() {
+        let long = "n".repeat(65);
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "/some/dir",
+            "a/b",
+            "-x",
+            "a b",
+            long.as_str(),
+        ] {
+            assert!(network_dir(Path::new("/r"), bad).is_err(), "{bad:?}");
+        }
+        for good in ["app", "bridge", "my.net_1-2"] {
+            assert_eq!(
+                network_dir(Path::new("/r"), good).unwrap(),
+                Path::new("/r/networks").join(good)
+            );
+        }
+    }
+
+    #[test]
+    fn subnets_touching_special_ranges_are_refused() {
+        for bad in [
+            "127.0.0.0/24",
+            "96.0.0.0/3",
+            "0.0.0.0/0",
+            "169.254.8.0/24",
+            "232.0.0.0/8",
+        ] {
+            let reason = check_subnet(bad.parse().unwrap()).unwrap_err();
+            assert!(reason.contains("overlaps"), "{bad}: {reason}");
+        }
+        for good in [
+            "10.30.0.0/24",
+            "192.168.0.0/16",
+            "100.64.0.0/10",
+            "128.0.0.0/29",
+        ] {
+            assert_eq!(check_subnet(good.parse().unwrap()), Ok(()), "{good}");
+        }
+    }
+
+    #[test]
+    fn a_record_is_checked_as_create_checks_a_request() {
+        let good = Record {
+            name: "app".into(),
+            bridge: "berth1".into(),
+            subnet: "10.30.0.0/24".parse().unwrap(),
+            gateway: "10.30.0.1".parse().unwrap(),
+            internal: false,
+            subnet6: Some("fd00:1::/64".parse().unwrap()),
+            created: 0,
+        };
+        assert_eq!(good.check("app"), Ok(()));
+        assert!(good.check("other").is_err());
+        let bad = [
+            Record {
+                bridge: "br\"x".into(),
+                ..good.clone()
+            },
+            Record {
+                bridge: "bth0123456789ab".into(),
+                ..good.clone()
+            },
+            Record {
+                subnet: "127.0.0.0/24".parse().unwrap(),
+                ..good.clone()
+            },
+            Record {
+                gateway: "10.30.0.255".parse().unwrap(),
+                ..good.clone()
+            },
+            Record {
+                subnet6: Some("fe80::/64".parse().unwrap()),
+                ..good.clone()
+            },
+        ];
+        for record in bad {
+            assert!(record.check("app").is_err(), "{record:?}");
+        }
     }
 }

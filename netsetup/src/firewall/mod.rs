@@ -5,6 +5,7 @@
 //! asks the kernel over netlink whether its network's marker is still there, and adds or
 //! removes its published ports as map elements over netlink (see [`ports`]): no process.
 
+use std::collections::HashSet;
 use std::io;
 
 use crate::{Error, Ipv4Net, Ipv6Net, NetworkSpec, Result};
@@ -147,7 +148,7 @@ fn forward_drop(family: u8, attributes: &[u8]) -> Option<ForwardDrop> {
 /// Whether `network` is installed in berth's table (its marker chain exists, and so its set
 /// elements, which come in the same transaction). One netlink round trip, no process.
 pub fn installed(network: &NetworkSpec) -> Result<bool> {
-    let marker = Installed::of(network).marker();
+    let marker = InstalledNetwork::of(network).marker();
     let request = Message::new(NFT_MSG_GETCHAIN, 0, NFPROTO_INET)
         .string(NFTA_CHAIN_TABLE, TABLE)
         .string(NFTA_CHAIN_NAME, &marker);
@@ -198,9 +199,9 @@ pub fn install(networks: &[&NetworkSpec]) -> Result<()> {
 /// `keep_owners`.
 pub fn reinstall(networks: &[&NetworkSpec], keep_owners: &str) -> Result<()> {
     let bridges: Vec<&str> = networks.iter().map(|n| n.bridge.as_str()).collect();
-    let others: Vec<Installed> = markers()?
+    let others: Vec<InstalledNetwork> = markers()?
         .iter()
-        .filter_map(|marker| Installed::from_marker(marker))
+        .filter_map(|marker| InstalledNetwork::from_marker(marker))
         .filter(|other| !bridges.contains(&other.bridge.as_str()))
         .collect();
     let mut kept_ports: Vec<(String, Vec<ports::PortMapping>)> = Vec::new();
@@ -228,18 +229,26 @@ pub fn reinstall(networks: &[&NetworkSpec], keep_owners: &str) -> Result<()> {
 }
 
 /// Removes from berth's table every network installed on `bridge` (its elements and marker),
-/// whatever its subnet; nothing to do when there is none.
+/// whatever its subnet; nothing to do when there is none. An element that a network on
+/// another bridge also accounts for (the masquerade element of a subnet that two networks
+/// share, say, a berth-cni one among them) stays.
 pub fn uninstall(bridge: &str) -> Result<()> {
+    let networks: Vec<(InstalledNetwork, String)> = markers()?
+        .into_iter()
+        .filter_map(|marker| Some((InstalledNetwork::from_marker(&marker)?, marker)))
+        .collect();
+    let mut kept: HashSet<(&str, String)> = networks
+        .iter()
+        .filter(|(network, _)| network.bridge != bridge)
+        .flat_map(|(network, _)| network.elements())
+        .collect();
     let mut script = String::new();
-    for marker in markers()? {
-        let Some(installed) = Installed::from_marker(&marker) else {
-            continue;
-        };
-        if installed.bridge != bridge {
-            continue;
-        }
-        for (set, element) in installed.elements() {
-            script += &format!("delete element inet {TABLE} {set} {{ {element} }}\n");
+    for (network, marker) in networks.iter().filter(|(n, _)| n.bridge == bridge) {
+        for (set, element) in network.elements() {
+            // Each once, though two markers (an old berth's and this one's) name it.
+            if kept.insert((set, element.clone())) {
+                script += &format!("delete element inet {TABLE} {set} {{ {element} }}\n");
+            }
         }
         script += &format!("delete chain inet {TABLE} {marker}\n");
     }
@@ -247,6 +256,15 @@ pub fn uninstall(bridge: &str) -> Result<()> {
         return Ok(());
     }
     apply(&script)
+}
+
+/// The networks installed in berth's table, by their markers (none when there is no table).
+/// One netlink dump, no process.
+pub fn installed_networks() -> Result<Vec<InstalledNetwork>> {
+    Ok(markers()?
+        .iter()
+        .filter_map(|marker| InstalledNetwork::from_marker(marker))
+        .collect())
 }
 
 /// The names of the marker chains in berth's table (none when there is no table).
@@ -288,12 +306,17 @@ const MARKER_PREFIX: &str = "net2/";
 /// [`uninstall`].
 const MARKER_PREFIXES: [&str; 2] = [MARKER_PREFIX, "net/"];
 
-/// What a marker chain says of the network it marks: the elements that are its own.
-struct Installed {
-    bridge: String,
-    subnet: Ipv4Net,
+/// A network installed in berth's table, as its marker chain says (made by berth, by another
+/// berth root, or by berth-cni): its bridge, its subnets and the elements that are its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstalledNetwork {
+    /// Its bridge.
+    pub bridge: String,
+    /// Its IPv4 subnet.
+    pub subnet: Ipv4Net,
     kind: Kind,
-    subnet6: Option<Ipv6Net>,
+    /// Its IPv6 subnet, on a dual-stack network.
+    pub subnet6: Option<Ipv6Net>,
 }
 
 /// How a network's traffic is treated, a letter in its marker.
@@ -343,9 +366,9 @@ impl Kind {
     }
 }
 
-impl Installed {
+impl InstalledNetwork {
     fn of(network: &NetworkSpec) -> Self {
-        Installed {
+        InstalledNetwork {
             bridge: network.bridge.clone(),
             subnet: network.subnet,
             kind: Kind::of(network),
@@ -353,11 +376,11 @@ impl Installed {
         }
     }
 
-    /// `net/SUBNET/PREFIX/x|i|r/BRIDGE`, or on a dual-stack network
-    /// `net/SUBNET/PREFIX/x|i|r/SUBNET6/PREFIX6/BRIDGE` with SUBNET6 in 32 hex digits (nft's
-    /// names take no ':'), the letter a [`Kind`]. A bridge name holds no '/', so it can come
-    /// last.
-    fn marker(&self) -> String {
+    /// The name of its marker chain: `net2/SUBNET/PREFIX/x|i|r|s/BRIDGE`, or on a dual-stack
+    /// network `net2/SUBNET/PREFIX/x|i|r|s/SUBNET6/PREFIX6/BRIDGE` with SUBNET6 in 32 hex
+    /// digits (nft's names take no ':'), the letter its kind. A bridge name holds no '/', so it
+    /// can come last.
+    pub fn marker(&self) -> String {
         let ipv6 = self.subnet6.map_or(String::new(), |net| {
             format!("{:032x}/{}/", u128::from(net.network()), net.prefix_len())
         });
@@ -388,7 +411,7 @@ impl Installed {
             }
             _ => return None,
         };
-        Some(Installed {
+        Some(InstalledNetwork {
             subnet: Ipv4Net::new(addr, prefix).ok()?,
             kind,
             subnet6,
@@ -533,13 +556,13 @@ fn table_script(networks: &[&NetworkSpec], replace: bool) -> String {
     }
     script += TABLE_SCRIPT;
     for network in networks {
-        script += &installed_script(&Installed::of(network));
+        script += &installed_script(&InstalledNetwork::of(network));
     }
     script
 }
 
 /// The lines that install one network: its elements and its marker.
-fn installed_script(installed: &Installed) -> String {
+fn installed_script(installed: &InstalledNetwork) -> String {
     let mut script = String::new();
     for (set, element) in installed.elements() {
         script += &format!("add element inet {TABLE} {set} {{ {element} }}\n");
@@ -596,20 +619,20 @@ mod tests {
     fn every_kind_of_marker_reads_back_as_written() {
         for kind in Kind::ALL {
             for subnet6 in [None, Some("fd00:1::/64".parse().unwrap())] {
-                let installed = Installed {
+                let installed = InstalledNetwork {
                     bridge: "br-x.1".into(),
                     subnet: "10.9.0.0/24".parse().unwrap(),
                     kind,
                     subnet6,
                 };
-                let read = Installed::from_marker(&installed.marker()).expect("a marker");
+                let read = InstalledNetwork::from_marker(&installed.marker()).expect("a marker");
                 assert_eq!(read.marker(), installed.marker());
                 assert_eq!(read.kind, kind);
                 assert_eq!(read.elements(), installed.elements());
             }
         }
         // Only a segment's bridge is left out of `bridges`.
-        let segment = Installed::from_marker("net2/10.9.0.0/24/s/seg0").expect("a marker");
+        let segment = InstalledNetwork::from_marker("net2/10.9.0.0/24/s/seg0").expect("a marker");
         let sets: Vec<&str> = segment.elements().iter().map(|(set, _)| *set).collect();
         assert_eq!(sets, ["same_bridge", "internal", "segments"]);
     }

@@ -47,7 +47,10 @@ fn create(root: &Path, args: NetworkCreateArgs) -> Result<u8> {
         ipv6: args.ipv6 || args.subnet6.is_some(),
         subnet6: args.subnet6,
     };
-    let record = networks::plan(root, &request, &netlink.link_names()?)?;
+    // berth-cni's networks (and other roots') on berth's table: their subnets and bridges are
+    // taken too.
+    let installed = netsetup::firewall::installed_networks()?;
+    let record = networks::plan(root, &request, &netlink.link_names()?, &installed)?;
     let spec = record.spec();
     let state_dir = networks::state_dir(root, &record.name)?;
     let mut made = || -> Result<()> {
@@ -143,7 +146,10 @@ fn update(root: &Path, name: &str, ipv6: bool, subnet6: Option<netsetup::Ipv6Net
     let updated = match (ipv6, subnet6, record.subnet6) {
         // IPv6 is on already, and no other subnet is asked for.
         (true, None, Some(_)) => record.clone(),
-        _ => networks::with_ipv6(root, &record, ipv6, subnet6)?,
+        _ => {
+            let installed = netsetup::firewall::installed_networks()?;
+            networks::with_ipv6(root, &record, ipv6, subnet6, &installed)?
+        }
     };
     if updated.subnet6 == record.subnet6 {
         println!("{name}");

@@ -299,3 +299,175 @@ fn command_line_mistakes_are_refused() {
     w.assert_clean();
     assert!(!w.link_names().iter().any(|l| l == "berth0"), "no bridge made for bad input");
 }
+
+/// A directory outside berth's root dressed as a network's (a record that names it, and a
+/// file beside it): where a network name that is a path would lead a lookup.
+fn decoy_network(w: &World) -> PathBuf {
+    let dir = w.path("decoy");
+    std::fs::create_dir(&dir).unwrap();
+    let record = serde_json::json!({"name": dir, "bridge": "decoy0", "subnet": "10.77.0.0/24",
+        "gateway": "10.77.0.1", "internal": false, "created": 0});
+    std::fs::write(dir.join("network.json"), record.to_string()).unwrap();
+    std::fs::write(dir.join("precious"), "not berth's\n").unwrap();
+    dir
+}
+
+/// The decoy is as it was: its two files and nothing else (no lease file), and no bridge was
+/// made from its record.
+#[track_caller]
+fn assert_decoy_untouched(w: &World, dir: &std::path::Path, after: &str) {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("the decoy is gone after {after}: {e}"))
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["network.json", "precious"], "the decoy was changed by {after}");
+    assert!(w.link("decoy0").is_none(), "{after} made a bridge from the decoy's record");
+}
+
+#[test]
+fn network_names_that_are_paths_are_refused_on_every_lookup() {
+    let w = World::new();
+    let decoy = decoy_network(&w);
+    // The bundle's annotation names the network too.
+    let bundle = w.path("bundle");
+    std::fs::create_dir(&bundle).unwrap();
+    w.run(w.berth().args(["spec", "--bundle", bundle.to_str().unwrap()])).ok();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../rootfs-examples/busybox.sh");
+    w.run(w.cmd("bash").arg(script).arg(bundle.join("rootfs"))).ok();
+    let config_path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    config["process"]["args"] = serde_json::json!(["true"]);
+
+    // The decoy by its absolute path, and relative to ROOT/networks.
+    let relative = format!("../../{}", decoy.file_name().unwrap().to_str().unwrap());
+    for name in [decoy.to_str().unwrap(), relative.as_str()] {
+        let lookups: [&[&str]; 4] = [
+            &["run", "--net", name, "true"],
+            &["network", "inspect", name],
+            &["network", "update", "--ipv6", name],
+            &["network", "rm", name],
+        ];
+        for args in lookups {
+            let out = w.run(w.berth().args(args));
+            out.expect_berth_error(&[&format!("invalid network name {name:?}")]);
+            assert_decoy_untouched(&w, &decoy, &format!("berth {}", args.join(" ")));
+        }
+        config["annotations"] = serde_json::json!({ "org.berth.net": name });
+        std::fs::write(&config_path, config.to_string()).unwrap();
+        let out = w.berth_run(&["--bundle", bundle.to_str().unwrap()]);
+        out.expect_berth_error(&[&format!("invalid network name {name:?}")]);
+        assert_decoy_untouched(&w, &decoy, "a bundle's org.berth.net");
+    }
+    w.assert_clean();
+}
+
+#[test]
+fn network_records_unlike_what_create_makes_are_refused_before_use() {
+    let w = World::new();
+    w.run(w.berth().args(["network", "create", "--subnet", "10.30.0.0/24", "app"])).ok();
+    let path = w.root().join("networks/app/network.json");
+    let good = std::fs::read_to_string(&path).unwrap();
+    let record: serde_json::Value = serde_json::from_str(&good).unwrap();
+    let links = w.link_names();
+    let table = w.run(w.cmd("nft").args(["list", "table", "inet", "berth"])).ok().to_owned();
+    let cases: [(&str, serde_json::Value, &str); 8] = [
+        ("name", "other".into(), "it names network \"other\", not app"),
+        ("bridge", "br\"x".into(), "invalid bridge name \"br\\\"x\""),
+        ("bridge", "bth0123456789ab".into(), "berth's container interfaces"),
+        ("subnet", "127.0.0.0/24".into(), "subnet 127.0.0.0/24 overlaps 127.0.0.0/8"),
+        ("subnet", "10.30.0.1/24".into(), "subnet 10.30.0.1/24 has host bits set"),
+        ("subnet", "10.30.0.0/30".into(), "subnet 10.30.0.0/30 is too small"),
+        ("gateway", "10.31.0.1".into(), "gateway 10.31.0.1 is not a host address"),
+        ("subnet6", "fe80::/64".into(), "subnet6 fe80::/64 is not a unique local"),
+    ];
+    for (key, value, message) in cases {
+        let mut bad = record.clone();
+        bad[key] = value;
+        std::fs::write(&path, bad.to_string()).unwrap();
+        for args in [&["run", "--net", "app", "true"][..], &["network", "rm", "app"]] {
+            let out = w.run(w.berth().args(args));
+            out.expect_berth_error(&[message]);
+            assert!(out.stderr.contains(path.to_str().unwrap()), "the record is named\n{out}");
+        }
+    }
+    // Not a regular file: a FIFO hangs no lookup, and a link is not followed.
+    std::fs::remove_file(&path).unwrap();
+    w.run(w.cmd("mkfifo").arg(&path)).ok();
+    let mut fifo = w.spawn(w.berth().args(["run", "--net", "app", "true"]));
+    fifo.wait(Duration::from_secs(10)).expect_berth_error(&["a FIFO"]);
+    std::fs::remove_file(&path).unwrap();
+    let elsewhere = w.path("elsewhere.json");
+    std::fs::write(&elsewhere, &good).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+    w.berth_run(&["--net", "app", "true"]).expect_berth_error(&["symbolic link"]);
+
+    assert_eq!(w.link_names(), links, "no interface was made");
+    let now = w.run(w.cmd("nft").args(["list", "table", "inet", "berth"])).ok().to_owned();
+    assert_eq!(now, table, "berth's table is unchanged");
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, &good).unwrap();
+    assert_eq!(w.run(w.berth().args(["network", "rm", "app"])).ok(), "app\n");
+    w.assert_clean();
+}
+
+#[test]
+fn network_create_refuses_subnets_no_container_can_use() {
+    let w = World::new();
+    let links = w.link_names();
+    let cases = [
+        ("127.0.0.0/24", "the loopback range"),
+        ("96.0.0.0/3", "the loopback range"),
+        ("0.0.0.0/8", "\"this network\""),
+        ("0.0.0.0/0", "\"this network\""),
+        ("169.254.10.0/24", "the link-local range"),
+        ("224.0.0.0/24", "the multicast range"),
+        ("239.1.0.0/16", "the multicast range"),
+        ("240.0.0.0/4", "the reserved range"),
+        ("255.255.255.248/29", "the reserved range (with the broadcast address)"),
+    ];
+    for (subnet, what) in cases {
+        let out = w.run(w.berth().args(["network", "create", "--subnet", subnet, "odd"]));
+        out.expect_berth_error(&[&format!("--subnet {subnet} overlaps")]);
+        assert!(out.stderr.contains(what), "{what} is named\n{out}");
+    }
+    assert_eq!(w.link_names(), links, "no interface was made");
+    let ls = w.run(w.berth().args(["network", "ls"]));
+    assert_eq!(ls.ok().lines().count(), 4, "header, bridge, host, none\n{ls}");
+    w.assert_clean();
+}
+
+#[test]
+fn a_lease_file_that_is_not_utf8_is_refused_and_gc_repair_rebuilds_it() {
+    let w = World::new();
+    let ready = w.path("ready");
+    let script = format!("touch '{}'; exec sleep 30", ready.display());
+    let mut live = w.spawn(w.berth().args(["run", "--net", "bridge", "sh", "-c", &script]));
+    assert!(wait_for_file(&ready, Duration::from_secs(10)), "{}", live.stderr_so_far());
+    let mut bytes = std::fs::read(w.leases_path()).unwrap();
+    bytes.extend_from_slice(b"10.201.0.9 container=\xff\xfe pid=1 start=1 boot=x\n");
+    std::fs::write(w.leases_path(), &bytes).unwrap();
+    let lines = bytes.iter().filter(|&&b| b == b'\n').count();
+
+    let out = w.berth_run(&["--net", "bridge", "true"]);
+    out.expect_berth_error(&[&format!("leases:{lines}: not UTF-8 text")]);
+    assert!(out.stderr.contains("gc --repair"), "the way out is named\n{out}");
+    assert_eq!(std::fs::read(w.leases_path()).unwrap(), bytes, "the file is left as it is");
+
+    let repair = w.run(w.berth().args(["gc", "--repair"]));
+    assert!(repair.ok().contains("rebuilt"), "{repair}");
+    let next = crate::run_showing_eth0(&w, &[]);
+    assert_eq!(
+        crate::eth0_address(&next),
+        "10.201.0.3/16",
+        "10.201.0.2 is still the live one's\n{next}"
+    );
+    live.signal(libc::SIGTERM);
+    live.wait(Duration::from_secs(10));
+    let aside = w.root().join("networks/bridge/leases.corrupt");
+    assert_eq!(std::fs::read(&aside).unwrap(), bytes, "the broken file is kept beside");
+    std::fs::remove_file(aside).unwrap();
+    w.assert_clean();
+}

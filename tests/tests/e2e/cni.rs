@@ -564,7 +564,7 @@ fn cni_port_mappings_reach_the_container_from_the_upstream_until_del() {
     let ns = Netns::new(&w);
     let ports = r#","capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp","hostIP":""}]}"#;
     let config = conf(&w, "1.0.0", ports);
-    // An id as long as berth-cni takes: the elements' comments cannot hold it whole.
+    // A long id: the elements' comments cannot hold it whole.
     let id = "w".repeat(100);
     cni(&w, "ADD", &id, &ns.path(), "eth0", &config).ok();
     let www = w.path("www");
@@ -956,4 +956,137 @@ fn cni_refuses_names_and_bridges_that_are_not_its_own() {
     assert!(held.is_empty(), "a lease was left: {leases}");
     netns.kill();
     w.assert_clean();
+}
+
+/// What a container in `netns` sees of the upstream's web server: the source address it was
+/// reached from (the host's, through NAT); `None` if it cannot reach it.
+fn seen_by_upstream(w: &World, netns: &Netns) -> Option<String> {
+    let url = format!("http://{UPSTREAM_ADDR}/");
+    let out = inside(w, &netns.path(), &["curl", "-sS", "--max-time", "3", &url]);
+    (out.code() == 0).then(|| out.stdout.trim().to_owned())
+}
+
+/// `berth network create` keeps clear of a CNI network's subnet and bridge, when it picks a
+/// subnet and when one is given, and its `network rm` leaves the CNI network's NAT alone.
+#[test]
+fn cni_networks_subnets_and_bridges_are_not_taken_by_berth_network_create() {
+    let w = World::with_upstream();
+    // 10.202.0.0/16 is the subnet berth picks first.
+    let config = conf(&w, "1.1.0", "").replace(SUBNET, "10.202.0.0/16");
+    let ns = Netns::new(&w);
+    cni(&w, "ADD", "c1", &ns.path(), "eth0", &config).ok();
+    assert_eq!(seen_by_upstream(&w, &ns).as_deref(), Some(HOST_ADDR.to_string().as_str()));
+    let marker = format!("net2/10.202.0.0/16/x/{BRIDGE}");
+
+    w.run(w.berth().args(["network", "create", "app"])).ok();
+    let app = crate::json(w.run(w.berth().args(["network", "inspect", "app"])).ok());
+    assert_eq!(app["subnet"], "10.203.0.0/16", "the CNI network's subnet is passed over: {app}");
+    let over = w.run(w.berth().args(["network", "create", "--subnet", "10.202.7.0/24", "over"]));
+    over.expect_berth_error(&[&format!("overlaps network 10.202.0.0/16 on bridge {BRIDGE}")]);
+    assert!(over.stderr.contains(&marker), "the marker is named\n{over}");
+    let args = ["network", "create", "--subnet", "10.210.0.0/24", "--bridge", BRIDGE, "on"];
+    w.run(w.berth().args(args)).expect_berth_error(&["exists already"]);
+
+    w.run(w.berth().args(["network", "rm", "app"])).ok();
+    assert_eq!(
+        seen_by_upstream(&w, &ns).as_deref(),
+        Some(HOST_ADDR.to_string().as_str()),
+        "the CNI container lost its NAT with berth's network"
+    );
+    cni(&w, "DEL", "c1", &ns.path(), "eth0", &config).ok();
+
+    // The CNI network's bridge gone, its network still installed: its bridge is not taken
+    // either (making it would replace the CNI network's entries).
+    w.run(w.cmd("ip").args(["link", "del", BRIDGE])).ok();
+    let out = w.run(w.berth().args(args));
+    out.expect_berth_error(&[&format!("--bridge {BRIDGE}: nftables table inet berth holds")]);
+    assert!(out.stderr.contains(&marker), "the marker is named\n{out}");
+    let table = w.run(w.cmd("nft").args(["list", "table", "inet", "berth"])).ok().to_owned();
+    assert!(table.contains(&marker), "the CNI network is still installed\n{table}");
+    assert_cni_clean(&w);
+}
+
+/// A CNI network on the subnet of a berth network made before it (berth-cni does not know
+/// berth's networks): removing the berth network leaves the elements the CNI network's marker
+/// also accounts for, its masquerade element among them.
+#[test]
+fn cni_network_keeps_its_nat_when_berth_removes_a_network_of_the_same_subnet() {
+    let w = World::with_upstream();
+    w.run(w.berth().args(["network", "create", "--subnet", SUBNET, "app"])).ok();
+    let config = conf(&w, "1.1.0", "");
+    let ns = Netns::new(&w);
+    cni(&w, "ADD", "c1", &ns.path(), "eth0", &config).ok();
+
+    w.run(w.berth().args(["network", "rm", "app"])).ok();
+    let table = w.run(w.cmd("nft").args(["list", "table", "inet", "berth"])).ok().to_owned();
+    assert!(!table.contains("\"berth1\""), "berth's network is gone\n{table}");
+    assert_eq!(
+        seen_by_upstream(&w, &ns).as_deref(),
+        Some(HOST_ADDR.to_string().as_str()),
+        "the CNI container lost its NAT with berth's network\n{table}"
+    );
+    cni(&w, "DEL", "c1", &ns.path(), "eth0", &config).ok();
+    assert_cni_clean(&w);
+}
+
+/// containerd's CNI_CONTAINERID is its namespace, '-' and its id: up to 153 characters. Its
+/// lease names it whole; its ports' owner and its veth's name are hashes of it.
+#[test]
+fn cni_container_ids_as_long_as_containerd_sends_are_taken() {
+    let w = World::new();
+    let id = format!("{}-{}", "k".repeat(76), "c".repeat(76));
+    assert_eq!(id.len(), 153);
+    let ports = r#","runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80}]}"#;
+    let config = conf(&w, "1.1.0", ports);
+    let ns = Netns::new(&w);
+    let added = cni(&w, "ADD", &id, &ns.path(), "eth0", &config);
+    assert_eq!(result_address(&added), "10.123.0.2/24");
+    assert_eq!(addresses_inside(&w, &ns.path(), "eth0"), ["10.123.0.2/24"]);
+    let leases = cni_leases(&w);
+    assert!(leases[0].contains(&format!("container={id} interface=eth0 ")), "{leases:?}");
+    let published = w.run(w.cmd("nft").args(["list", "map", "inet", "berth", "ports_any"]));
+    assert!(published.ok().contains(&format!("cni:{NETWORK}/bcni")), "{published}");
+    cni(&w, "CHECK", &id, &ns.path(), "eth0", &config).ok();
+    // A GC that lists it keeps it.
+    let valid =
+        format!(r#","cni.dev/valid-attachments":[{{"containerID":"{id}","ifname":"eth0"}}]"#);
+    cni(&w, "GC", "", "", "", &conf(&w, "1.1.0", &valid)).ok();
+    assert_eq!(cni_leases(&w), leases);
+    cni(&w, "CHECK", &id, &ns.path(), "eth0", &config).ok();
+    cni(&w, "DEL", &id, &ns.path(), "eth0", &config).ok();
+
+    // Far longer than any runtime sends: refused before anything is made.
+    let (code, msg) = cni_error(&cni(&w, "ADD", &"x".repeat(1025), &ns.path(), "eth0", &config));
+    assert_eq!(code, 4, "{msg}");
+    assert!(msg.contains("CNI_CONTAINERID") && msg.contains("1 to 1024"), "{msg}");
+    assert_cni_clean(&w);
+}
+
+/// CNI_NETNS must be a network namespace other than berth-cni's own (the host's, which ADD
+/// would configure as a container's); a FIFO must not hang the call. Code 4, nothing made.
+#[test]
+fn cni_netns_that_is_the_hosts_own_or_no_network_namespace_is_refused() {
+    let w = World::new();
+    let config = conf(&w, "1.1.0", "");
+    let fifo = w.path("fifo");
+    w.run(w.cmd("mkfifo").arg(&fifo)).ok();
+    let plain = w.path("plain");
+    std::fs::write(&plain, "").unwrap();
+    let host = w.host_pid();
+    let links = w.link_names();
+    let cases = [
+        (format!("/proc/{host}/ns/net"), "is berth-cni's own network namespace"),
+        ("/proc/self/ns/net".to_owned(), "is berth-cni's own network namespace"),
+        (fifo.display().to_string(), "is not a network namespace"),
+        (plain.display().to_string(), "is not a network namespace"),
+        (format!("/proc/{host}/ns/uts"), "is not a network namespace"),
+    ];
+    for (netns, message) in cases {
+        let mut call = w.spawn(&mut cni_cmd(&w, "ADD", "c1", &netns, "eth0", &config));
+        let (code, msg) = cni_error(&call.wait(Duration::from_secs(10)));
+        assert_eq!(code, 4, "{netns}: {msg}");
+        assert!(msg.contains(&format!("CNI_NETNS {netns} {message}")), "{msg}");
+        assert_eq!(w.link_names(), links, "{netns}: interfaces were made on the host");
+    }
+    assert_cni_clean(&w);
 }

@@ -31,6 +31,12 @@ use error::{CniError, INVALID_ENV, NETSETUP, NOT_AVAILABLE};
 /// The newest version of the specification, the one VERSION answers in.
 const SPEC_VERSION: &str = "1.1.0";
 
+/// The longest CNI_CONTAINERID taken. Neither the specification nor libcni sets a limit;
+/// containerd sends up to 153 characters (its namespace, '-', its id). An id goes whole into
+/// the attachment's lease line, and hashed into its veth's name and, past an element
+/// comment's 127 bytes, its ports' owner.
+const MAX_CONTAINER_ID: usize = 1024;
+
 /// Where `nft` is looked for when the runtime gives no PATH.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -88,13 +94,14 @@ impl Call {
         let invalid = |msg: String| Err(CniError::new(INVALID_ENV, msg, ""));
         let id = &self.container;
         if id.is_empty()
-            || id.len() > 100
+            || id.len() > MAX_CONTAINER_ID
             || !id
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
         {
             return invalid(format!(
-                "CNI_CONTAINERID {id:?} must be 1 to 100 characters of a-z, A-Z, 0-9, _ . -"
+                "CNI_CONTAINERID {id:?} must be 1 to {MAX_CONTAINER_ID} characters of a-z, A-Z, \
+                 0-9, _ . -"
             ));
         }
         let ifname = &self.ifname;
@@ -187,14 +194,46 @@ fn leases(config: &Config, network: &NetworkSpec) -> Result<LeaseFile, CniError>
     Ok(network.lease_file(&dir))
 }
 
+/// Opens CNI_NETNS, `path`, and checks that it is a network namespace and not berth-cni's
+/// own (the host's, which ADD would configure as a container's). Opened without blocking, so
+/// that a FIFO cannot hang the call.
 fn open_netns(path: &str) -> Result<File, CniError> {
-    File::open(path).map_err(|e| {
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            CniError::new(
+                NETSETUP,
+                format!("cannot open the network namespace {path}: {e}"),
+                "",
+            )
+        })?;
+    let invalid = |what: &str| CniError::new(INVALID_ENV, format!("CNI_NETNS {path} {what}"), "");
+    if !netsetup::is_network_namespace(file.as_fd()) {
+        return Err(invalid("is not a network namespace"));
+    }
+    let own = fs::metadata("/proc/self/ns/net").map_err(|e| {
         CniError::new(
             NETSETUP,
-            format!("cannot open the network namespace {path}: {e}"),
+            format!("cannot look at berth-cni's own network namespace: {e}"),
             "",
         )
-    })
+    })?;
+    let given = file.metadata().map_err(|e| {
+        CniError::new(
+            NETSETUP,
+            format!("cannot look at the network namespace {path}: {e}"),
+            "",
+        )
+    })?;
+    if (given.dev(), given.ino()) == (own.dev(), own.ino()) {
+        return Err(invalid(
+            "is berth-cni's own network namespace, the host's: a container needs one of its own",
+        ));
+    }
+    Ok(file)
 }
 
 /// ADD: a lease for the attachment, the network made ready, the veth, the container's side,
