@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
 
-use crate::container::rootfs::NOSYMFOLLOW;
 use crate::error::{Error, Result};
+use crate::sys::NOSYMFOLLOW;
 
 /// One mount in the container.
 #[derive(Debug, Clone, PartialEq, Eq)]

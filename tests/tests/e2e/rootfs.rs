@@ -101,6 +101,18 @@ fn links_in_a_root_filesystem_lead_nowhere_but_into_it() {
     assert_eq!(out.ok(), "linked\n");
     // Nothing was made or mounted in the host's directory.
     assert_eq!(std::fs::read_dir(&host_etc).unwrap().count(), 0, "host-etc was written to");
+    // A volume's target through an absolute link of the root (Debian's /var/run -> /run)
+    // lands where the link leads inside the root.
+    std::fs::create_dir_all(root.join("var")).unwrap();
+    std::fs::create_dir_all(root.join("run")).unwrap();
+    std::os::unix::fs::symlink("/run", root.join("var/run")).unwrap();
+    let shared = shared_dir(&w, "run-volume");
+    std::fs::write(shared.join("from-host"), "through /var/run\n").unwrap();
+    let volume = format!("{}:/var/run/shared", shared.display());
+    let args = ["--rootfs", root.to_str().unwrap(), "--net", "none", "-v", &volume];
+    let out = w.berth_run(&[&args[..], &["cat", "/run/shared/from-host"]].concat());
+    assert_eq!(out.ok(), "through /var/run\n");
+    assert!(root.join("run/shared").is_dir(), "the mount point is made inside the root");
     w.assert_clean();
 }
 
@@ -527,5 +539,112 @@ fn a_bundle_joins_a_network_namespace_by_its_path() {
     w.berth_run(&["--bundle", dir.to_str().unwrap(), "--net", "bridge"])
         .expect_berth_error(&["joins a network namespace"]);
     holder.signal(libc::SIGKILL);
+    w.assert_clean();
+}
+
+/// The kernel's trees in a root cannot be links: /proc, /sys and /dev of a root filesystem
+/// (and what berth mounts below them), each a link to a directory of the root, are refused
+/// by name, with nothing mounted through the link. (Before the fix, berth followed them.)
+#[test]
+fn a_root_whose_proc_sys_or_dev_is_a_link_is_refused() {
+    let w = World::new();
+    let root = busybox_root(&w);
+    let root_arg = root.to_str().unwrap();
+    for tree in ["proc", "sys", "dev"] {
+        let real = format!("{tree}.real");
+        std::fs::rename(root.join(tree), root.join(&real)).unwrap();
+        std::os::unix::fs::symlink(&real, root.join(tree)).unwrap();
+        let out = w.berth_run(&["--rootfs", root_arg, "--net", "none", "true"]);
+        out.expect_berth_error(&["symbolic link"]);
+        assert!(out.stderr.contains(&format!("/{tree}")), "names /{tree}\n{out}");
+        assert_eq!(std::fs::read_dir(root.join(&real)).unwrap().count(), 0, "{real} was written");
+        std::fs::remove_file(root.join(tree)).unwrap();
+        std::fs::rename(root.join(&real), root.join(tree)).unwrap();
+    }
+    // Below /dev: a bundle without a /dev of berth's making, whose root's /dev/shm is a link.
+    let spec = w.path("shm-spec");
+    std::fs::create_dir(&spec).unwrap();
+    w.run(w.berth().args(["spec", "--bundle", spec.to_str().unwrap()])).ok();
+    let mut config = crate::json(&std::fs::read_to_string(spec.join("config.json")).unwrap());
+    config["mounts"].as_array_mut().unwrap().retain(|m| m["destination"] != "/dev");
+    config["process"]["args"] = serde_json::json!(["true"]);
+    let dir = bundle(&w, "shm-link", &config);
+    std::fs::create_dir_all(dir.join("rootfs/dev/pts")).unwrap();
+    std::os::unix::fs::symlink("/tmp", dir.join("rootfs/dev/shm")).unwrap();
+    let out = w.berth_run(&["--bundle", dir.to_str().unwrap()]);
+    out.expect_berth_error(&["symbolic link"]);
+    assert!(out.stderr.contains("/dev/shm"), "names /dev/shm\n{out}");
+    w.assert_clean();
+}
+
+/// What a starting container runs to find its procfs (wherever the attacker moved it) and
+/// report whether /proc/keys is masked (/dev/null's numbers; this kernel has no /proc/kcore)
+/// and /proc/sys read-only (opened for writing in its own network namespace, nothing written).
+const PROC_PROTECTION: &str = "for i in $(seq 100); do for d in /proc /proc.d /elsewhere; do \
+     if cd $d 2>/dev/null && [ -e self/status ]; then \
+       [ \"$(stat -c %t:%T keys)\" = 1:3 ] && echo keys-masked || echo keys-EXPOSED; \
+       (: >> sys/net/core/somaxconn) 2>/dev/null && echo proc-sys-WRITABLE \
+         || echo proc-sys-read-only; \
+       exit 0; fi; done; done; echo proc-unseen";
+
+/// The race of CVE-2025-52881's kind: while a container keeps swapping a shared root's /proc
+/// between a directory and a link to another one, containers start from that root. Each is
+/// refused (its /proc was a link) or has a masked /proc/keys and a read-only /proc/sys: berth
+/// mounts procfs through one descriptor and masks it beneath that mount. (Before the fix, some
+/// got their masks and read-only binds on the other directory, and a writable /proc/sys.)
+#[test]
+fn a_proc_swapped_for_a_link_while_containers_start_is_never_left_unprotected() {
+    let w = World::new();
+    let root = busybox_root(&w);
+    std::fs::create_dir(root.join("elsewhere")).unwrap();
+    // The attacker runs from a root of its own (its own /proc's mount point could not be
+    // moved) and reaches the shared root's directory through a volume.
+    let attacker_root = w.path("attacker-root");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../rootfs-examples/busybox.sh");
+    w.run(w.cmd("bash").arg(script).arg(&attacker_root)).ok();
+    let volume = format!("{}:/r", root.display());
+    let swap = "cd /r; while [ ! -e stop ]; do \
+                  mv -T proc proc.d && ln -s elsewhere proc; usleep 300; \
+                  rm -f proc; mv -T proc.d proc; usleep 300; n=$((n+1)); \
+                done 2>/dev/null; echo stopped after $n";
+    let mut attacker = w.spawn(
+        w.berth()
+            .args(["run", "--rootfs"])
+            .arg(&attacker_root)
+            .args(["--net", "none", "-v", &volume, "sh", "-c", swap]),
+    );
+    let root_arg = root.to_str().unwrap();
+    let (mut refused, mut protected, mut unseen) = (0, 0, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::time::Instant::now() < deadline {
+        let mut batch: Vec<Bg> = (0..4)
+            .map(|_| {
+                w.spawn(w.berth().args(["run", "--rootfs", root_arg, "--net", "none"]).args([
+                    "sh",
+                    "-c",
+                    PROC_PROTECTION,
+                ]))
+            })
+            .collect();
+        for victim in &mut batch {
+            let out = victim.wait(DEFAULT_TIMEOUT);
+            match out.code() {
+                125 if out.stderr.starts_with("berth:") && out.stderr.contains("/proc") => {
+                    refused += 1
+                }
+                0 if out.stdout == "proc-unseen\n" => unseen += 1,
+                0 if out.stdout == "keys-masked\nproc-sys-read-only\n" => protected += 1,
+                _ => panic!("a container started with an unprotected /proc\n{out}"),
+            }
+        }
+    }
+    std::fs::write(root.join("stop"), "").unwrap();
+    let swaps = attacker.wait(DEFAULT_TIMEOUT).ok().trim().to_owned();
+    assert!(swaps.starts_with("stopped"), "{swaps}");
+    eprintln!("{swaps} swaps: refused {refused}, protected {protected}, procfs not found {unseen}");
+    assert!(
+        protected > 0 && refused > 0,
+        "the race was not run: {refused} refused, {protected} protected"
+    );
     w.assert_clean();
 }
