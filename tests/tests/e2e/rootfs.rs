@@ -577,6 +577,43 @@ fn a_root_whose_proc_sys_or_dev_is_a_link_is_refused() {
     w.assert_clean();
 }
 
+/// Nothing is mounted over /proc or below it but procfs itself: `-v` onto /proc with a root
+/// filesystem, and a bundle's bind over a /proc file, are refused (runc refuses them too).
+#[test]
+fn mounts_on_proc_are_refused() {
+    let w = World::new();
+    let root = busybox_root(&w);
+    let root_arg = root.to_str().unwrap();
+    let shared = shared_dir(&w, "over-proc");
+    for target in ["/proc", "/proc/sys", "/proc/sys/kernel/core_pattern"] {
+        let source = if target.ends_with("core_pattern") {
+            let file = shared.join("file");
+            std::fs::write(&file, "x\n").unwrap();
+            file
+        } else {
+            shared.clone()
+        };
+        let volume = format!("{}:{target}", source.display());
+        let out = w.berth_run(&["--rootfs", root_arg, "--net", "none", "-v", &volume, "true"]);
+        out.expect_berth_error(&["/proc or below it"]);
+        assert!(out.stderr.contains(&volume), "{out}");
+    }
+    let spec = w.path("proc-spec");
+    std::fs::create_dir(&spec).unwrap();
+    w.run(w.berth().args(["spec", "--bundle", spec.to_str().unwrap()])).ok();
+    let mut config = crate::json(&std::fs::read_to_string(spec.join("config.json")).unwrap());
+    config["process"]["args"] = serde_json::json!(["true"]);
+    let file = shared.join("cpuinfo");
+    std::fs::write(&file, "fake\n").unwrap();
+    config["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+        "destination": "/proc/cpuinfo", "type": "bind", "source": file, "options": ["bind"]
+    }));
+    let dir = bundle(&w, "proc-bind", &config);
+    w.berth_run(&["--bundle", dir.to_str().unwrap()])
+        .expect_berth_error(&["mount on /proc/cpuinfo: berth mounts nothing on /proc"]);
+    w.assert_clean();
+}
+
 /// What a starting container runs to find its procfs (wherever the attacker moved it) and
 /// report whether /proc/keys is masked (/dev/null's numbers; this kernel has no /proc/kcore)
 /// and /proc/sys read-only (opened for writing in its own network namespace, nothing written).
