@@ -685,3 +685,80 @@ fn a_proc_swapped_for_a_link_while_containers_start_is_never_left_unprotected() 
     );
     w.assert_clean();
 }
+
+/// berth reads a root's /etc/passwd and /etc/group inside the root: no magic link out of it
+/// (the host's passwd through /proc/PID/root of a host process, here the world's holder, with
+/// the host's processes in /proc), for `run -u` and `exec -u`; and no FIFO (which would hang
+/// berth) nor a device (/dev/zero, read until memory ran out): each is refused at once, by
+/// name.
+#[test]
+fn user_lookups_read_only_the_roots_own_small_regular_files() {
+    let w = World::new();
+    let root = busybox_root(&w);
+    let root_arg = root.to_str().unwrap();
+    let passwd = root.join("etc/passwd");
+    // A user that only the host's passwd has.
+    let through_proc = format!("/proc/{}/root/etc/passwd", w.host_pid());
+    let host_passwd = std::fs::read_to_string(&through_proc).unwrap();
+    let own = std::fs::read_to_string(&passwd).unwrap();
+    let (host_user, host_uid) = host_passwd
+        .lines()
+        .map(|line| line.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 7 && f[2] != "0" && !own.contains(&format!("{}:", f[0])))
+        .map(|f| (f[0].to_owned(), f[2].to_owned()))
+        .expect("a user in the host's passwd");
+    std::fs::remove_file(&passwd).unwrap();
+    std::os::unix::fs::symlink(&through_proc, &passwd).unwrap();
+    let args = ["--rootfs", root_arg, "--pid", "host", "--net", "none"];
+    let out = w.berth_run(&[&args[..], &["-u", &host_user, "id", "-u"]].concat());
+    out.expect_berth_error(&["the container's /etc/passwd: a magic link"]);
+    assert!(!out.stdout.contains(&host_uid), "the host's passwd was read\n{out}");
+
+    // The same link planted by a running container, for `berth exec -u`.
+    std::fs::remove_file(&passwd).unwrap();
+    std::fs::write(&passwd, &own).unwrap();
+    w.berth_run(&[&["-d", "--name", "planter"], &args[..], &["sleep", "30"]].concat()).ok();
+    let plant = format!("rm /etc/passwd && ln -s {through_proc} /etc/passwd");
+    w.run(w.berth().args(["exec", "planter", "sh", "-c", &plant])).ok();
+    let out = w.run(w.berth().args(["exec", "-u", &host_user, "planter", "id", "-u"]));
+    out.expect_berth_error(&["the container's /etc/passwd: a magic link"]);
+    assert!(!out.stdout.contains(&host_uid), "berth exec read the host's passwd\n{out}");
+    w.run(w.berth().args(["stop", "-t", "1", "planter"])).ok();
+    w.run(w.berth().args(["rm", "planter"])).ok();
+
+    // A FIFO and /dev/zero: refused at once (berth's memory capped, in case it reads on).
+    std::fs::remove_file(&passwd).unwrap();
+    nix_mkfifo(&passwd);
+    for (what, expected) in [("FIFO", "a FIFO"), ("/dev/zero", "a device")] {
+        if what == "/dev/zero" {
+            std::fs::remove_file(&passwd).unwrap();
+            std::os::unix::fs::symlink("/dev/zero", &passwd).unwrap();
+        }
+        let mut cmd = w.berth();
+        cmd.args(["run", "--rootfs", root_arg, "--net", "none", "-u", "1000", "true"]);
+        // SAFETY: the hook only makes a system call.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                let limit = libc::rlimit { rlim_cur: 1 << 30, rlim_max: 1 << 30 };
+                if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            })
+        };
+        let mut run = w.spawn(&mut cmd);
+        let Some(out) = run.wait_for_end(std::time::Duration::from_secs(10)) else {
+            panic!("{what} as /etc/passwd: berth still runs after 10 s");
+        };
+        out.expect_berth_error(&[&format!("the container's /etc/passwd: {expected}")]);
+        assert!(out.elapsed < std::time::Duration::from_secs(5), "{what}: slow\n{out}");
+    }
+    w.assert_clean();
+}
+
+/// A FIFO at `path`.
+fn nix_mkfifo(path: &std::path::Path) {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo(3) reads the NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0, "mkfifo {}", path.display());
+}
