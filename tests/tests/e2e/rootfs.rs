@@ -643,7 +643,7 @@ fn a_proc_swapped_for_a_link_while_containers_start_is_never_left_unprotected() 
     let swap = "cd /r; while [ ! -e stop ]; do \
                   mv -T proc proc.d && ln -s elsewhere proc; usleep 300; \
                   rm -f proc; mv -T proc.d proc; usleep 300; n=$((n+1)); \
-                done 2>/dev/null; echo stopped after $n";
+                done 2>/dev/null; echo stopped after ${n:-0}";
     let mut attacker = w.spawn(
         w.berth()
             .args(["run", "--rootfs"])
@@ -676,13 +676,11 @@ fn a_proc_swapped_for_a_link_while_containers_start_is_never_left_unprotected() 
         }
     }
     std::fs::write(root.join("stop"), "").unwrap();
-    let swaps = attacker.wait(DEFAULT_TIMEOUT).ok().trim().to_owned();
-    assert!(swaps.starts_with("stopped"), "{swaps}");
+    let out = attacker.wait(DEFAULT_TIMEOUT);
+    let swaps: u32 = out.ok().trim().trim_start_matches("stopped after ").parse().unwrap_or(0);
     eprintln!("{swaps} swaps: refused {refused}, protected {protected}, procfs not found {unseen}");
-    assert!(
-        protected > 0 && refused > 0,
-        "the race was not run: {refused} refused, {protected} protected"
-    );
+    // How many are refused depends on the timing (a few percent under load): not asserted.
+    assert!(swaps > 0 && protected > 0, "the race was not run\n{out}");
     w.assert_clean();
 }
 
