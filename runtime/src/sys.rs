@@ -4,10 +4,21 @@ use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
+use nix::mount::MsFlags;
+
+/// MS_NOSYMFOLLOW (linux/mount.h), which nix does not name.
+pub const NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(256);
+
 /// openat2(2)'s `resolve` flags (linux/openat2.h).
 pub mod resolve {
+    /// No crossing into another mount (bind mounts of the same filesystem included).
+    pub const NO_XDEV: u64 = 0x01;
     /// No magic links (/proc/PID/root, /proc/PID/fd/N, ...).
     pub const NO_MAGICLINKS: u64 = 0x02;
+    /// No symbolic links at all (magic ones included), the last component too.
+    pub const NO_SYMLINKS: u64 = 0x04;
+    /// The lookup may not leave the starting directory (`..`, absolute links: EXDEV).
+    pub const BENEATH: u64 = 0x08;
     /// The starting directory is `/` for the lookup: `..` and absolute links stay in it.
     pub const IN_ROOT: u64 = 0x10;
 }
@@ -39,29 +50,243 @@ pub fn openat2(dir: BorrowedFd<'_>, path: &CStr, flags: i32, resolve: u64) -> io
             std::mem::size_of::<OpenHow>(),
         )
     };
-    if fd < 0 {
+    new_fd(fd)
+}
+
+/// A descriptor returned by a raw system call, or its error.
+fn new_fd(returned: libc::c_long) -> io::Result<OwnedFd> {
+    if returned < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: the kernel just returned this descriptor, owned by nothing else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    Ok(unsafe { OwnedFd::from_raw_fd(returned as i32) })
+}
+
+/// A raw system call's result, without a value.
+fn done(returned: libc::c_long) -> io::Result<()> {
+    if returned < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The new mount API's flags and mount attributes (linux/mount.h).
+mod mount_api {
+    pub const OPEN_TREE_CLONE: libc::c_uint = 1;
+    pub const AT_RECURSIVE: libc::c_uint = 0x8000;
+    pub const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x04;
+    pub const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+    pub const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    pub const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    pub const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+    pub const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    pub const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    pub const MOUNT_ATTR_RDONLY: u64 = 0x01;
+    pub const MOUNT_ATTR_NOSUID: u64 = 0x02;
+    pub const MOUNT_ATTR_NODEV: u64 = 0x04;
+    pub const MOUNT_ATTR_NOEXEC: u64 = 0x08;
+    pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
+    pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+    /// The access-time setting, one of three (relatime is 0).
+    pub const MOUNT_ATTR_ATIME: u64 = 0x70;
+    pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+    pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+}
+use mount_api::*;
+
+/// struct mount_attr (linux/mount.h): what mount_setattr(2) sets and clears.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+impl MountAttr {
+    /// The mount attributes of `flags`: read-only, nosuid, nodev, noexec, nosymfollow,
+    /// nodiratime and the access-time setting (noatime, strictatime; else left as it is).
+    pub fn from_flags(flags: MsFlags) -> Self {
+        let mut attr = MountAttr::default();
+        for (flag, attribute) in [
+            (MsFlags::MS_RDONLY, MOUNT_ATTR_RDONLY),
+            (MsFlags::MS_NOSUID, MOUNT_ATTR_NOSUID),
+            (MsFlags::MS_NODEV, MOUNT_ATTR_NODEV),
+            (MsFlags::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+            (MsFlags::MS_NODIRATIME, MOUNT_ATTR_NODIRATIME),
+            (NOSYMFOLLOW, MOUNT_ATTR_NOSYMFOLLOW),
+        ] {
+            if flags.contains(flag) {
+                attr.attr_set |= attribute;
+            }
+        }
+        if flags.contains(MsFlags::MS_NOATIME) {
+            attr.attr_set |= MOUNT_ATTR_NOATIME;
+            attr.attr_clr |= MOUNT_ATTR_ATIME;
+        } else if flags.contains(MsFlags::MS_STRICTATIME) {
+            attr.attr_set |= MOUNT_ATTR_STRICTATIME;
+            attr.attr_clr |= MOUNT_ATTR_ATIME;
+        }
+        attr
+    }
+
+    /// A propagation change (MS_PRIVATE, MS_SLAVE, MS_SHARED or MS_UNBINDABLE) alone.
+    pub fn propagation(propagation: MsFlags) -> Self {
+        MountAttr {
+            propagation: (propagation & !MsFlags::MS_REC).bits(),
+            ..MountAttr::default()
+        }
+    }
+
+    /// The attributes as fsmount(2) takes them (set only, atime included).
+    fn fsmount_flags(&self) -> libc::c_uint {
+        self.attr_set as libc::c_uint
+    }
+}
+
+/// open_tree(2) with OPEN_TREE_CLONE: a detached copy of the mount at `path` (relative to
+/// `dir`, the working directory if `None`; the descriptor itself if `path` is empty), with
+/// the mounts below it if `recursive`.
+pub fn clone_tree(
+    dir: Option<BorrowedFd<'_>>,
+    path: &CStr,
+    recursive: bool,
+) -> io::Result<OwnedFd> {
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    if path.is_empty() {
+        flags |= libc::AT_EMPTY_PATH as libc::c_uint;
+    }
+    let dir = dir.map_or(libc::AT_FDCWD, |fd| fd.as_raw_fd());
+    // SAFETY: open_tree(2) reads the NUL-terminated path and returns a new descriptor or -1.
+    new_fd(unsafe { libc::syscall(libc::SYS_open_tree, dir, path.as_ptr(), flags) })
+}
+
+/// move_mount(2) from descriptor to descriptor: attaches the mount `from` (detached, or
+/// attached elsewhere) on the file or directory `to`.
+pub fn move_mount(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: move_mount(2) reads the two empty NUL-terminated paths and touches no other
+    // memory.
+    done(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            to.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })
+}
+
+/// mount_setattr(2) on the mount of `mount` (and every mount below it if `recursive`).
+pub fn mount_setattr(mount: BorrowedFd<'_>, recursive: bool, attr: &MountAttr) -> io::Result<()> {
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    // SAFETY: mount_setattr(2) reads the empty NUL-terminated path and `size` bytes of
+    // `attr`, both valid for the call.
+    done(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            mount.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+}
+
+/// fsopen(2): a new filesystem context of type `kind`, to configure and create.
+pub fn fsopen(kind: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: fsopen(2) reads the NUL-terminated name and returns a new descriptor or -1.
+    new_fd(unsafe { libc::syscall(libc::SYS_fsopen, kind.as_ptr(), FSOPEN_CLOEXEC) })
+}
+
+/// fsconfig(2): sets `key` to `value` in the context `fs`, or the flag `key` if `value` is
+/// `None`.
+pub fn fsconfig_set(fs: BorrowedFd<'_>, key: &CStr, value: Option<&CStr>) -> io::Result<()> {
+    let (command, value) = match value {
+        Some(value) => (FSCONFIG_SET_STRING, value.as_ptr()),
+        None => (FSCONFIG_SET_FLAG, std::ptr::null()),
+    };
+    // SAFETY: fsconfig(2) reads the NUL-terminated key and value (or no value: NULL, for a
+    // flag) and touches no other memory.
+    done(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            command,
+            key.as_ptr(),
+            value,
+            0,
+        )
+    })
+}
+
+/// fsconfig(2) FSCONFIG_CMD_CREATE: makes the filesystem of the configured context `fs`.
+pub fn fsconfig_create(fs: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: with FSCONFIG_CMD_CREATE, fsconfig(2) takes no key or value (NULL).
+    done(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    })
+}
+
+/// fsmount(2): a detached mount of the filesystem created in `fs`, with `attr`.
+pub fn fsmount(fs: BorrowedFd<'_>, attr: &MountAttr) -> io::Result<OwnedFd> {
+    // SAFETY: fsmount(2) takes integers only and returns a new descriptor or -1.
+    new_fd(unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            attr.fsmount_flags(),
+        )
+    })
+}
+
+/// The messages the kernel logged in the filesystem context `fs` (why a parameter or the
+/// creation failed), joined; empty if none.
+pub fn fs_messages(fs: BorrowedFd<'_>) -> String {
+    let mut messages = Vec::new();
+    let mut buffer = [0u8; 512];
+    loop {
+        // SAFETY: read(2) writes at most `buffer.len()` bytes into the buffer.
+        let n = unsafe { libc::read(fs.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len()) };
+        if n <= 0 {
+            break;
+        }
+        let line = String::from_utf8_lossy(&buffer[..n as usize]);
+        // Each message starts with its kind: "e " error, "w " warning, "i " information.
+        messages.push(line.get(2..).unwrap_or_default().trim().to_owned());
+    }
+    messages.join("; ")
 }
 
 /// Marks every descriptor from `first` on close-on-exec (close_range(2) with
 /// CLOSE_RANGE_CLOEXEC): they stay usable here and vanish at the next exec.
 pub fn cloexec_from(first: u32) -> io::Result<()> {
     // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only sets a flag on descriptors.
-    let done = unsafe {
+    done(unsafe {
         libc::syscall(
             libc::SYS_close_range,
             first,
             libc::c_uint::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         )
-    };
-    if done < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    })
 }
 
 /// Closes every descriptor from `first` on but those in `keep`.
@@ -81,11 +306,7 @@ pub fn close_all_from(first: u32, keep: &[BorrowedFd<'_>]) -> io::Result<()> {
 fn close_range(first: u32, last: u32) -> io::Result<()> {
     // SAFETY: close_range(2) closes descriptors only; the callers own every one in the range
     // (nothing else in the process holds them: berth is single-threaded where this is used).
-    let done = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
-    if done < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    done(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) })
 }
 
 /// open_tree(2) flags (linux/mount.h).

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
 
-use crate::container::rootfs::NOSYMFOLLOW;
 use crate::error::{Error, Result};
+use crate::sys::NOSYMFOLLOW;
 
 /// One mount in the container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +100,11 @@ impl Mount {
         })
     }
 
+    /// Whether this mount goes on /proc or below it.
+    pub fn is_under_proc(&self) -> bool {
+        self.destination.starts_with("/proc")
+    }
+
     /// An OCI config's mount: `kind` (`bind` or a filesystem type; `None` means bind when the
     /// options say so), `source` (a host path for binds, relative to `bundle`), and its
     /// options, as runc reads them.
@@ -161,6 +166,16 @@ impl Mount {
                 )))
             }
         };
+        let proc_at_proc = destination == Path::new("/proc")
+            && matches!(&source, Source::Filesystem { kind, .. } if kind == "proc");
+        if destination.starts_with("/proc") && !proc_at_proc {
+            return Err(bad(
+                "berth mounts nothing on /proc or below it but a proc filesystem at /proc \
+                 itself, so that its masked and read-only paths stay as they are (runc's \
+                 exception for lxcfs's binds over a few /proc files is not made)"
+                    .into(),
+            ));
+        }
         Ok(Mount {
             destination,
             source,

@@ -3,34 +3,40 @@
 //!
 //! With a root filesystem (`--rootfs`, an OCI bundle's root), every host-side source (a
 //! volume, a device node, berth's /etc files) is first taken as a detached mount (open_tree);
-//! then the child pivots into the root and detaches the host's; only then does it make mount
-//! points and mount, by paths that now resolve inside the root alone, so no link in the root
-//! filesystem can lead a mount out of it. Every mount but the device binds is `nodev`: berth
-//! has no device cgroup, so a device node made or shipped in the root opens nothing.
+//! then the child pivots into the root and detaches the host's. From there on, everything goes
+//! through descriptors of the new root: each mount target is opened with openat2 inside it
+//! (links followed inside the root, magic links never, and no link at all to or below /proc,
+//! /sys and /dev), missing mount points are made one component at a time from it, and every
+//! mount (fsopen/fsmount, or a detached tree) is attached onto the target's descriptor, never
+//! on a path looked up again. Masked and read-only paths of /proc and /sys are opened beneath
+//! the procfs or sysfs mount itself and checked to be on it. Every mount but the device binds
+//! is `nodev`: berth has no device cgroup, so a device node made or shipped in the root opens
+//! nothing.
 //!
-//! In the host's root, the mounts (volumes, a /proc for a private PID namespace) go on
-//! existing paths: berth makes nothing in the host's filesystem.
+//! In the host's root, the mounts (volumes, a /proc for a private PID namespace) go the same
+//! way on existing paths: berth makes nothing in the host's filesystem.
 
-use std::fs;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::ffi::{CString, OsStr};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Component, Path, PathBuf};
 
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::unistd::{chdir, pivot_root};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::{umount2, MntFlags, MsFlags};
+use nix::sys::stat::{Mode, SFlag};
+use nix::sys::statfs::{PROC_SUPER_MAGIC, SYSFS_MAGIC};
+use nix::unistd::{chdir, fchdir, pivot_root};
 
 use crate::container::mounts::{Mount, Source};
-
-/// MS_NOSYMFOLLOW (linux/mount.h), which nix does not name.
-pub const NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(256);
+use crate::sys::{self, resolve, MountAttr};
 
 /// The device nodes of the container's /dev, bound from the host's.
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
-/// open_tree(2) and move_mount(2) flags (linux/mount.h).
-const OPEN_TREE_CLONE: libc::c_uint = 1;
-const AT_RECURSIVE: libc::c_uint = 0x8000;
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+/// The kernel's trees in a root: no link in a root filesystem is followed to or below them.
+const KERNEL_TREES: [&str; 3] = ["/proc", "/sys", "/dev"];
 
 /// The filesystem side of a container.
 #[derive(Debug, Clone, Default)]
@@ -49,7 +55,6 @@ pub struct FilesystemPlan {
     pub read_only_paths: Vec<PathBuf>,
 }
 
-/// Makes the container's filesystem; the mounts are private already.
 /// Makes the container's filesystem (the mounts are private already) and changes to
 /// `workdir` (made if missing in a root filesystem).
 pub fn enter(plan: &FilesystemPlan, workdir: &Path) -> Result<(), String> {
@@ -61,11 +66,7 @@ pub fn enter(plan: &FilesystemPlan, workdir: &Path) -> Result<(), String> {
     let sources = plan
         .mounts
         .iter()
-        .map(|m| match &m.source {
-            Source::Bind { path, recursive } => host_tree(path, *recursive).map(Some),
-            Source::Cgroup => host_tree(Path::new("/sys/fs/cgroup"), true).map(Some),
-            Source::Filesystem { .. } => Ok(None),
-        })
+        .map(host_source)
         .collect::<Result<Vec<_>, _>>()?;
     let makes_dev = plan.mounts.iter().any(|m| {
         m.destination == Path::new("/dev")
@@ -85,147 +86,243 @@ pub fn enter(plan: &FilesystemPlan, workdir: &Path) -> Result<(), String> {
         .map(|(source, target)| detached(source, false).map(|fd| (fd, *target)))
         .collect::<Result<Vec<_>, _>>()?;
     // The host's /dev/null, for each masked file (the root's own could be any device).
-    let nulls = plan
-        .masked_paths
-        .iter()
-        .map(|_| detached(Path::new("/dev/null"), false))
-        .collect::<Result<Vec<_>, _>>()?;
+    let nulls = host_nulls(plan)?;
 
-    // 2. Into the root: it must be a mount point of its own; pivot_root(".", ".") stacks the
-    // old root under the new one, and the old one is detached.
-    mount_at(
-        Some(rootfs),
-        rootfs,
-        None,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None,
-    )?;
-    chdir(rootfs).map_err(|e| format!("enter {}: {e}", rootfs.display()))?;
-    pivot_root(".", ".").map_err(|e| format!("pivot_root into {}: {e}", rootfs.display()))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detach the host's root: {e}"))?;
-    chdir("/").map_err(|e| format!("chdir /: {e}"))?;
+    // 2. Into the root; from here on, paths are looked up from its descriptor only.
+    let root = Root::pivot_into(rootfs)?;
     // No device node of the root, nor of a mount below it, opens from here on.
-    set_tree_flags(None, MsFlags::MS_NODEV, Path::new("/"))?;
+    set_attributes(root.fd.as_fd(), true, MsFlags::MS_NODEV, Path::new("/"))?;
 
-    // 3. The mounts, by paths inside the root. /proc and what goes below it come last: until
-    // procfs is there, the root holds no magic link (/proc/PID/root), so following the root's
-    // own links to make a mount point, a file or the working directory stays inside it.
+    // 3. The mounts. /proc and what goes below it come last, so that the root holds no magic
+    // link (/proc/PID/root) while mount points, files and the working directory are made.
     let (late, early): (Vec<_>, Vec<_>) = plan
         .mounts
         .iter()
         .zip(sources)
         .partition(|(mount, _)| mount.destination.starts_with("/proc"));
+    let mut kernel = KernelMounts::default();
     for (mount, source) in early {
-        apply(mount, source, true)?;
+        kernel.note(mount, apply(&root, mount, source)?);
     }
     if makes_dev {
-        populate_dev(devices)?;
+        populate_dev(&root, devices)?;
     }
     for (source, target) in etc_files {
-        let target = Path::new(target);
-        make_parent(target)?;
-        make_file(target)?;
-        attach(&source, target)?;
-        remount(target, MsFlags::MS_RDONLY)?;
+        bind_read_only(&root, source, Path::new(target))?;
     }
-    if let Err(e) = chdir(workdir) {
-        if e != nix::errno::Errno::ENOENT {
-            return Err(format!("working directory {}: {e}", workdir.display()));
-        }
-        fs::create_dir_all(workdir)
-            .map_err(|e| format!("make working directory {}: {e}", workdir.display()))?;
-        chdir(workdir).map_err(|e| format!("working directory {}: {e}", workdir.display()))?;
-    }
+    let dir = root
+        .target(workdir, Kind::Directory)
+        .map_err(|e| format!("working directory {e}"))?;
+    fchdir(&dir).map_err(|e| format!("working directory {}: {e}", workdir.display()))?;
     for (mount, source) in late {
-        apply(mount, source, true)?;
+        kernel.note(mount, apply(&root, mount, source)?);
     }
-    mask_and_protect(plan, nulls)?;
+    mask_and_protect(&root, plan, nulls, &kernel)?;
     let mut flags = MsFlags::MS_NODEV;
     if plan.read_only {
         flags |= MsFlags::MS_RDONLY;
     }
-    remount(Path::new("/"), flags).map_err(|e| format!("the root: {e}"))
+    set_attributes(root.fd.as_fd(), false, flags, Path::new("/"))
+        .map_err(|e| format!("the root: {e}"))
 }
 
 /// The host's root: berth's /etc files and the mounts go on existing paths.
 fn in_the_hosts_root(plan: &FilesystemPlan) -> Result<(), String> {
+    let root = Root::current(false)?;
     for (source, target) in &plan.etc_files {
         // A host without /etc/hostname has nothing to cover; the other two always exist.
-        if *target == "/etc/hostname" && !Path::new(target).exists() {
+        if *target == "/etc/hostname" && root.find(Path::new(target), Kind::File)?.is_none() {
             continue;
         }
-        bind_read_only(source, Path::new(target))?;
+        bind_read_only(&root, detached(source, false)?, Path::new(target))?;
     }
+    let mut kernel = KernelMounts::default();
     for mount in &plan.mounts {
-        let source = match &mount.source {
-            Source::Bind { path, recursive } => Some(host_tree(path, *recursive)?),
-            Source::Cgroup => Some(host_tree(Path::new("/sys/fs/cgroup"), true)?),
-            Source::Filesystem { .. } => None,
-        };
-        apply(mount, source, false)?;
+        let source = host_source(mount)?;
+        kernel.note(mount, apply(&root, mount, source)?);
     }
-    let nulls = plan
-        .masked_paths
+    mask_and_protect(&root, plan, host_nulls(plan)?, &kernel)
+}
+
+/// Whether a mount target is a directory or a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Directory,
+    File,
+}
+
+/// A root to mount in, by a descriptor of its `/`.
+struct Root {
+    fd: OwnedFd,
+    /// Whether missing mount points are made (in a root filesystem, never in the host's).
+    make: bool,
+}
+
+impl Root {
+    /// The calling process's root.
+    fn current(make: bool) -> Result<Self, String> {
+        let fd = open_directory(Path::new("/"))?;
+        Ok(Root { fd, make })
+    }
+
+    /// Pivots into `rootfs`, bound on itself (pivot_root wants a mount point), and detaches
+    /// the host's root; the new root, in which missing mount points are made.
+    fn pivot_into(rootfs: &Path) -> Result<Self, String> {
+        let dir = open_directory(rootfs)?;
+        let tree = sys::clone_tree(Some(dir.as_fd()), c"", true)
+            .map_err(|e| format!("take {} to mount: {}", rootfs.display(), errno(&e)))?;
+        sys::move_mount(tree.as_fd(), dir.as_fd())
+            .map_err(|e| format!("mount {} on itself: {}", rootfs.display(), errno(&e)))?;
+        fchdir(&tree).map_err(|e| format!("enter {}: {e}", rootfs.display()))?;
+        // pivot_root(".", ".") stacks the old root over the new one; it is detached.
+        pivot_root(".", ".").map_err(|e| format!("pivot_root into {}: {e}", rootfs.display()))?;
+        umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detach the host's root: {e}"))?;
+        chdir("/").map_err(|e| format!("chdir /: {e}"))?;
+        Root::current(true)
+    }
+
+    /// The mount target `path`, made if missing and this root makes mount points (else
+    /// it must exist).
+    fn target(&self, path: &Path, kind: Kind) -> Result<OwnedFd, String> {
+        if !self.make {
+            return self.find(path, kind)?.ok_or_else(|| {
+                format!(
+                    "{} does not exist (without a root filesystem, berth makes nothing in the \
+                     host's)",
+                    path.display()
+                )
+            });
+        }
+        if let Some(found) = self.find(path, kind)? {
+            return Ok(found);
+        }
+        // Made one component at a time in the directory reached so far, each prefix looked
+        // up again from the root, inside it.
+        let names = names(path);
+        let mut at = self.fd.try_clone().map_err(|e| e.to_string())?;
+        for end in 1..=names.len() {
+            let last = end == names.len();
+            let kind = if last { kind } else { Kind::Directory };
+            if let Some(found) = self.lookup(path, &names[..end], kind)? {
+                at = found;
+                continue;
+            }
+            let name = c_string(names[end - 1], path)?;
+            let made = match kind {
+                Kind::Directory => nix::sys::stat::mkdirat(
+                    at.as_fd(),
+                    name.as_c_str(),
+                    Mode::from_bits_truncate(0o755),
+                ),
+                Kind::File => make_file(at.as_fd(), &name),
+            };
+            match made {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => {
+                    let made: PathBuf = names[..end].iter().collect();
+                    return Err(format!("make /{}: {e}", made.display()));
+                }
+            }
+            at = self
+                .lookup(path, &names[..end], kind)?
+                .ok_or_else(|| format!("{}: {}", path.display(), Errno::ENOENT.desc()))?;
+        }
+        Ok(at)
+    }
+
+    /// The existing `path` in this root, or `None`.
+    fn find(&self, path: &Path, kind: Kind) -> Result<Option<OwnedFd>, String> {
+        self.lookup(path, &names(path), kind)
+    }
+
+    /// `names`, the first components of `path`, looked up from the root inside it: no magic
+    /// link, and no link at all to or below /proc, /sys and /dev; `None` if missing.
+    fn lookup(&self, path: &Path, names: &[&OsStr], kind: Kind) -> Result<Option<OwnedFd>, String> {
+        let kernel = KERNEL_TREES.iter().any(|tree| path.starts_with(tree));
+        let mut how = resolve::IN_ROOT | resolve::NO_MAGICLINKS;
+        if kernel {
+            how |= resolve::NO_SYMLINKS;
+        }
+        let relative = c_string(join(names), path)?;
+        let mut flags = libc::O_PATH;
+        if kind == Kind::Directory {
+            flags |= libc::O_DIRECTORY;
+        }
+        match sys::openat2(self.fd.as_fd(), &relative, flags, how) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) && kernel => Err(format!(
+                "{} is, or passes through, a symbolic link in the root filesystem: berth \
+                 follows no link to or below /proc, /sys and /dev (make them directories)",
+                path.display()
+            )),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(format!(
+                "{}: a magic link (/proc/PID/...) or too many links on the way, which berth \
+                 does not follow",
+                path.display()
+            )),
+            Err(e) => Err(format!("{}: {}", path.display(), errno(&e))),
+        }
+    }
+}
+
+/// The proc and sys filesystems (or whatever is mounted at /proc and /sys), beneath which
+/// their masked and read-only paths are opened.
+#[derive(Default)]
+struct KernelMounts {
+    proc: Option<OwnedFd>,
+    sys: Option<OwnedFd>,
+}
+
+impl KernelMounts {
+    /// Keeps `mounted` if it is `mount`'s, at /proc or /sys.
+    fn note(&mut self, mount: &Mount, mounted: OwnedFd) {
+        if mount.destination == Path::new("/proc") {
+            self.proc = Some(mounted);
+        } else if mount.destination == Path::new("/sys") {
+            self.sys = Some(mounted);
+        }
+    }
+}
+
+/// A bind's host-side tree (and whether it is a directory); `None` for a new filesystem.
+fn host_source(mount: &Mount) -> Result<Option<(OwnedFd, bool)>, String> {
+    let (path, recursive) = match &mount.source {
+        Source::Bind { path, recursive } => (path.as_path(), *recursive),
+        Source::Cgroup => (Path::new("/sys/fs/cgroup"), true),
+        Source::Filesystem { .. } => return Ok(None),
+    };
+    let tree = detached(path, recursive)?;
+    let mode = nix::sys::stat::fstat(&tree).map_err(|e| format!("{}: {e}", path.display()))?;
+    let is_dir = SFlag::from_bits_truncate(mode.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+    Ok(Some((tree, is_dir)))
+}
+
+/// The host's /dev/null, once for each masked path.
+fn host_nulls(plan: &FilesystemPlan) -> Result<Vec<OwnedFd>, String> {
+    plan.masked_paths
         .iter()
         .map(|_| detached(Path::new("/dev/null"), false))
-        .collect::<Result<Vec<_>, _>>()?;
-    mask_and_protect(plan, nulls)
+        .collect()
 }
 
-/// Binds `source` over `target`, read-only.
-pub fn bind_read_only(source: &Path, target: &Path) -> Result<(), String> {
-    mount_at(Some(source), target, None, MsFlags::MS_BIND, None)?;
-    remount(target, MsFlags::MS_RDONLY)
-}
-
-/// Sets a bind mount's flags (`flags`, and always MS_NODEV unless it is a device).
-fn remount(target: &Path, flags: MsFlags) -> Result<(), String> {
-    mount(
-        None::<&str>,
-        target,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
-        None::<&str>,
-    )
-    .map_err(|e| format!("set the flags of {}: {e}", target.display()))
-}
-
-/// A host path to bind: its detached tree, and whether it is a directory.
-fn host_tree(path: &Path, recursive: bool) -> Result<(OwnedFd, bool), String> {
-    let is_dir = fs::metadata(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .is_dir();
-    Ok((detached(path, recursive)?, is_dir))
-}
-
-/// Mounts one `mount`; `source` is its detached tree for a bind (and whether it is a
-/// directory). With `make`, missing mount points are made (inside a root filesystem); else
-/// they must exist.
-fn apply(mount: &Mount, source: Option<(OwnedFd, bool)>, make: bool) -> Result<(), String> {
-    let target = &mount.destination;
-    let is_dir = source.as_ref().is_none_or(|(_, is_dir)| *is_dir);
-    if make {
-        make_parent(target)?;
-        if is_dir {
-            fs::create_dir_all(target).map_err(|e| format!("make {}: {e}", target.display()))?;
-        } else {
-            make_file(target)?;
-        }
-    } else if !target.exists() {
-        return Err(format!(
-            "{} does not exist (without a root filesystem, berth makes nothing in the host's)",
-            target.display()
-        ));
-    }
-    match (&mount.source, source) {
+/// Mounts one `mount` in `root`; `source` is its detached tree for a bind (and whether it is
+/// a directory). Returns the mount, attached.
+fn apply(root: &Root, mount: &Mount, source: Option<(OwnedFd, bool)>) -> Result<OwnedFd, String> {
+    let path = &mount.destination;
+    let kind = match &source {
+        Some((_, false)) => Kind::File,
+        _ => Kind::Directory,
+    };
+    let target = root.target(path, kind)?;
+    let mounted = match (&mount.source, source) {
         (Source::Filesystem { kind, source }, _) => {
             let mut flags = mount.flags;
             // devpts holds the container's terminals: device nodes it must open.
             if kind != "devpts" {
                 flags |= MsFlags::MS_NODEV;
             }
-            let data = (!mount.data.is_empty()).then_some(mount.data.as_str());
-            mount_at(Some(Path::new(source)), target, Some(kind), flags, data)?;
+            new_filesystem(kind, source, &mount.data, flags, path)?
         }
         (_, Some((tree, _))) => {
             // The flags go on the whole tree, the mounts below the source too.
@@ -233,24 +330,83 @@ fn apply(mount: &Mount, source: Option<(OwnedFd, bool)>, make: bool) -> Result<(
             if mount.source == Source::Cgroup {
                 flags |= MsFlags::MS_RDONLY;
             }
-            set_tree_flags(Some(&tree), flags, target)?;
-            attach(&tree, target)?;
+            set_attributes(tree.as_fd(), true, flags, path)?;
+            tree
         }
         (_, None) => unreachable!("a bind has its detached tree"),
-    }
+    };
+    attach(&mounted, &target, path)?;
     if let Some(propagation) = mount.propagation {
-        mount_at(None, target, None, propagation, None)?;
+        let recursive = propagation.contains(MsFlags::MS_REC);
+        sys::mount_setattr(
+            mounted.as_fd(),
+            recursive,
+            &MountAttr::propagation(propagation),
+        )
+        .map_err(|e| format!("set the propagation of {}: {}", path.display(), errno(&e)))?;
     }
-    Ok(())
+    Ok(mounted)
+}
+
+/// A new, detached filesystem of type `kind` (fsopen, fsconfig, fsmount): `source` its name,
+/// `data` its own comma-separated options, `flags` the mount's.
+fn new_filesystem(
+    kind: &str,
+    source: &str,
+    data: &str,
+    flags: MsFlags,
+    target: &Path,
+) -> Result<OwnedFd, String> {
+    let failed = |what: &str, error: io::Error, fs: Option<BorrowedFd<'_>>| {
+        let said = fs.map(sys::fs_messages).unwrap_or_default();
+        let said = if said.is_empty() {
+            said
+        } else {
+            format!(" ({said})")
+        };
+        format!(
+            "mount {kind} on {}: {what}{}{said}",
+            target.display(),
+            errno(&error)
+        )
+    };
+    let fs = sys::fsopen(&c_string(kind, target)?).map_err(|e| failed("", e, None))?;
+    let set = |key: &str, value: Option<&str>| {
+        let key_c = c_string(key, target)?;
+        let value_c = value.map(|v| c_string(v, target)).transpose()?;
+        sys::fsconfig_set(fs.as_fd(), &key_c, value_c.as_deref()).map_err(|e| {
+            let option = value.map_or(key.to_owned(), |v| format!("{key}={v}"));
+            failed(&format!("option {option}: "), e, Some(fs.as_fd()))
+        })
+    };
+    set("source", Some(source))?;
+    for option in data.split(',').filter(|o| !o.is_empty()) {
+        match option.split_once('=') {
+            Some((key, value)) => set(key, Some(value))?,
+            None => set(option, None)?,
+        }
+    }
+    // The superblock's own flags; the others are the mount's attributes.
+    for (flag, name) in [
+        (MsFlags::MS_SYNCHRONOUS, "sync"),
+        (MsFlags::MS_DIRSYNC, "dirsync"),
+        (MsFlags::MS_MANDLOCK, "mand"),
+    ] {
+        if flags.contains(flag) {
+            set(name, None)?;
+        }
+    }
+    sys::fsconfig_create(fs.as_fd()).map_err(|e| failed("", e, Some(fs.as_fd())))?;
+    sys::fsmount(fs.as_fd(), &MountAttr::from_flags(flags)).map_err(|e| failed("", e, None))
 }
 
 /// The usual devices, bound from the host's, and /dev's links.
-fn populate_dev(devices: Vec<(&str, OwnedFd)>) -> Result<(), String> {
+fn populate_dev(root: &Root, devices: Vec<(&str, OwnedFd)>) -> Result<(), String> {
     for (name, tree) in devices {
         let node = Path::new("/dev").join(name);
-        make_file(&node)?;
-        attach(&tree, &node)?;
+        attach(&tree, &root.target(&node, Kind::File)?, &node)?;
     }
+    let dev = root.target(Path::new("/dev"), Kind::Directory)?;
     for (link, target) in [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
@@ -258,196 +414,178 @@ fn populate_dev(devices: Vec<(&str, OwnedFd)>) -> Result<(), String> {
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        let path = Path::new("/dev").join(link);
-        if fs::symlink_metadata(&path).is_err() {
-            std::os::unix::fs::symlink(target, &path)
-                .map_err(|e| format!("make /dev/{link}: {e}"))?;
+        match nix::unistd::symlinkat(target, dev.as_fd(), link) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(format!("make /dev/{link}: {e}")),
         }
     }
     Ok(())
+}
+
+/// Binds the detached file `source` over `target` in `root`, read-only.
+fn bind_read_only(root: &Root, source: OwnedFd, target: &Path) -> Result<(), String> {
+    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    set_attributes(source.as_fd(), false, flags, target)?;
+    attach(&source, &root.target(target, Kind::File)?, target)
 }
 
 /// Hides the masked paths (/dev/null over a file, an empty read-only tmpfs over a directory)
 /// and makes the read-only ones read-only; paths that do not exist are left alone.
-fn mask_and_protect(plan: &FilesystemPlan, nulls: Vec<OwnedFd>) -> Result<(), String> {
+fn mask_and_protect(
+    root: &Root,
+    plan: &FilesystemPlan,
+    nulls: Vec<OwnedFd>,
+    kernel: &KernelMounts,
+) -> Result<(), String> {
+    let protected = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     for (path, null) in plan.masked_paths.iter().zip(nulls) {
-        match fs::metadata(path) {
-            Ok(meta) if meta.is_dir() => mount_at(
-                Some(Path::new("tmpfs")),
-                path,
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY | MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
-                Some("size=0"),
-            )?,
-            Ok(_) => attach(&null, path)?,
-            Err(_) => {}
-        }
+        let Some(target) = kernel_path(root, kernel, path)? else {
+            continue;
+        };
+        let meta =
+            nix::sys::stat::fstat(&target).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mask = if SFlag::from_bits_truncate(meta.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+            new_filesystem("tmpfs", "tmpfs", "size=0", protected, path)?
+        } else {
+            null
+        };
+        attach(&mask, &target, path)?;
     }
     for path in &plan.read_only_paths {
-        if path.exists() {
-            mount_at(
-                Some(path),
-                path,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None,
-            )?;
-            remount(
-                path,
-                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            )?;
-        }
+        let Some(target) = kernel_path(root, kernel, path)? else {
+            continue;
+        };
+        let tree = sys::clone_tree(Some(target.as_fd()), c"", true)
+            .map_err(|e| format!("take {} to mount: {}", path.display(), errno(&e)))?;
+        set_attributes(tree.as_fd(), true, protected | MsFlags::MS_NOEXEC, path)?;
+        attach(&tree, &target, path)?;
     }
     Ok(())
 }
 
-/// A detached copy of the mount at `path` (recursively with `recursive`), to attach later.
-fn detached(path: &Path, recursive: bool) -> Result<OwnedFd, String> {
-    let c_path = c_path(path)?;
-    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
-    if recursive {
-        flags |= AT_RECURSIVE;
+/// A masked or read-only `path`, or `None` if it does not exist. Below /proc or /sys it is
+/// opened beneath the mount there (no link, no other mount on the way) and must be on a proc
+/// or sys filesystem; anywhere else, in the root.
+fn kernel_path(root: &Root, kernel: &KernelMounts, path: &Path) -> Result<Option<OwnedFd>, String> {
+    for (mount, at, magic, name) in [
+        (&kernel.proc, "/proc", PROC_SUPER_MAGIC, "proc"),
+        (&kernel.sys, "/sys", SYSFS_MAGIC, "sysfs"),
+    ] {
+        let (Some(mount), Ok(rest)) = (mount, path.strip_prefix(at)) else {
+            continue;
+        };
+        let relative = c_string(join(&names(rest)), path)?;
+        let how = resolve::BENEATH | resolve::NO_SYMLINKS | resolve::NO_XDEV;
+        let target = match sys::openat2(mount.as_fd(), &relative, libc::O_PATH, how) {
+            Ok(target) => target,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) => {
+                let why = match e.raw_os_error() {
+                    Some(libc::ELOOP) => "a symbolic link on the way".to_owned(),
+                    Some(libc::EXDEV) => format!("it leads out of the {name} filesystem"),
+                    _ => errno(&e),
+                };
+                return Err(format!(
+                    "{}: {why}, which berth does not follow",
+                    path.display()
+                ));
+            }
+        };
+        let on = nix::sys::statfs::fstatfs(&target)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .filesystem_type();
+        if on != magic {
+            return Err(format!(
+                "{} is not on the container's {name} filesystem: berth masks and protects it there only",
+                path.display()
+            ));
+        }
+        return Ok(Some(target));
     }
-    // SAFETY: open_tree(2) reads the NUL-terminated path and returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c_path.as_ptr(), flags) };
-    let fd = succeeded(fd, || format!("take {} to mount", path.display()))?;
-    // SAFETY: the descriptor was just returned by the kernel and is owned by nothing else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+    root.find(path, Kind::File)
+}
+
+/// A detached copy of the host's mount at `path` (recursively with `recursive`).
+fn detached(path: &Path, recursive: bool) -> Result<OwnedFd, String> {
+    sys::clone_tree(None, &c_string(path.as_os_str(), path)?, recursive)
+        .map_err(|e| format!("take {} to mount: {}", path.display(), errno(&e)))
 }
 
 /// Sets the read-only, nosuid, nodev, noexec, nosymfollow and atime flags that `flags` has on
-/// every mount of the detached `tree` (bound at `target`), or of the tree at `target`.
-fn set_tree_flags(tree: Option<&OwnedFd>, flags: MsFlags, target: &Path) -> Result<(), String> {
-    /// struct mount_attr (linux/mount.h).
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    let mut attr_set = 0;
-    for (flag, attribute) in [
-        (MsFlags::MS_RDONLY, 0x1),
-        (MsFlags::MS_NOSUID, 0x2),
-        (MsFlags::MS_NODEV, 0x4),
-        (MsFlags::MS_NOEXEC, 0x8),
-        (MsFlags::MS_NODIRATIME, 0x80),
-        (NOSYMFOLLOW, 0x0020_0000),
-    ] {
-        if flags.contains(flag) {
-            attr_set |= attribute;
-        }
-    }
-    // The access time is one setting of three (MOUNT_ATTR__ATIME).
-    let mut attr_clr = 0;
-    if flags.contains(MsFlags::MS_NOATIME) {
-        attr_set |= 0x10;
-        attr_clr |= 0x70;
-    } else if flags.contains(MsFlags::MS_STRICTATIME) {
-        attr_set |= 0x20;
-        attr_clr |= 0x70;
-    }
-    let attr = MountAttr {
-        attr_set,
-        attr_clr,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    let (fd, path, empty) = match tree {
-        Some(tree) => (
-            tree.as_raw_fd(),
-            c"".to_owned(),
-            libc::AT_EMPTY_PATH as libc::c_uint,
-        ),
-        None => (libc::AT_FDCWD, c_path(target)?, 0),
-    };
-    // SAFETY: mount_setattr(2) reads `size` bytes of `attr` and the NUL-terminated path.
-    let done = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd,
-            path.as_ptr(),
-            empty | AT_RECURSIVE,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    succeeded(done, || {
-        format!("set the flags of the mount for {}", target.display())
-    })?;
-    Ok(())
-}
-
-/// `path` as a C string for a system call.
-fn c_path(path: &Path) -> Result<std::ffi::CString, String> {
-    std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| format!("{}: a NUL byte in the path", path.display()))
-}
-
-/// Attaches the detached mount `tree` at `target`.
-fn attach(tree: &OwnedFd, target: &Path) -> Result<(), String> {
-    let c_target = c_path(target)?;
-    // SAFETY: move_mount(2) reads the two NUL-terminated paths (the first empty, with
-    // MOVE_MOUNT_F_EMPTY_PATH: the descriptor itself) and touches no other memory.
-    let done = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_FDCWD,
-            c_target.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    };
-    succeeded(done, || format!("mount on {}", target.display()))?;
-    Ok(())
-}
-
-/// What a raw system call `returned`: the value, or the error (errno) after `what` failed.
-fn succeeded(
-    returned: libc::c_long,
-    what: impl FnOnce() -> String,
-) -> Result<libc::c_long, String> {
-    if returned < 0 {
-        let error = std::io::Error::last_os_error();
-        return Err(format!("{}: {error}", what()));
-    }
-    Ok(returned)
-}
-
-fn mount_at(
-    source: Option<&Path>,
-    target: &Path,
-    kind: Option<&str>,
+/// the mount `mount` (and every mount below it if `recursive`), for `path`.
+fn set_attributes(
+    mount: BorrowedFd<'_>,
+    recursive: bool,
     flags: MsFlags,
-    data: Option<&str>,
+    path: &Path,
 ) -> Result<(), String> {
-    mount(source, target, kind, flags, data).map_err(|e| {
+    sys::mount_setattr(mount, recursive, &MountAttr::from_flags(flags)).map_err(|e| {
         format!(
-            "mount {}{} on {}: {e}",
-            kind.unwrap_or("bind of "),
-            source.map_or(String::new(), |s| format!(" {}", s.display())),
-            target.display()
+            "set the flags of the mount for {}: {}",
+            path.display(),
+            errno(&e)
         )
     })
 }
 
-fn make_parent(path: &Path) -> Result<(), String> {
-    match path.parent() {
-        Some(parent) => {
-            fs::create_dir_all(parent).map_err(|e| format!("make {}: {e}", parent.display()))
-        }
-        None => Ok(()),
-    }
+/// Attaches the mount `mount` on the opened `target` (at `path`).
+fn attach(mount: &OwnedFd, target: &OwnedFd, path: &Path) -> Result<(), String> {
+    sys::move_mount(mount.as_fd(), target.as_fd())
+        .map_err(|e| format!("mount on {}: {}", path.display(), errno(&e)))
 }
 
-/// An empty file at `path` to bind a file over, unless something is there.
-fn make_file(path: &Path) -> Result<(), String> {
-    if path.exists() {
-        return Ok(());
+/// An empty file `name` in `dir`, to bind a file over; never through a link.
+fn make_file(dir: BorrowedFd<'_>, name: &CString) -> nix::Result<()> {
+    let flags = OFlag::O_CREAT
+        | OFlag::O_EXCL
+        | OFlag::O_WRONLY
+        | OFlag::O_NOFOLLOW
+        | OFlag::O_NOCTTY
+        | OFlag::O_CLOEXEC;
+    let file = nix::fcntl::openat(dir, name.as_c_str(), flags, Mode::from_bits_truncate(0o644))?;
+    nix::sys::stat::fchmod(&file, Mode::from_bits_truncate(0o644))
+}
+
+/// A host directory (`/`, a root filesystem), opened as a path.
+fn open_directory(path: &Path) -> Result<OwnedFd, String> {
+    std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(path)
+        .map(OwnedFd::from)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `path`'s components after its root, `..` included (a lookup keeps it in the root).
+fn names(path: &Path) -> Vec<&OsStr> {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(name) => Some(name),
+            Component::ParentDir => Some(OsStr::new("..")),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+        })
+        .collect()
+}
+
+/// `names` joined into a relative path; `.` when there are none.
+fn join(names: &[&OsStr]) -> std::ffi::OsString {
+    if names.is_empty() {
+        return ".".into();
     }
-    fs::File::create(path)
-        .and_then(|file| file.set_permissions(fs::Permissions::from_mode(0o644)))
-        .map_err(|e| format!("make {}: {e}", path.display()))
+    let joined: PathBuf = names.iter().collect();
+    joined.into_os_string()
+}
+
+/// `text` as a C string for a system call about `path`.
+fn c_string(text: impl AsRef<OsStr>, path: &Path) -> Result<CString, String> {
+    CString::new(text.as_ref().as_encoded_bytes())
+        .map_err(|_| format!("{}: a NUL byte in the path", path.display()))
+}
+
+/// An error as nix shows it (`ENOENT: No such file or directory`).
+fn errno(error: &io::Error) -> String {
+    match error.raw_os_error() {
+        Some(code) => Errno::from_raw(code).to_string(),
+        None => error.to_string(),
+    }
 }

@@ -199,19 +199,30 @@ impl RunSpec {
         } else if pid_private {
             filesystem.mounts.push(mounts::proc_for_private_pids());
         }
-        if rootfs.is_none() {
-            if let Some((text, volume)) = args
+        if rootfs.is_some() {
+            if let Some((text, _)) = args
                 .volume
                 .iter()
                 .zip(&volumes)
-                .find(|(_, volume)| !volume.destination.exists())
+                .find(|(_, volume)| volume.is_under_proc())
             {
                 return Err(Error::Invalid(format!(
-                    "-v {text}: {} does not exist, and without --rootfs berth makes nothing in \
-                     the host's own filesystem",
-                    volume.destination.display()
+                    "-v {text}: berth mounts nothing on /proc or below it in a root \
+                     filesystem, so that its masked and read-only paths stay as they are (as \
+                     runc refuses); choose another container path"
                 )));
             }
+        } else if let Some((text, volume)) = args
+            .volume
+            .iter()
+            .zip(&volumes)
+            .find(|(_, volume)| !volume.destination.exists())
+        {
+            return Err(Error::Invalid(format!(
+                "-v {text}: {} does not exist, and without --rootfs berth makes nothing in \
+                     the host's own filesystem",
+                volume.destination.display()
+            )));
         }
         filesystem.rootfs = rootfs;
         filesystem.mounts.extend(volumes);

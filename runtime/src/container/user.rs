@@ -1,11 +1,14 @@
 //! Who the workload runs as: `-u USER[:GROUP]` (names looked up in the container's own
 //! /etc/passwd and /etc/group, as docker does) or an OCI config's numeric user.
 
-use std::fs;
+use std::fs::File;
+use std::os::fd::AsFd;
 
 use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
 
 use crate::error::{Error, Result};
+use crate::files;
+use crate::sys::{self, resolve};
 
 /// The user asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,8 +68,8 @@ impl User {
         })
     }
 
-    /// Resolves the user in the container's /etc/passwd and /etc/group (call it in the
-    /// container's root).
+    /// Resolves the user in the container's /etc/passwd and /etc/group, those of the calling
+    /// process's `/` (the container's root, once the caller is in it).
     pub fn resolve(&self) -> std::result::Result<Ids, String> {
         let (user, group) = match self {
             User::Ids {
@@ -83,7 +86,7 @@ impl User {
             }
             User::Lookup { user, group } => (user, group),
         };
-        let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let passwd = read_container_file(c"etc/passwd")?;
         // A number is a uid, a name a name (a user named "1000" is not uid 1000).
         let field = if user.parse::<u32>().is_ok() { 2 } else { 0 };
         let entry = passwd
@@ -108,7 +111,7 @@ impl User {
                 ))
             }
         };
-        let groups_file = fs::read_to_string("/etc/group").unwrap_or_default();
+        let groups_file = read_container_file(c"etc/group")?;
         let groups: Vec<Vec<&str>> = groups_file
             .lines()
             .map(|line| line.split(':').collect::<Vec<_>>())
@@ -157,6 +160,32 @@ impl std::fmt::Display for User {
             User::Ids { uid, gid, .. } => write!(f, "{uid}:{gid}"),
         }
     }
+}
+
+/// The container's file `/PATH`, empty if it is missing: opened inside the calling process's
+/// root (its links followed inside it, magic ones never) without waiting on a FIFO, and read
+/// only if it is a small regular file.
+fn read_container_file(path: &std::ffi::CStr) -> std::result::Result<String, String> {
+    let name = path.to_string_lossy();
+    let failed = |why: String| format!("the container's /{name}: {why}");
+    let root = File::open("/").map_err(|e| failed(e.to_string()))?;
+    let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
+    let how = resolve::IN_ROOT | resolve::NO_MAGICLINKS;
+    let file = match sys::openat2(root.as_fd(), path, flags, how) {
+        Ok(fd) => File::from(fd),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(String::new()),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(failed(
+                "a magic link (/proc/PID/...) or too many links on the way, which berth does \
+                 not follow"
+                    .into(),
+            ))
+        }
+        Err(e) => return Err(failed(e.to_string())),
+    };
+    let contents =
+        files::read_regular_file(file, files::CONFIG_LIMIT).map_err(|e| failed(e.to_string()))?;
+    Ok(String::from_utf8_lossy(&contents).into_owned())
 }
 
 fn bad_line(file: &str, name: &str) -> String {
