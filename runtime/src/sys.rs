@@ -309,63 +309,6 @@ fn close_range(first: u32, last: u32) -> io::Result<()> {
     done(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) })
 }
 
-/// open_tree(2) flags (linux/mount.h).
-const OPEN_TREE_CLONE: u32 = 1;
-const AT_RECURSIVE: u32 = 0x8000;
-
-/// A detached clone of the mount at `fd` (the file or directory it names; with `recursive`,
-/// the mounts below it too), close-on-exec. It dissolves when its last descriptor closes.
-pub fn open_tree_clone(fd: BorrowedFd<'_>, recursive: bool) -> io::Result<OwnedFd> {
-    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as u32 | libc::AT_EMPTY_PATH as u32;
-    if recursive {
-        flags |= AT_RECURSIVE;
-    }
-    // SAFETY: open_tree(2) reads the NUL-terminated empty path and returns a new descriptor.
-    let tree = unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) };
-    if tree < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this descriptor, owned by nothing else.
-    Ok(unsafe { OwnedFd::from_raw_fd(tree as i32) })
-}
-
-/// struct mount_attr (linux/mount.h).
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
-/// MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID and MOUNT_ATTR_NODEV (linux/mount.h).
-const MOUNT_ATTR_RDONLY_NOSUID_NODEV: u64 = 0x1 | 0x2 | 0x4;
-
-/// Makes the (detached) mount `tree` read-only, nosuid and nodev (mount_setattr(2)).
-pub fn set_mount_read_only(tree: BorrowedFd<'_>) -> io::Result<()> {
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY_NOSUID_NODEV,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: mount_setattr(2) reads `size` bytes of `attr` and the NUL-terminated empty path.
-    let done = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if done < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// Execs the program open at `fd` (execveat(2) with AT_EMPTY_PATH); returns only its error.
 pub fn execveat_fd(fd: i32, argv: &[std::ffi::CString], envp: &[std::ffi::CString]) -> io::Error {
     let pointers = |strings: &[std::ffi::CString]| -> Vec<*const libc::c_char> {

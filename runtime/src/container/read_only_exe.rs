@@ -20,6 +20,7 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
 
+use nix::mount::MsFlags;
 use nix::sys::statvfs::{fstatvfs, FsFlags};
 
 use crate::error::{Error, Result};
@@ -35,9 +36,10 @@ pub fn ensure() -> Result<()> {
     if flags.flags().contains(FsFlags::ST_RDONLY) {
         return Ok(());
     }
-    let view = sys::open_tree_clone(exe.as_fd(), false)
+    let view = sys::clone_tree(Some(exe.as_fd()), c"", false)
         .map_err(|e| Error::system("take a view of berth's own binary", e))?;
-    sys::set_mount_read_only(view.as_fd())
+    let read_only = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    sys::mount_setattr(view.as_fd(), false, &sys::MountAttr::from_flags(read_only))
         .map_err(|e| Error::system("make the view of berth's binary read-only", e))?;
     drop(exe);
     let argv = c_strings(std::env::args_os().map(|arg| arg.as_bytes().to_vec()))?;
