@@ -107,6 +107,7 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
     // What exec starts is the container's: its teardown ends it too.
     dir.note_exec()?;
     let signals = BlockedSignals::block()?;
+    let signal_fd = signals.listen()?;
     for (file, kind, what) in [
         (&network, CloneFlags::CLONE_NEWNET, "network"),
         (&uts, CloneFlags::CLONE_NEWUTS, "UTS"),
@@ -138,7 +139,7 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
                 .map_err(|e| Error::system("restore the signal mask", e))?;
         }
         nix::unistd::ForkResult::Parent { child } => {
-            return Ok(supervise::supervise(child, &signals, None)? as u8);
+            return Ok(supervise::supervise(child, &signal_fd, None)? as u8);
         }
     }
     let workdir = args

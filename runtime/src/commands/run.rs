@@ -211,6 +211,7 @@ fn launch(
 
     // 4. The clone: the child waits for the go-ahead while berth wires its network.
     supervise::become_subreaper()?;
+    let signal_fd = signals.listen()?;
     let terminal = spec
         .process
         .terminal
@@ -323,7 +324,7 @@ fn launch(
 
     // 7. Supervise, then tear down: what the workload left running, then what `made` holds.
     let relay = terminal_master.map(Relay::start).transpose()?;
-    let code = supervise::supervise(container.pid, signals, log_relay.as_mut())?;
+    let code = supervise::supervise(container.pid, &signal_fd, log_relay.as_mut())?;
     made.child = None;
     trace::step("the workload ended");
     fault::point("before-teardown");

@@ -3,6 +3,7 @@
 
 use nix::errno::Errno;
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::os::fd::AsFd;
@@ -47,6 +48,13 @@ impl BlockedSignals {
             .map_err(|e| Error::system("block signals", e))?;
         Ok(BlockedSignals { set, original })
     }
+
+    /// A descriptor to take the blocked signals from (close-on-exec). Made before the
+    /// workload starts, so that the descriptors berth holds while it runs stay the same.
+    pub fn listen(&self) -> Result<SignalFd> {
+        SignalFd::with_flags(&self.set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+            .map_err(|e| Error::system("wait for signals", e))
+    }
 }
 
 /// Makes berth the reaper of every orphan its workload leaves, so that none escapes teardown.
@@ -63,14 +71,10 @@ pub fn become_subreaper() -> Result<()> {
 /// (docker's convention).
 pub fn supervise(
     workload: Pid,
-    signals: &BlockedSignals,
+    signal_fd: &SignalFd,
     mut log: Option<&mut log::Relay>,
 ) -> Result<i32> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use nix::sys::signalfd::{SfdFlags, SignalFd};
-    let signal_fd =
-        SignalFd::with_flags(&signals.set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-            .map_err(|e| Error::system("wait for signals", e))?;
     // A workload that still runs after a second is a long-lived one: berth then lets go of
     // the memory its setup touched (see `trim_memory`). Short runs never pay for it.
     let mut trim_at = Some(std::time::Instant::now() + std::time::Duration::from_secs(1));
