@@ -44,12 +44,12 @@ fn main() -> ExitCode {
     // namespace: berth is not dumpable. (A workload it execs is, as usual.)
     // SAFETY: prctl(PR_SET_DUMPABLE) takes integer arguments and touches no memory.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    let enters_a_container = match &cli.command {
+    // (`exec` decides for itself, once it knows the container.)
+    let enters_a_root_of_its_own = match &cli.command {
         Command::Run(args) => args.rootfs.is_some() || args.bundle.is_some(),
-        Command::Exec(_) => true,
         _ => false,
     };
-    if enters_a_container {
+    if enters_a_root_of_its_own {
         if let Err(e) = container::read_only_exe::ensure() {
             eprintln!("berth: {e}");
             return ExitCode::from(125);

@@ -17,6 +17,7 @@ use crate::commands::run::check_privileges;
 use crate::container::capabilities::CapabilityPolicy;
 use crate::container::child::exec_searching_path;
 use crate::container::process::Failure;
+use crate::container::read_only_exe;
 use crate::container::spec::{c_string, environment, path_of};
 use crate::container::state::{ContainerDir, Status};
 use crate::container::supervise::{self, BlockedSignals};
@@ -40,6 +41,12 @@ fn change_directory_in_root(dir: &Path) -> std::io::Result<()> {
     nix::unistd::fchdir(&dir).map_err(std::io::Error::from)
 }
 
+/// Whether process `pid` has a root directory other than berth's.
+fn has_a_root_of_its_own(pid: i32) -> bool {
+    let identity = |path: &str| std::fs::metadata(path).map(|m| (m.dev(), m.ino())).ok();
+    identity(&format!("/proc/{pid}/root")) != identity("/")
+}
+
 /// Runs `berth exec`; returns only if the command could not be executed.
 pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
     check_privileges("exec")?;
@@ -56,6 +63,11 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
             args.name
         )));
     };
+    // A container with a root of its own must not reach berth's binary (see read_only_exe);
+    // one in the host's root shares the host's files anyway.
+    if has_a_root_of_its_own(pid) {
+        read_only_exe::ensure()?;
+    }
     let open = |kind: &str| {
         let path = format!("/proc/{pid}/ns/{kind}");
         File::open(&path).map_err(|e| Error::file(path, e))

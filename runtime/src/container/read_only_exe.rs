@@ -11,10 +11,10 @@
 //! attached nowhere, which no one can remount (the mount dissolves when the descriptor closes
 //! at the exec), so every open for writing fails with EROFS, from any namespace.
 //!
-//! One exec costs about half a millisecond, so only the commands that need it pay: `exec`,
-//! and `run` with a root filesystem. A container in the host's root shares the host's
-//! filesystem anyway (it could write the binary by its path), so there is nothing to hide
-//! from it.
+//! The exec costs about a millisecond, so only the commands that need it pay: `run` with a
+//! root filesystem of its own, and `exec` into a container that has one. A container in the
+//! host's root shares the host's files anyway (it could write the binary by its path), so
+//! there is nothing to hide from it.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd};
