@@ -23,7 +23,7 @@ pub fn ps(root: &Path, args: PsArgs) -> Result<u8> {
                  up after it; remove {} once nothing of it runs",
                 dir.path().display()
             ),
-            Err(e) => eprintln!("berth: warning: skipping {e}"),
+            Err(e) => eprintln!("berth: warning: {e}"),
         }
     }
     match args.format {
