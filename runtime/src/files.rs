@@ -41,7 +41,8 @@ pub fn read_regular(path: &Path, limit: u64, links: Links) -> io::Result<Vec<u8>
 
 /// Reads `file` whole, if it is a regular file of at most `limit` bytes.
 pub fn read_regular_file(file: File, limit: u64) -> io::Result<Vec<u8>> {
-    let kind = file.metadata()?.file_type();
+    let metadata = file.metadata()?;
+    let kind = metadata.file_type();
     if !kind.is_file() {
         let what = if kind.is_dir() {
             "a directory"
@@ -58,7 +59,8 @@ pub fn read_regular_file(file: File, limit: u64) -> io::Result<Vec<u8>> {
             "{what}: berth reads regular files only"
         )));
     }
-    let mut contents = Vec::new();
+    // Room for what the file holds now (one read, and one to see its end).
+    let mut contents = Vec::with_capacity(metadata.len().min(limit) as usize + 1);
     file.take(limit + 1).read_to_end(&mut contents)?;
     if contents.len() as u64 > limit {
         return Err(io::Error::other(format!(

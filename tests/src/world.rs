@@ -627,9 +627,14 @@ impl World {
     /// A busybox root filesystem made by rootfs-examples/busybox.sh in `name` of this world.
     pub fn busybox_root(&self, name: &str) -> PathBuf {
         let dir = self.path(name);
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../rootfs-examples/busybox.sh");
-        self.run(self.cmd("bash").arg(script).arg(&dir)).ok();
+        self.make_busybox_root(&dir);
         dir
+    }
+
+    /// Makes a busybox root filesystem in `dir` with rootfs-examples/busybox.sh.
+    pub fn make_busybox_root(&self, dir: &Path) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../rootfs-examples/busybox.sh");
+        self.run(self.cmd("bash").arg(script).arg(dir)).ok();
     }
 
     /// `berth --root ROOT` on the host.

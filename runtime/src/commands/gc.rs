@@ -56,7 +56,13 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
         match state {
             // Running containers, and the kept records of ended detached ones (berth rm's).
             Ok(state) if state.exit_code.is_some() || state.launcher_alive() => live.push(state),
-            Ok(state) => dead.push((dir, state)),
+            // A launcher that ended just after the listing read its record wrote its last word
+            // first: read it again before taking the container for a dead one's.
+            Ok(_) => match dir.read_settled_state() {
+                Ok(state) if state.exit_code.is_some() => live.push(state),
+                Ok(state) => dead.push((dir, state)),
+                Err(e) => eprintln!("berth: gc: skipping {}: {e}", dir.path().display()),
+            },
             Err(_) if !dir.path().exists() => {} // It ended meanwhile.
             Err(_) if name.starts_with('.') && older_than(dir.path(), UNFINISHED_AGE) => {
                 remove(&dir)?;

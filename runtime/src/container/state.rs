@@ -260,7 +260,7 @@ impl ContainerDir {
             let entry = entry.map_err(|e| Error::file(&containers, e))?;
             let dir = ContainerDir { path: entry.path() };
             let state = match check_real_dir(&dir.path) {
-                Ok(()) => dir.read_settled_state(),
+                Ok(()) => dir.read_state(),
                 // Its container ended (and removed it) since the listing.
                 Err(Error::File { source, .. })
                     if source.kind() == std::io::ErrorKind::NotFound =>

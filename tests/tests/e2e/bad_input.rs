@@ -334,8 +334,7 @@ fn network_names_that_are_paths_are_refused_on_every_lookup() {
     let bundle = w.path("bundle");
     std::fs::create_dir(&bundle).unwrap();
     w.run(w.berth().args(["spec", "--bundle", bundle.to_str().unwrap()])).ok();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../rootfs-examples/busybox.sh");
-    w.run(w.cmd("bash").arg(script).arg(bundle.join("rootfs"))).ok();
+    w.make_busybox_root(&bundle.join("rootfs"));
     let config_path = bundle.join("config.json");
     let mut config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();

@@ -712,8 +712,7 @@ impl<'w> Podman<'w> {
         let holder = w.spawn(&mut holder);
         assert!(wait_for_file(&ready, Duration::from_secs(5)), "podman's namespace never came up");
         let rootfs = w.path("busybox");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../rootfs-examples/busybox.sh");
-        w.run(w.cmd("bash").arg(script).arg(&rootfs)).ok();
+        w.make_busybox_root(&rootfs);
         Podman { w, holder, rootfs, cgroup_parent: format!("/berth-e2e-{:x}", unique()) }
     }
 

@@ -10,8 +10,7 @@ use std::path::PathBuf;
 /// A busybox root filesystem in the world's scratch directory, with a file only it has.
 fn busybox_root(w: &World) -> PathBuf {
     let dir = w.path("busybox");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../rootfs-examples/busybox.sh");
-    w.run(w.cmd("bash").arg(script).arg(&dir)).ok();
+    w.make_busybox_root(&dir);
     std::fs::write(dir.join("ONLY-IN-THE-ROOTFS"), "yes\n").unwrap();
     dir
 }
@@ -364,8 +363,7 @@ fn a_private_pid_namespace_and_its_init() {
 fn bundle(w: &World, name: &str, config: &serde_json::Value) -> std::path::PathBuf {
     let dir = w.path(name);
     std::fs::create_dir_all(&dir).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../rootfs-examples/busybox.sh");
-    w.run(w.cmd("bash").arg(script).arg(dir.join("rootfs"))).ok();
+    w.make_busybox_root(&dir.join("rootfs"));
     std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(config).unwrap()).unwrap();
     dir
 }
@@ -412,8 +410,7 @@ fn a_bundle_from_berth_spec_runs_as_it_is_and_bad_bundles_are_refused() {
     w.run(w.berth().args(["spec", "--bundle", dir.to_str().unwrap()])).ok();
     w.run(w.berth().args(["spec", "--bundle", dir.to_str().unwrap()]))
         .expect_berth_error(&["exists"]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../rootfs-examples/busybox.sh");
-    w.run(w.cmd("bash").arg(script).arg(dir.join("rootfs"))).ok();
+    w.make_busybox_root(&dir.join("rootfs"));
     // Its command is sh, reading from stdin.
     let input = w.path("input");
     std::fs::write(&input, "echo $$; hostname; ip -o -4 addr show dev eth0 | awk '{print $4}'\n")
@@ -637,8 +634,7 @@ fn a_proc_swapped_for_a_link_while_containers_start_is_never_left_unprotected() 
     // The attacker runs from a root of its own (its own /proc's mount point could not be
     // moved) and reaches the shared root's directory through a volume.
     let attacker_root = w.path("attacker-root");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../rootfs-examples/busybox.sh");
-    w.run(w.cmd("bash").arg(script).arg(&attacker_root)).ok();
+    w.make_busybox_root(&attacker_root);
     let volume = format!("{}:/r", root.display());
     let swap = "cd /r; while [ ! -e stop ]; do \
                   mv -T proc proc.d && ln -s elsewhere proc; usleep 300; \
