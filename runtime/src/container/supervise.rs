@@ -22,8 +22,13 @@ pub const FORWARDED: [Signal; 7] = [
     Signal::SIGWINCH,
 ];
 
-/// The forwarded signals and SIGCHLD, blocked so that berth takes them with sigwaitinfo(2);
-/// blocked before the clone, so that none is lost while the workload starts.
+/// A terminal's job control, which berth carries out for its workload (in a session of its
+/// own, the workload is out of the terminal's reach): Ctrl-Z stops both, `fg` or `bg`
+/// continues both.
+const JOB_CONTROL: [Signal; 2] = [Signal::SIGTSTP, Signal::SIGCONT];
+
+/// The forwarded signals, job control and SIGCHLD, blocked so that berth takes them from a
+/// signalfd; blocked before the clone, so that none is lost while the workload starts.
 pub struct BlockedSignals {
     set: SigSet,
     /// The mask berth had before; the child restores it before its exec.
@@ -37,7 +42,11 @@ impl BlockedSignals {
     /// workload inherits the defaults, as a container started by docker does.
     pub fn block() -> Result<Self> {
         let mut set = SigSet::empty();
-        for signal in FORWARDED.into_iter().chain([Signal::SIGCHLD]) {
+        for signal in FORWARDED
+            .into_iter()
+            .chain(JOB_CONTROL)
+            .chain([Signal::SIGCHLD])
+        {
             // SAFETY: installing the default disposition installs no handler.
             unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl) }
                 .map_err(|e| Error::system(format!("reset {signal}"), e))?;
@@ -129,6 +138,9 @@ pub fn supervise(
                 if let Some(code) = reap(workload)? {
                     return Ok(code);
                 }
+            } else if signo == libc::SIGTSTP {
+                let _ = kill(workload, Signal::SIGSTOP);
+                let _ = nix::sys::signal::raise(Signal::SIGSTOP);
             } else if let Ok(signal) = Signal::try_from(signo) {
                 // The workload leads a session of its own, so whatever berth is sent (a
                 // terminal's Ctrl-C too) reaches it only this way.

@@ -240,3 +240,41 @@ fn signals_are_forwarded_when_berth_starts_with_them_ignored() {
     berth.signal(libc::SIGTERM);
     berth.wait(Duration::from_secs(10)).expect_code(4);
 }
+
+#[test]
+fn ctrl_z_stops_berth_and_its_workload_and_fg_continues_both() {
+    let w = World::new();
+    let sleep = unique_sleep_arg();
+    let mut berth = w.spawn(w.berth().args(["run", "--net", "none", "sleep", &sleep]));
+    let workload = poll(Duration::from_secs(15), Duration::from_millis(5), || {
+        sys::pids_with_argv(&["sleep", &sleep]).first().copied()
+    })
+    .expect("the workload runs");
+    let both_in = |state: char| {
+        poll(Duration::from_secs(10), Duration::from_millis(5), || {
+            (sys::proc_state(berth.pid()) == Some(state)
+                && sys::proc_state(workload) == Some(state))
+            .then_some(())
+        })
+        .is_some()
+    };
+    // A terminal's Ctrl-Z reaches berth's process group; the workload, in a session of its
+    // own, is stopped by berth.
+    berth.signal(libc::SIGTSTP);
+    assert!(
+        both_in('T'),
+        "stopped: berth {:?}, workload {:?}",
+        sys::proc_state(berth.pid()),
+        sys::proc_state(workload)
+    );
+    berth.signal(libc::SIGCONT);
+    assert!(
+        both_in('S'),
+        "continued: berth {:?}, workload {:?}",
+        sys::proc_state(berth.pid()),
+        sys::proc_state(workload)
+    );
+    berth.signal(libc::SIGTERM);
+    berth.wait(Duration::from_secs(10)).expect_code(128 + libc::SIGTERM);
+    w.assert_clean();
+}
