@@ -41,12 +41,6 @@ fn change_directory_in_root(dir: &Path) -> std::io::Result<()> {
     nix::unistd::fchdir(&dir).map_err(std::io::Error::from)
 }
 
-/// Whether process `pid` has a root directory other than berth's.
-fn has_a_root_of_its_own(pid: i32) -> bool {
-    let identity = |path: &str| std::fs::metadata(path).map(|m| (m.dev(), m.ino())).ok();
-    identity(&format!("/proc/{pid}/root")) != identity("/")
-}
-
 /// Runs `berth exec`; returns only if the command could not be executed.
 pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
     check_privileges("exec")?;
@@ -64,8 +58,9 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
         )));
     };
     // A container with a root of its own must not reach berth's binary (see read_only_exe);
-    // one in the host's root shares the host's files anyway.
-    if has_a_root_of_its_own(pid) {
+    // one in the host's root shares the host's files anyway. Its record says which: nothing
+    // the container can change (its processes may chroot, say).
+    if !state.host_root {
         read_only_exe::ensure()?;
     }
     let open = |kind: &str| {

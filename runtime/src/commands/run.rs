@@ -98,6 +98,7 @@ fn launch(
         capability_sets: spec.capabilities.set_names(),
         user: spec.process.user.as_ref().map(|user| user.to_string()),
         workdir: spec.process.workdir.clone(),
+        host_root: spec.filesystem.rootfs.is_none(),
         exit_code: None,
     };
     let mut made = Made::default();

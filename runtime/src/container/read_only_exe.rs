@@ -9,7 +9,9 @@
 //! clone of the mount it lives on (open_tree), made read-only (mount_setattr) and executed by
 //! descriptor (execveat). `/proc/PID/exe` then leads to a file on a read-only mount that is
 //! attached nowhere, which no one can remount (the mount dissolves when the descriptor closes
-//! at the exec), so every open for writing fails with EROFS, from any namespace.
+//! at the exec), so every open for writing fails with EROFS, from any namespace. (Being
+//! non-dumpable is no defence on its own: a process of the container can open
+//! `/proc/PID/exe` in the moment between the exec and berth's first step.)
 //!
 //! The exec costs about a millisecond, so only the commands that need it pay: `run` with a
 //! root filesystem of its own, and `exec` into a container that has one. A container in the
@@ -21,19 +23,18 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
 
 use nix::mount::MsFlags;
-use nix::sys::statvfs::{fstatvfs, FsFlags};
 
 use crate::error::{Error, Result};
 use crate::sys;
 
-/// Returns at once if berth already runs from a read-only mount; otherwise execs berth again,
+/// Returns at once if berth already runs from a detached view of its binary; otherwise execs
+/// berth again,
 /// with the same arguments and environment, from a read-only view of its binary, and so
 /// returns only on failure. Call it before anything is made or any thread starts.
 pub fn ensure() -> Result<()> {
     let exe =
         std::fs::File::open("/proc/self/exe").map_err(|e| Error::file("/proc/self/exe", e))?;
-    let flags = fstatvfs(&exe).map_err(|e| Error::system("stat berth's own binary", e))?;
-    if flags.flags().contains(FsFlags::ST_RDONLY) {
+    if runs_from_a_detached_view(&exe)? {
         return Ok(());
     }
     let view = sys::clone_tree(Some(exe.as_fd()), c"", false)
@@ -54,6 +55,26 @@ pub fn ensure() -> Result<()> {
         "exec berth from a read-only view of its binary",
         error,
     ))
+}
+
+/// Whether `exe` (berth's binary) lies on a mount that is attached nowhere in berth's mount
+/// namespace: the view this module made, dissolved once the exec closed its descriptor. A
+/// binary on a read-only mount gets a view too: whoever can remount that mount read-write
+/// (an update of the system's image, say) would make it writable again through a descriptor
+/// a container opened meanwhile.
+fn runs_from_a_detached_view(exe: &std::fs::File) -> Result<bool> {
+    let fdinfo = format!("/proc/self/fdinfo/{}", exe.as_raw_fd());
+    let info = std::fs::read_to_string(&fdinfo).map_err(|e| Error::file(&fdinfo, e))?;
+    let mount_id = info
+        .lines()
+        .find_map(|line| line.strip_prefix("mnt_id:"))
+        .map(str::trim)
+        .ok_or_else(|| Error::Invalid(format!("{fdinfo} names no mount")))?;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| Error::file("/proc/self/mountinfo", e))?;
+    Ok(!mounts
+        .lines()
+        .any(|line| line.split(' ').next() == Some(mount_id)))
 }
 
 fn c_strings(items: impl Iterator<Item = Vec<u8>>) -> Result<Vec<CString>> {

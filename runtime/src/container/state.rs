@@ -67,6 +67,11 @@ pub struct State {
     /// The workload's working directory; `berth exec`'s default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workdir: Option<std::path::PathBuf>,
+    /// Whether the container runs in the host's root (no root filesystem of its own): then it
+    /// shares the host's files, berth's binary among them. A record without it (of an older
+    /// berth) is taken for a container with a root of its own.
+    #[serde(default)]
+    pub host_root: bool,
     /// The workload's exit code, once a detached container has ended (its record is kept
     /// for `berth logs` and `berth ps -a` until `berth rm`).
     #[serde(default)]
