@@ -16,11 +16,13 @@ use crate::cli::ExecArgs;
 use crate::commands::run::check_privileges;
 use crate::container::capabilities::CapabilityPolicy;
 use crate::container::child::exec_searching_path;
+use crate::container::detach;
 use crate::container::process::Failure;
 use crate::container::read_only_exe;
 use crate::container::spec::{c_string, environment, path_of};
 use crate::container::state::{ContainerDir, Status};
 use crate::container::supervise::{self, BlockedSignals};
+use crate::container::terminal::{stdin_is_a_terminal, InputPipe};
 use crate::container::user::User;
 use crate::error::{Error, Result};
 use crate::sys;
@@ -39,6 +41,19 @@ fn change_directory_in_root(dir: &Path) -> std::io::Result<()> {
         sys::resolve::IN_ROOT | sys::resolve::NO_MAGICLINKS,
     )?;
     nix::unistd::fchdir(&dir).map_err(std::io::Error::from)
+}
+
+/// Makes `pipe` this process's stdin.
+fn redirect_stdin(pipe: &std::os::fd::OwnedFd) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: dup2(2) on two descriptors this process owns; it touches no memory.
+    if unsafe { libc::dup2(pipe.as_raw_fd(), 0) } < 0 {
+        return Err(Error::system(
+            "take the input pipe",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
 }
 
 /// Runs `berth exec`; returns only if the command could not be executed.
@@ -62,6 +77,13 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
     // the container can change (its processes may chroot, say).
     if !state.host_root {
         read_only_exe::ensure()?;
+    }
+    // From before it looks at the workload until its command runs, an exec holds the
+    // container's teardown back (which then finds the command among the container's
+    // processes); one that comes after the teardown finds the workload gone.
+    let exec_hold = dir.hold_for_exec()?;
+    if state.live_workload() != Some(pid) {
+        return Err(Error::Invalid(format!("{} is ending", args.name)));
     }
     let open = |kind: &str| {
         let path = format!("/proc/{pid}/ns/{kind}");
@@ -88,8 +110,11 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
             more.push((file, flag));
         }
     }
-    // Held open, the namespace cannot change under us: check it is still the container's.
-    if mount.metadata().map(|m| m.ino()).ok() != state.mount_namespace {
+    // Held open, the namespaces cannot change under us: check they are still the
+    // container's, and that the pid was the workload's all along (not reused meanwhile).
+    if mount.metadata().map(|m| m.ino()).ok() != state.mount_namespace
+        || state.live_workload() != Some(pid)
+    {
         return Err(Error::Invalid(format!("{} is ending", args.name)));
     }
     // The same environment rules as `berth run`: docker's clean one, then `-e`.
@@ -111,8 +136,8 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
         .collect::<Result<Vec<_>>>()?;
     let path = path_of(&env).to_vec();
 
-    // What exec starts is the container's: its teardown ends it too.
-    dir.note_exec()?;
+    // A terminal as stdin is berth's to read, never the container's (see InputPipe).
+    let input = stdin_is_a_terminal().then(InputPipe::new).transpose()?;
     let signals = BlockedSignals::block()?;
     let signal_fd = signals.listen()?;
     for (file, kind, what) in [
@@ -140,12 +165,22 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
             // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory.
             unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
             nix::unistd::setsid().map_err(|e| Error::system("start a session", e))?;
+            if let Some(input) = &input {
+                redirect_stdin(&input.workload)?;
+            }
             signals
                 .original
                 .thread_set_mask()
                 .map_err(|e| Error::system("restore the signal mask", e))?;
         }
         nix::unistd::ForkResult::Parent { child } => {
+            // The child holds the container's teardown back until its exec.
+            drop(exec_hold);
+            // The caller's line holds the `-e` values, readable by every user.
+            detach::hide_command_line(&format!("berth exec {}", args.name));
+            if let Some(input) = input {
+                input.start();
+            }
             return Ok(supervise::supervise(child, &signal_fd, None)? as u8);
         }
     }

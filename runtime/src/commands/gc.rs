@@ -125,7 +125,9 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
     for (dir, state) in &dead {
         let short = state.short_id();
         if let Some(namespace) = state.mount_namespace {
-            for pid in supervise::processes_of_container(namespace, None, &state.id) {
+            for pid in
+                supervise::processes_of_container(namespace, state.network_namespace, &state.id)
+            {
                 if kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
                     println!("killed process {pid} of container {short}");
                 }

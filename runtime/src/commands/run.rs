@@ -19,7 +19,7 @@ use crate::container::rootfs::FilesystemPlan;
 use crate::container::spec::{Network, RunSpec};
 use crate::container::state::{claim_name, private_dir, release_name, ContainerDir, State};
 use crate::container::supervise::{self, BlockedSignals};
-use crate::container::terminal::{Relay, Terminal};
+use crate::container::terminal::{stdin_is_a_terminal, InputPipe, Relay, Terminal};
 use crate::container::{detach, log};
 use crate::error::{Error, Result};
 use crate::fault;
@@ -92,6 +92,7 @@ fn launch(
         host_interface: None,
         pid: None,
         mount_namespace: None,
+        network_namespace: None,
         detached: spec.detached,
         capabilities: spec.capabilities.names(),
         no_new_privs: spec.capabilities.no_new_privs,
@@ -110,14 +111,12 @@ fn launch(
         claim_name(root, &spec.name, &spec.id)?;
         made.name = Some((root.to_path_buf(), spec.name.clone(), spec.id.clone()));
     }
-    // A detached workload writes into pipes; the supervisor writes the log (its own messages
-    // from here on go there too).
-    let mut log_pipes = None;
-    let mut log_writer = None;
-    if spec.detached {
-        log_writer = Some(log::Writer::open(container_dir.path(), spec.log_options)?);
-        log_pipes = Some(log::Pipes::new()?);
-    }
+    // A detached workload writes into pipes (or its terminal); the supervisor writes the log
+    // (its own messages from here on go there too).
+    let log_writer = spec
+        .detached
+        .then(|| log::Writer::open(container_dir.path(), spec.log_options))
+        .transpose()?;
 
     // 3. The lease, then the network (bridge only): the lease first, so that a bad lease file
     // or a taken address stops the run before any interface is touched.
@@ -218,6 +217,19 @@ fn launch(
         .terminal
         .then(|| Terminal::open(spec.process.console_size))
         .transpose()?;
+    let log_pipes = (spec.detached && terminal.is_none())
+        .then(log::Pipes::new)
+        .transpose()?;
+    // A terminal as stdin is berth's to read, never the container's (see InputPipe).
+    let input = (!spec.detached && terminal.is_none() && stdin_is_a_terminal())
+        .then(InputPipe::new)
+        .transpose()?;
+    let mut stdio = [None; 3];
+    if let Some(pipes) = &log_pipes {
+        stdio[1] = Some(pipes.workload[0].as_raw_fd());
+        stdio[2] = Some(pipes.workload[1].as_raw_fd());
+    }
+    stdio[0] = input.as_ref().map(|pipe| pipe.workload.as_raw_fd());
     let plan = ChildPlan {
         parent: getpid(),
         network: match bridge {
@@ -242,9 +254,7 @@ fn launch(
         },
         process: spec.process.clone(),
         terminal: terminal.as_ref().map(|t| t.slave.as_raw_fd()),
-        output: log_pipes
-            .as_ref()
-            .map(|pipes| pipes.workload.each_ref().map(|fd| fd.as_raw_fd())),
+        stdio,
         argv: spec.argv.clone(),
         env: spec.env.clone(),
         path: spec.path().to_vec(),
@@ -271,22 +281,30 @@ fn launch(
             child::run(&plan, ends)
         })?);
     // berth keeps only its end of the terminal, and of the log's pipes: the output ends when
-    // the workload's ends do.
-    let terminal_master = terminal.map(|terminal| terminal.master);
-    let mut log_relay = log_pipes
-        .zip(log_writer)
-        .map(|(pipes, writer)| log::Relay::new(pipes.supervisor, writer));
+    // the workload's ends do. A detached container's terminal goes to its log.
+    let mut terminal_master = terminal.map(|terminal| terminal.master);
+    let mut log_relay = match (log_writer, log_pipes, terminal_master.take()) {
+        (Some(writer), Some(pipes), _) => {
+            let [out, err] = pipes.supervisor;
+            Some(log::Relay::new([Some(out), Some(err)], writer))
+        }
+        (Some(writer), None, Some(master)) => Some(log::Relay::new([Some(master), None], writer)),
+        (_, _, master) => {
+            terminal_master = master;
+            None
+        }
+    };
     fault::point("after-clone");
     // On record before the veth: the workload's pid and its mount namespace, by which
     // `berth gc` finds every process of the container.
     state.pid = Some(container.pid.as_raw());
     state.mount_namespace = namespace_of(container.pid.as_raw(), "mnt");
     // Its own network namespace, where a process of the container could outlive it.
-    let network_namespace = match spec.network {
+    state.network_namespace = match spec.network {
         Network::Host | Network::Join(_) => None,
         _ => namespace_of(container.pid.as_raw(), "net"),
     };
-    let exec_marker = container_dir.exec_marker();
+
     container_dir.write_state(&state)?;
     trace::step("cloned the child");
 
@@ -325,13 +343,32 @@ fn launch(
 
     // 7. Supervise, then tear down: what the workload left running, then what `made` holds.
     let relay = terminal_master.map(Relay::start).transpose()?;
+    if let Some(input) = input {
+        input.start();
+    }
     let code = supervise::supervise(container.pid, &signal_fd, log_relay.as_mut())?;
     made.child = None;
     trace::step("the workload ended");
     fault::point("before-teardown");
     supervise::kill_leftovers();
-    if let Some(mount_namespace) = state.mount_namespace.filter(|_| exec_marker.exists()) {
-        supervise::kill_container_processes(mount_namespace, network_namespace, &spec.id);
+    let execs = made
+        .container_dir
+        .as_ref()
+        .and_then(ContainerDir::wait_for_execs);
+    if let (Some(mount_namespace), Some(_execs)) = (state.mount_namespace, execs) {
+        if !supervise::kill_container_processes(mount_namespace, state.network_namespace, &spec.id)
+        {
+            // Its address must not go to another container while they run: the lease and the
+            // record stay, for berth gc.
+            eprintln!(
+                "berth: processes of container {} are still running after SIGKILL; berth gc \
+                 ends them later",
+                spec.name
+            );
+            made.lease = None;
+            made.name = None;
+            made.container_dir = None;
+        }
     }
     if let Some(relay) = log_relay.as_mut() {
         relay.drain();

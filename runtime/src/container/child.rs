@@ -59,8 +59,9 @@ pub struct ChildPlan {
     pub process: ProcessPlan,
     /// The workload's end of its pseudo-terminal, if it has one.
     pub terminal: Option<std::os::fd::RawFd>,
-    /// Pipes to make the workload's stdout and stderr (a detached container's log).
-    pub output: Option<[std::os::fd::RawFd; 2]>,
+    /// Descriptors to become the workload's stdin, stdout and stderr (a pipe from berth's
+    /// terminal, a detached container's log); `None` keeps berth's own.
+    pub stdio: [Option<std::os::fd::RawFd>; 3],
     /// The workload's argv.
     pub argv: Vec<CString>,
     /// The workload's environment.
@@ -120,12 +121,12 @@ fn prepare(plan: &ChildPlan, ends: &mut ChildEnds) -> Result<Option<Vec<CString>
     // A session of its own: the caller's terminal is never the container's controlling
     // terminal, so no process of the container can type into it (TIOCSTI) or take it over.
     nix::unistd::setsid().map_err(|e| format!("start a session: {e}"))?;
-    if let Some(pipes) = plan.output {
-        for (pipe, target) in pipes.into_iter().zip([1, 2]) {
+    for (target, fd) in plan.stdio.iter().enumerate() {
+        if let Some(fd) = fd {
             // SAFETY: dup2(2) on descriptors this process owns; it touches no memory.
-            if unsafe { libc::dup2(pipe, target) } < 0 {
+            if unsafe { libc::dup2(*fd, target as i32) } < 0 {
                 return Err(format!(
-                    "use the log's pipe as descriptor {target}: {}",
+                    "make descriptor {target} of the workload: {}",
                     Errno::last()
                 ));
             }

@@ -9,7 +9,7 @@
 //! plain lines; `berth logs` prints those, and any line that is not a record, to stderr.
 
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, Read, Seek, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -124,15 +124,11 @@ pub struct Pipes {
 }
 
 impl Pipes {
-    /// Two pipes, close-on-exec, their read ends non-blocking.
+    /// Two pipes, close-on-exec.
     pub fn new() -> Result<Self> {
-        use nix::fcntl::OFlag;
         let pipe = || {
-            let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
-                .map_err(|e| Error::system("create the log's pipes", e))?;
-            nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
-                .map_err(|e| Error::system("make the log's pipe non-blocking", e))?;
-            Ok::<_, Error>((read, write))
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| Error::system("create the log's pipes", e))
         };
         let (out_read, out_write) = pipe()?;
         let (err_read, err_write) = pipe()?;
@@ -151,11 +147,17 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Relays from the supervisor's ends of `pipes` into `writer`.
-    pub fn new(pipes: [OwnedFd; 2], writer: Writer) -> Self {
-        let [out, err] = pipes;
+    /// Relays what `sources` give (the workload's stdout and stderr: the supervisor's ends of
+    /// [`Pipes`], or a terminal's master alone) into `writer`. Each is made non-blocking.
+    pub fn new(sources: [Option<OwnedFd>; 2], writer: Writer) -> Self {
+        for fd in sources.iter().flatten() {
+            let _ = nix::fcntl::fcntl(
+                fd,
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            );
+        }
         Relay {
-            pipes: [Some(out), Some(err)],
+            pipes: sources,
             writer,
             buffer: vec![0; 64 * 1024],
         }
@@ -279,23 +281,21 @@ impl Writer {
             0 => self.dir.join(FILE_NAME),
             n => self.dir.join(format!("{FILE_NAME}.{n}")),
         };
+        // A new file each time (never one truncated in place), so that `logs -f`, holding
+        // the old one, sees it replaced.
         if self.options.max_files == 1 {
-            self.file
-                .set_len(0)
-                .and_then(|()| self.file.rewind())
-                .map_err(|e| Error::file(path(0), e))?;
-        } else {
-            for n in (0..self.options.max_files - 1).rev() {
-                match fs::rename(path(n), path(n + 1)) {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                        return Err(Error::file(path(n), e))
-                    }
-                    _ => {}
-                }
-            }
-            self.file = open_log(&self.dir)?;
-            self.take_own_output()?;
+            fs::remove_file(path(0)).map_err(|e| Error::file(path(0), e))?;
         }
+        for n in (0..self.options.max_files - 1).rev() {
+            match fs::rename(path(n), path(n + 1)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(Error::file(path(n), e))
+                }
+                _ => {}
+            }
+        }
+        self.file = open_log(&self.dir)?;
+        self.take_own_output()?;
         self.size = 0;
         Ok(())
     }
@@ -339,7 +339,7 @@ fn rfc3339_nanos(time: SystemTime) -> String {
 
 /// Prints the log in container directory `dir`: the rotated files oldest first, then the
 /// log; stdout records to `out`, the rest to `err`. With `follow`, goes on printing what is
-/// written until `still_running` says the container ended.
+/// written until `still_running` says the container ended, through every rotation.
 pub fn print(
     dir: &Path,
     out: &mut dyn Write,
@@ -347,49 +347,75 @@ pub fn print(
     follow: bool,
     still_running: impl Fn() -> bool,
 ) -> Result<()> {
-    let mut rotated: Vec<(u32, PathBuf)> = fs::read_dir(dir)
-        .map_err(|e| Error::file(dir, e))?
-        .flatten()
-        .filter_map(|entry| {
-            let name = entry.file_name().into_string().ok()?;
-            let n = name.strip_prefix("log.")?.parse().ok()?;
-            Some((n, entry.path()))
-        })
-        .collect();
-    rotated.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
     let mut printer = Printer { out, err };
-    for (_, path) in rotated {
-        // A file rotated away meanwhile is gone from under us: skip it.
-        if let Ok(file) = File::open(&path) {
-            printer.print_all(BufReader::new(file), &path)?;
-        }
-    }
     let path = dir.join(FILE_NAME);
-    let mut file = File::open(&path).map_err(|e| Error::file(&path, e))?;
     let mut pending = Vec::new();
+    // The file being read, and those newer than it, oldest first.
+    let mut file: Option<File> = None;
     loop {
-        let mut reader = BufReader::new(&file);
-        printer.print_complete(&mut reader, &mut pending, &path)?;
+        let newer = match &file {
+            None => files_oldest_first(dir)?,
+            Some(current) => {
+                let ino = file_ino(current);
+                let chain = files_oldest_first(dir)?;
+                match chain.iter().position(|(_, i)| *i == ino) {
+                    Some(at) if at + 1 == chain.len() => Vec::new(),
+                    Some(at) => chain[at + 1..].to_vec(),
+                    // Ours went past the last file kept: all there is is newer.
+                    None => chain,
+                }
+            }
+        };
+        if let Some(((newest, _), between)) = newer.split_last() {
+            // What is left of the file we read, and the files between, are complete.
+            if let Some(current) = file.take() {
+                printer.print_complete(&mut BufReader::new(&current), &mut pending, &path)?;
+                printer.line(&std::mem::take(&mut pending))?;
+            }
+            for (older, _) in between {
+                // A file rotated away meanwhile is gone from under us: skip it.
+                if let Ok(opened) = File::open(older) {
+                    printer.print_all(BufReader::new(opened), older)?;
+                }
+            }
+            file = Some(File::open(newest).map_err(|e| Error::file(newest, e))?);
+        }
+        let Some(current) = &file else {
+            return Err(Error::file(&path, io::ErrorKind::NotFound.into()));
+        };
+        printer.print_complete(&mut BufReader::new(current), &mut pending, &path)?;
         if !follow {
             break;
         }
-        let ended = !still_running();
-        // Rotated since we opened it: what is left of it is complete; go on in the new one.
-        let replaced = fs::metadata(&path).is_ok_and(|m| m.ino() != file_ino(&file));
-        if replaced {
-            printer.print_complete(&mut BufReader::new(&file), &mut pending, &path)?;
-            printer.line(&std::mem::take(&mut pending))?;
-            file = File::open(&path).map_err(|e| Error::file(&path, e))?;
-            continue;
-        }
-        if ended {
+        if !still_running() {
             // What the supervisor wrote last, before it said the container ended.
-            printer.print_complete(&mut BufReader::new(&file), &mut pending, &path)?;
+            printer.print_complete(&mut BufReader::new(current), &mut pending, &path)?;
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     printer.line(&pending)
+}
+
+/// The log's files, oldest first (`log.N` ... `log.1`, `log`), with their inodes.
+fn files_oldest_first(dir: &Path) -> Result<Vec<(PathBuf, u64)>> {
+    let mut files: Vec<(u32, PathBuf, u64)> = fs::read_dir(dir)
+        .map_err(|e| Error::file(dir, e))?
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let n = match name.as_str() {
+                FILE_NAME => 0,
+                other => other.strip_prefix("log.")?.parse().ok()?,
+            };
+            Some((n, entry.path(), entry.metadata().ok()?.ino()))
+        })
+        .collect();
+    files.sort_by_key(|(n, _, _)| std::cmp::Reverse(*n));
+    Ok(files
+        .into_iter()
+        .map(|(_, path, ino)| (path, ino))
+        .collect())
 }
 
 fn file_ino(file: &File) -> u64 {

@@ -5,6 +5,7 @@ use std::fs::{self, DirBuilder};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::container::capabilities::SetNames;
@@ -48,6 +49,10 @@ pub struct State {
     /// The inode of its mount namespace, once cloned: every process in that namespace is the
     /// container's.
     pub mount_namespace: Option<u64>,
+    /// The inode of its network namespace, once cloned, when it has one of its own: a
+    /// process of the container may have left the mount namespace but not this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_namespace: Option<u64>,
     /// Whether it runs in the background (`run -d`), its output in `log`.
     #[serde(default)]
     pub detached: bool,
@@ -314,21 +319,36 @@ impl ContainerDir {
         Ok(path)
     }
 
-    /// Notes that `berth exec` started something in the container, before it joins it: the
-    /// container's teardown then looks for every process in its namespaces.
-    pub fn note_exec(&self) -> Result<()> {
+    /// Notes that `berth exec` starts something in the container (the file `execs`) and holds
+    /// the container's teardown back (a shared flock on it) until the returned hold and every
+    /// copy of it a child inherited are gone (it is close-on-exec: a child's goes with its
+    /// exec). The teardown then looks for every process in the container's namespaces.
+    pub fn hold_for_exec(&self) -> Result<Flock<fs::File>> {
         let path = self.exec_marker();
-        fs::OpenOptions::new()
+        let file = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
-            .map(drop)
-            .map_err(|e| Error::file(&path, e))
+            .map_err(|e| Error::file(&path, e))?;
+        Flock::lock(file, FlockArg::LockShared)
+            .map_err(|(_, errno)| Error::file(&path, errno.into()))
     }
 
-    /// The file [`Self::note_exec`] makes.
+    /// For the teardown: `None` if no `berth exec` ever ran in the container; else waits until
+    /// none is on its way in (see [`Self::hold_for_exec`]), and holds the next ones back while
+    /// the returned lock lives.
+    pub fn wait_for_execs(&self) -> Option<Flock<fs::File>> {
+        let file = fs::File::options()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(self.exec_marker())
+            .ok()?;
+        Flock::lock(file, FlockArg::LockExclusive).ok()
+    }
+
+    /// The file [`Self::hold_for_exec`] makes.
     pub fn exec_marker(&self) -> PathBuf {
         self.path.join("execs")
     }

@@ -134,17 +134,27 @@ pub fn supervise(
         }
         while let Ok(Some(info)) = signal_fd.read_signal() {
             let signo = info.ssi_signo as i32;
+            // What a terminal sends (Ctrl-C, Ctrl-Z, a hangup, a resize) goes to the whole
+            // foreground process group: berth passes it on to the workload's group (it leads
+            // one, in its own session), as if the workload were still in the terminal's
+            // foreground; what a process sends berth goes to the workload alone. Job control
+            // stops and continues the group, whoever asks.
+            let group =
+                info.ssi_code == libc::SI_KERNEL || JOB_CONTROL.iter().any(|s| *s as i32 == signo);
+            let target = if group {
+                Pid::from_raw(-workload.as_raw())
+            } else {
+                workload
+            };
             if signo == libc::SIGCHLD {
                 if let Some(code) = reap(workload)? {
                     return Ok(code);
                 }
             } else if signo == libc::SIGTSTP {
-                let _ = kill(workload, Signal::SIGSTOP);
+                let _ = kill(target, Signal::SIGSTOP);
                 let _ = nix::sys::signal::raise(Signal::SIGSTOP);
             } else if let Ok(signal) = Signal::try_from(signo) {
-                // The workload leads a session of its own, so whatever berth is sent (a
-                // terminal's Ctrl-C too) reaches it only this way.
-                let _ = kill(workload, signal);
+                let _ = kill(target, signal);
             }
         }
     }
@@ -293,13 +303,18 @@ pub fn processes_of_container(
 }
 
 /// Kills every process of container `id` (see [`processes_of_container`]), however it was
-/// started (`berth exec`), until none is left: nothing may go on using the container's
+/// started (`berth exec`), until none is left (`true`), or for about a second (`false`: some
+/// resisted, in an uninterruptible sleep, say): nothing may go on using the container's
 /// address once its lease is released.
-pub fn kill_container_processes(mount_namespace: u64, network_namespace: Option<u64>, id: &str) {
+pub fn kill_container_processes(
+    mount_namespace: u64,
+    network_namespace: Option<u64>,
+    id: &str,
+) -> bool {
     for _ in 0..1000 {
         let pids = processes_of_container(mount_namespace, network_namespace, id);
         if pids.is_empty() {
-            return;
+            return true;
         }
         for pid in pids {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -307,6 +322,7 @@ pub fn kill_container_processes(mount_namespace: u64, network_namespace: Option<
         // Killed processes leave their namespaces as they exit.
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
+    false
 }
 
 #[cfg(test)]

@@ -107,17 +107,7 @@ impl Relay {
                 }
             }
         });
-        let mut to = File::from(master);
-        // Not joined: it ends with berth, blocked in a read of berth's stdin.
-        std::thread::spawn(move || {
-            let mut buffer = [0u8; 8192];
-            let mut input = std::io::stdin().lock();
-            while let Ok(n @ 1..) = input.read(&mut buffer) {
-                if to.write_all(&buffer[..n]).is_err() {
-                    break;
-                }
-            }
-        });
+        forward_input(File::from(master));
         Ok(Relay {
             output: Some(output),
             saved,
@@ -133,5 +123,54 @@ impl Drop for Relay {
         if let Some(saved) = &self.saved {
             let _ = tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, saved);
         }
+    }
+}
+
+/// Copies berth's stdin to `to` on a thread of its own, until either ends. Not joined: it
+/// ends with berth, blocked in a read of berth's stdin.
+fn forward_input(mut to: File) {
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 8192];
+        let mut input = std::io::stdin().lock();
+        while let Ok(n @ 1..) = input.read(&mut buffer) {
+            if to.write_all(&buffer[..n]).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// Whether berth's stdin is a terminal.
+pub fn stdin_is_a_terminal() -> bool {
+    nix::unistd::isatty(std::io::stdin()).unwrap_or(false)
+}
+
+/// A workload's stdin when berth's is a terminal and the workload gets no terminal of its own:
+/// a pipe that berth fills from the terminal. The workload, in a session of its own, never
+/// reads the terminal itself, so the terminal's job control holds for berth: a berth in the
+/// background that reads it is stopped (SIGTTIN), and no keystroke meant for the shell goes
+/// to a container.
+pub struct InputPipe {
+    /// The workload's end, to become its stdin.
+    pub workload: OwnedFd,
+    berth: OwnedFd,
+}
+
+impl InputPipe {
+    /// A pipe, close-on-exec at both ends.
+    pub fn new() -> Result<Self> {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| Error::system("create a pipe for the workload's input", e))?;
+        Ok(InputPipe {
+            workload: read,
+            berth: write,
+        })
+    }
+
+    /// Starts filling the pipe from berth's stdin (once the workload runs); the workload's end
+    /// is closed here, so the workload sees the end of its input when berth's ends.
+    pub fn start(self) {
+        drop(self.workload);
+        forward_input(File::from(self.berth));
     }
 }

@@ -329,3 +329,37 @@ fn stray_entries_in_the_containers_directory_are_skipped_and_said() {
     assert!(ps.ok().starts_with("NAME"), "{ps}");
     w.assert_clean();
 }
+
+#[test]
+fn logs_follow_the_output_through_every_rotation() {
+    let w = World::new();
+    // Rotated about every 150 ms, with four files kept; and every 300 ms with only one (a new
+    // file each time, never one cut short under the reader).
+    for (files, lines, every) in [("4", 600, 20), ("1", 300, 10)] {
+        let script = format!(
+            "for i in $(seq 1 {lines}); do echo $i; [ $((i % {every})) = 0 ] && sleep 0.05; done"
+        );
+        let id = w
+            .berth_run(&[
+                "-d",
+                "--net",
+                "none",
+                "--log-opt",
+                "max-size=4k",
+                "--log-opt",
+                &format!("max-file={files}"),
+                "sh",
+                "-c",
+                &script,
+            ])
+            .ok()
+            .trim()
+            .to_owned();
+        let follow = w.run(w.berth().args(["logs", "-f", &id]));
+        let expected: Vec<String> = (1..=lines).map(|i| i.to_string()).collect();
+        let printed: Vec<&str> = follow.ok().lines().collect();
+        assert_eq!(printed, expected, "max-file={files}\n{}", follow.stderr);
+        w.run(w.berth().args(["rm", &id])).ok();
+    }
+    w.assert_clean();
+}

@@ -168,15 +168,19 @@ fn typed(slave: &OwnedFd) -> String {
     String::from_utf8_lossy(&buffer[..n.max(0) as usize]).into_owned()
 }
 
-/// Types "echo INJECTED" into its terminal with TIOCSTI, and writes to FILE whether that
-/// worked and its controlling terminal (field 7 of /proc/self/stat: 0 for none).
+/// Types "echo INJECTED" with TIOCSTI through each of its stdin, stdout and stderr (whichever
+/// is the terminal), and writes to FILE whether that worked and its controlling terminal
+/// (field 7 of /proc/self/stat: 0 for none).
 const TIOCSTI: &str = r#"
-my $ok = 1;
-for my $c (split //, "echo INJECTED\n") { ioctl(STDIN, 0x5412, $c) or $ok = 0; }
-my $why = "$!";
+my ($ok, @why) = (0);
+for my $fh (*STDIN, *STDOUT, *STDERR) {
+    my $all = 1;
+    for my $c (split //, "echo INJECTED\n") { ioctl($fh, 0x5412, $c) or do { $all = 0; last } }
+    if ($all) { $ok = 1 } else { push @why, "$!" }
+}
 open(my $stat, "<", "/proc/self/stat"); my @fields = split / /, <$stat>;
 open(my $out, ">", $ARGV[0]);
-print $out ($ok ? "typed" : "refused: $why"), "\ntty=$fields[6]\n";
+print $out ($ok ? "typed" : "refused: " . join(", ", @why)), "\ntty=$fields[6]\n";
 "#;
 
 #[test]
@@ -291,5 +295,64 @@ fn a_detached_containers_environment_is_not_on_its_supervisors_command_line() {
     assert!(line.starts_with("berth supervisor "), "{line}");
     w.run(w.berth().args(["stop", "-t", "0", &id])).ok();
     w.run(w.berth().args(["rm", &id])).ok();
+    w.assert_clean();
+}
+
+/// Writes `bytes` to the terminal's master, as if typed.
+fn type_into(master: &OwnedFd, bytes: &[u8]) {
+    // SAFETY: write(2) from a buffer of the given length.
+    let n = unsafe { libc::write(master.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
+    assert_eq!(n, bytes.len() as isize, "{}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn a_terminals_ctrl_c_reaches_the_whole_foreground_of_the_container() {
+    let w = World::new();
+    let (master, slave) = pty();
+    // The shell traps SIGINT and waits for sleep: only a Ctrl-C that reaches sleep too (the
+    // whole foreground process group, as a terminal sends it) lets it go on at once.
+    let ready = w.path("ready");
+    let script =
+        format!("trap 'echo trapped' INT; touch {}; sleep 100; echo after-sleep", ready.display());
+    let mut cmd = w.berth();
+    cmd.args(["run", "--net", "none", "sh", "-c", &script]);
+    at_terminal(&mut cmd, &slave);
+    let mut berth = w.spawn(&mut cmd);
+    assert!(util::wait_for_file(&ready, Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_millis(100)); // until sleep runs
+    type_into(&master, b"\x03");
+    let out = berth.wait_for_end(Duration::from_secs(10));
+    assert!(out.is_some(), "Ctrl-C did not reach the container's sleep");
+    w.assert_clean();
+}
+
+#[test]
+fn a_container_in_the_background_gets_no_keystroke_meant_for_the_shell() {
+    let w = World::new();
+    let (master, slave) = pty();
+    let stolen = w.path("stolen");
+    // A shell with job control at the terminal starts berth in the background, then waits for
+    // what is typed, as an interactive shell would read its next command.
+    let typed_file = w.path("typed");
+    let script = format!(
+        "set -m; {} --root {} run --net none sh -c 'cat > {}' & \
+         sleep 0.5; read line; echo \"$line\" > {}; kill -9 $!",
+        berth_bin().display(),
+        w.root().display(),
+        stolen.display(),
+        typed_file.display()
+    );
+    let mut cmd = w.cmd("bash");
+    cmd.args(["-c", &script]);
+    at_terminal(&mut cmd, &slave);
+    let mut shell = w.spawn(&mut cmd);
+    std::thread::sleep(Duration::from_millis(800));
+    type_into(&master, b"echo secret-password\n");
+    shell.wait(Duration::from_secs(10));
+    let stolen = fs::read_to_string(&stolen).unwrap_or_default();
+    assert!(!stolen.contains("secret"), "the container read what was typed: {stolen:?}");
+    let typed = fs::read_to_string(&typed_file).unwrap_or_default();
+    assert_eq!(typed, "echo secret-password\n", "the shell got what was typed");
+    w.run(w.berth().arg("gc")).ok();
     w.assert_clean();
 }

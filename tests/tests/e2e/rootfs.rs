@@ -6,6 +6,7 @@
 use berth_e2e::util::set_mode;
 use berth_e2e::*;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// A busybox root filesystem in the world's scratch directory, with a file only it has.
 fn busybox_root(w: &World) -> PathBuf {
@@ -755,4 +756,48 @@ fn nix_mkfifo(path: &std::path::Path) {
     let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: mkfifo(3) reads the NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0, "mkfifo {}", path.display());
+}
+
+#[test]
+fn a_detached_bundle_with_a_terminal_writes_a_capped_log() {
+    let w = World::new();
+    let scratch = w.path("runc-spec");
+    std::fs::create_dir(&scratch).unwrap();
+    w.run(w.cmd("runc").args(["spec", "--bundle"]).arg(&scratch)).ok();
+    let mut config = crate::json(&std::fs::read_to_string(scratch.join("config.json")).unwrap());
+    config["process"]["args"] =
+        serde_json::json!(["sh", "-c", "yes | head -n 50000; echo the-end"]);
+    assert_eq!(config["process"]["terminal"], true, "runc spec asks for a terminal");
+    let dir = bundle(&w, "tty-bundle", &config);
+    let out = w.berth_run(&[
+        "-d",
+        "--net",
+        "none",
+        "--log-opt",
+        "max-size=16k",
+        "--log-opt",
+        "max-file=2",
+        "--bundle",
+        dir.to_str().unwrap(),
+    ]);
+    let id = out.ok().trim().to_owned();
+    poll(Duration::from_secs(20), Duration::from_millis(50), || {
+        w.run(w.berth().args(["ps", "-a"])).stdout.contains("exited (0)").then_some(())
+    })
+    .expect("the container ends");
+    // The terminal's output went through the supervisor's writer: records, capped.
+    let container = w.containers_dir().join(&id);
+    for name in ["log", "log.1"] {
+        let size = std::fs::metadata(container.join(name)).unwrap().len();
+        assert!(size <= 16 << 10, "{name}: {size} bytes");
+    }
+    assert!(!container.join("log.2").exists());
+    let log = w.run(w.berth().args(["logs", &id]));
+    assert!(
+        log.ok().replace('\r', "").ends_with("y\nthe-end\n"),
+        "{}",
+        &log.stdout[log.stdout.len().saturating_sub(100)..]
+    );
+    w.run(w.berth().args(["rm", &id])).ok();
+    w.assert_clean();
 }
