@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -21,26 +22,53 @@ pub enum Links {
 
 /// Reads the regular file at `path`, refusing anything else or more than `limit` bytes.
 pub fn read_regular(path: &Path, limit: u64, links: Links) -> io::Result<Vec<u8>> {
-    let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
-    if links == Links::Refuse {
-        flags |= libc::O_NOFOLLOW;
-    }
-    // O_NONBLOCK: opening a FIFO does not wait for a writer (it is refused just below).
-    let file = File::options()
-        .read(true)
-        .custom_flags(flags)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) if links == Links::Refuse => {
-                io::Error::other("a symbolic link, which berth does not follow here")
-            }
-            _ => e,
-        })?;
+    let file = match links {
+        // Berth's own state, root's alone: nothing but berth puts a file there.
+        Links::Refuse => File::options()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => {
+                    io::Error::other("a symbolic link, which berth does not follow here")
+                }
+                _ => e,
+            })?,
+        // A path the user gave may lead anywhere (a link a container planted in a bundle it
+        // shares): looked at first through O_PATH, which opens nothing, so that no device is
+        // opened (some do something when opened) and no FIFO waited on, and opened for
+        // reading only once it is a regular file.
+        Links::Follow => {
+            let handle = File::options()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+                .open(path)?;
+            check_regular(&handle)?;
+            File::open(format!("/proc/self/fd/{}", handle.as_raw_fd()))?
+        }
+    };
     read_regular_file(file, limit)
 }
 
 /// Reads `file` whole, if it is a regular file of at most `limit` bytes.
 pub fn read_regular_file(file: File, limit: u64) -> io::Result<Vec<u8>> {
+    let metadata = check_regular(&file)?;
+    // Room for what the file holds now (one read, and one to see its end).
+    let mut contents = Vec::with_capacity(metadata.len().min(limit) as usize + 1);
+    file.take(limit + 1).read_to_end(&mut contents)?;
+    if contents.len() as u64 > limit {
+        return Err(io::Error::other(format!(
+            "larger than {} MiB: berth reads no more",
+            limit >> 20
+        )));
+    }
+    Ok(contents)
+}
+
+/// `file`'s metadata, if it is a regular file, and not one of /proc or /sys (whose files are
+/// the kernel's: reading /proc/kmsg, say, takes messages from the kernel's log).
+fn check_regular(file: &File) -> io::Result<std::fs::Metadata> {
+    use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC, SYSFS_MAGIC};
     let metadata = file.metadata()?;
     let kind = metadata.file_type();
     if !kind.is_file() {
@@ -59,16 +87,13 @@ pub fn read_regular_file(file: File, limit: u64) -> io::Result<Vec<u8>> {
             "{what}: berth reads regular files only"
         )));
     }
-    // Room for what the file holds now (one read, and one to see its end).
-    let mut contents = Vec::with_capacity(metadata.len().min(limit) as usize + 1);
-    file.take(limit + 1).read_to_end(&mut contents)?;
-    if contents.len() as u64 > limit {
-        return Err(io::Error::other(format!(
-            "larger than {} MiB: berth reads no more",
-            limit >> 20
-        )));
+    let filesystem = fstatfs(file)?.filesystem_type();
+    if filesystem == PROC_SUPER_MAGIC || filesystem == SYSFS_MAGIC {
+        return Err(io::Error::other(
+            "a file of /proc or /sys, the kernel's: berth reads none of them",
+        ));
     }
-    Ok(contents)
+    Ok(metadata)
 }
 
 #[cfg(test)]
@@ -93,6 +118,8 @@ mod tests {
         assert!(err.to_string().contains("a FIFO"), "{err}");
         let err = read_regular(Path::new("/dev/zero"), 100, Links::Follow).unwrap_err();
         assert!(err.to_string().contains("a device"), "{err}");
+        let err = read_regular(Path::new("/proc/self/status"), 1 << 20, Links::Follow).unwrap_err();
+        assert!(err.to_string().contains("/proc or /sys"), "{err}");
         let link = dir.join("link");
         std::os::unix::fs::symlink(&file, &link).unwrap();
         assert!(read_regular(&link, 100, Links::Follow).is_ok());

@@ -456,8 +456,9 @@ pub fn release_netfilter_socket() {
     let Some(socket) = netsetup::firewall::take_socket() else {
         return;
     };
-    // SAFETY: berth is single-threaded, so the child may run any code; it only makes system
-    // calls and exits, without returning into berth.
+    // SAFETY: the child only makes async-signal-safe system calls and exits, without
+    // returning into berth or allocating, so a lock that a thread of berth's held at the fork
+    // (a terminal or input relay's, which the child does not have) is never waited on.
     if let Ok(nix::unistd::ForkResult::Child) = unsafe { nix::unistd::fork() } {
         let pause = libc::timespec {
             tv_sec: 0,

@@ -2,7 +2,7 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use nix::mount::MsFlags;
 
@@ -51,6 +51,18 @@ pub fn openat2(dir: BorrowedFd<'_>, path: &CStr, flags: i32, resolve: u64) -> io
         )
     };
     new_fd(fd)
+}
+
+/// Opens `path` inside this process's root, as a process of it would see it: links followed
+/// inside the root, magic ones (/proc/PID/root, /proc/PID/fd/N) never (`flags` as open(2)'s).
+pub fn open_in_root(path: &CStr, flags: i32) -> io::Result<OwnedFd> {
+    let root = std::fs::File::open("/")?;
+    openat2(
+        root.as_fd(),
+        path,
+        flags,
+        resolve::IN_ROOT | resolve::NO_MAGICLINKS,
+    )
 }
 
 /// A descriptor returned by a raw system call, or its error.

@@ -5,7 +5,6 @@
 //! to it and exits with its status.
 
 use std::fs::File;
-use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -20,7 +19,7 @@ use crate::container::detach;
 use crate::container::process::Failure;
 use crate::container::read_only_exe;
 use crate::container::spec::{c_string, environment, path_of};
-use crate::container::state::{ContainerDir, Status};
+use crate::container::state::{namespace_inode, ContainerDir, Status};
 use crate::container::supervise::{self, BlockedSignals};
 use crate::container::terminal::{stdin_is_a_terminal, InputPipe};
 use crate::container::user::User;
@@ -31,15 +30,9 @@ use crate::sys;
 /// /proc: a link the container planted, such as one to /proc/1/root, must not lead the
 /// command into the host's filesystem.
 fn change_directory_in_root(dir: &Path) -> std::io::Result<()> {
-    let root = File::open("/")?;
     let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    let dir = sys::openat2(
-        root.as_fd(),
-        &path,
-        libc::O_PATH | libc::O_DIRECTORY,
-        sys::resolve::IN_ROOT | sys::resolve::NO_MAGICLINKS,
-    )?;
+    let dir = sys::open_in_root(&path, libc::O_PATH | libc::O_DIRECTORY)?;
     nix::unistd::fchdir(&dir).map_err(std::io::Error::from)
 }
 
@@ -93,11 +86,7 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
         (open("mnt")?, open("net")?, open("uts")?, open("pid")?);
     // A namespace of the container's own, unlike berth's (a bundle's IPC and cgroup ones).
     let own = |file: &File, kind: &str| {
-        let theirs = file.metadata().map(|m| m.ino()).ok();
-        let ours = std::fs::metadata(format!("/proc/self/ns/{kind}"))
-            .map(|m| m.ino())
-            .ok();
-        theirs != ours
+        file.metadata().map(|m| m.ino()).ok() != namespace_inode("self", kind)
     };
     let private_pids = own(&pid_namespace, "pid");
     let mut more = Vec::new();

@@ -17,7 +17,9 @@ use crate::container::child::{self, ChildNetwork, ChildPlan};
 use crate::container::process::clone_into_namespaces;
 use crate::container::rootfs::FilesystemPlan;
 use crate::container::spec::{Network, RunSpec};
-use crate::container::state::{claim_name, private_dir, release_name, ContainerDir, State};
+use crate::container::state::{
+    claim_name, namespace_inode, private_dir, release_name, ContainerDir, State,
+};
 use crate::container::supervise::{self, BlockedSignals};
 use crate::container::terminal::{stdin_is_a_terminal, InputPipe, Relay, Terminal};
 use crate::container::{detach, log};
@@ -298,11 +300,11 @@ fn launch(
     // On record before the veth: the workload's pid and its mount namespace, by which
     // `berth gc` finds every process of the container.
     state.pid = Some(container.pid.as_raw());
-    state.mount_namespace = namespace_of(container.pid.as_raw(), "mnt");
+    state.mount_namespace = namespace_inode(container.pid.as_raw(), "mnt");
     // Its own network namespace, where a process of the container could outlive it.
     state.network_namespace = match spec.network {
         Network::Host | Network::Join(_) => None,
-        _ => namespace_of(container.pid.as_raw(), "net"),
+        _ => namespace_inode(container.pid.as_raw(), "net"),
     };
 
     container_dir.write_state(&state)?;
@@ -426,14 +428,6 @@ fn warn_about_forward_drops(bridge: &str) {
 pub fn canonical_root(root: &Path) -> Result<PathBuf> {
     let root = private_dir(root, &[])?;
     std::fs::canonicalize(&root).map_err(|e| Error::file(&root, e))
-}
-
-/// The inode of process `pid`'s namespace of `kind` (`mnt`, `net`).
-fn namespace_of(pid: i32, kind: &str) -> Option<u64> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(format!("/proc/{pid}/ns/{kind}"))
-        .ok()
-        .map(|m| m.ino())
 }
 
 /// Writes the container's hostname, hosts file (so its own name resolves; on a created network

@@ -122,17 +122,23 @@ impl State {
     /// The workload's pid, if that pid still is the workload: its mount namespace is the
     /// container's (a pid, and a namespace's inode number, are reused once they are free).
     pub fn live_workload(&self) -> Option<i32> {
-        use std::os::unix::fs::MetadataExt;
         let (pid, namespace) = (self.pid?, self.mount_namespace?);
-        fs::metadata(format!("/proc/{pid}/ns/mnt"))
-            .is_ok_and(|m| m.ino() == namespace)
-            .then_some(pid)
+        (namespace_inode(pid, "mnt") == Some(namespace)).then_some(pid)
     }
 
     /// The first 12 characters of the id, as docker shows it.
     pub fn short_id(&self) -> &str {
         self.id.get(..12).unwrap_or(&self.id)
     }
+}
+
+/// The inode of the namespace of `kind` (`mnt`, `net`, ...) that `process` (a pid, or `self`)
+/// is in; `None` once it has ended.
+pub fn namespace_inode(process: impl std::fmt::Display, kind: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(format!("/proc/{process}/ns/{kind}"))
+        .ok()
+        .map(|m| m.ino())
 }
 
 /// The error for a user who may not read berth's state under `root` (it is root's, 0700).

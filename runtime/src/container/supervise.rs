@@ -9,6 +9,7 @@ use nix::unistd::Pid;
 use std::os::fd::AsFd;
 
 use crate::container::log;
+use crate::container::state::namespace_inode;
 use crate::error::{Error, Result};
 
 /// The signals berth passes on to its workload.
@@ -178,8 +179,9 @@ fn trim_memory() {
     for (start, end) in droppable {
         // SAFETY: the range is a mapping of this process that is file-backed, not writable and
         // holds no private page (resident, swapped or huge), so dropping its pages loses
-        // nothing: they are read back from the file on the next touch. berth is
-        // single-threaded: nothing maps, writes or faults meanwhile.
+        // nothing: they are read back from the file on the next touch, by this thread or a
+        // relay thread (a terminal's, or the input's) that touches them meanwhile; the range
+        // was read from /proc/self/smaps just now, and berth maps nothing new while it waits.
         unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
     }
 }
@@ -278,15 +280,12 @@ pub fn processes_of_container(
     network_namespace: Option<u64>,
     id: &str,
 ) -> Vec<i32> {
-    use std::os::unix::fs::MetadataExt;
     let marker = format!("/containers/{id}/");
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     let me = std::process::id() as i32;
-    let in_namespace = |pid: i32, kind: &str, inode: u64| {
-        std::fs::metadata(format!("/proc/{pid}/ns/{kind}")).is_ok_and(|m| m.ino() == inode)
-    };
+    let in_namespace = |pid: i32, kind: &str, inode: u64| namespace_inode(pid, kind) == Some(inode);
     entries
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())

@@ -2,13 +2,12 @@
 //! /etc/passwd and /etc/group, as docker does) or an OCI config's numeric user.
 
 use std::fs::File;
-use std::os::fd::AsFd;
 
 use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
 
 use crate::error::{Error, Result};
 use crate::files;
-use crate::sys::{self, resolve};
+use crate::sys;
 
 /// The user asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,10 +167,8 @@ impl std::fmt::Display for User {
 fn read_container_file(path: &std::ffi::CStr) -> std::result::Result<String, String> {
     let name = path.to_string_lossy();
     let failed = |why: String| format!("the container's /{name}: {why}");
-    let root = File::open("/").map_err(|e| failed(e.to_string()))?;
     let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
-    let how = resolve::IN_ROOT | resolve::NO_MAGICLINKS;
-    let file = match sys::openat2(root.as_fd(), path, flags, how) {
+    let file = match sys::open_in_root(path, flags) {
         Ok(fd) => File::from(fd),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(String::new()),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {

@@ -193,7 +193,9 @@ fn files_that_are_not_regular_files_are_refused_at_once() {
     w.run(w.cmd("mkfifo").arg(&fifo)).ok();
     let fifo = fifo.to_str().unwrap();
     // A FIFO would hang berth (nobody writes it), a device fill its memory.
-    for (file, what) in [(fifo, "a FIFO"), ("/dev/zero", "a device")] {
+    for (file, what) in
+        [(fifo, "a FIFO"), ("/dev/zero", "a device"), ("/proc/self/status", "a file of /proc")]
+    {
         let out = w.berth_run(&["--net", "none", "--env-file", file, "true"]);
         out.expect_berth_error(&[what]);
         assert!(out.elapsed < Duration::from_secs(5), "{out}");
