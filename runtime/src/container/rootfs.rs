@@ -99,7 +99,7 @@ pub fn enter(plan: &FilesystemPlan, workdir: &Path) -> Result<(), String> {
         .mounts
         .iter()
         .zip(sources)
-        .partition(|(mount, _)| mount.destination.starts_with("/proc"));
+        .partition(|(mount, _)| mount.is_under_proc());
     let mut kernel = KernelMounts::default();
     for (mount, source) in early {
         kernel.note(mount, apply(&root, mount, source)?);
