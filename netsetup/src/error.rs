@@ -83,6 +83,21 @@ pub enum Error {
     Proc(String),
 }
 
+impl From<berth_state::Error> for Error {
+    /// A lock or a record of berth-state's: the same failure, said the same way.
+    fn from(error: berth_state::Error) -> Self {
+        match error {
+            berth_state::Error::File { path, source } => Error::File { path, source },
+            berth_state::Error::SymbolicLink { path } => Error::SymbolicLink { path },
+            berth_state::Error::Proc(what) => Error::Proc(what),
+            berth_state::Error::NotADirectory { path, what } => Error::File {
+                path,
+                source: std::io::Error::other(format!("{what}, where a directory belongs")),
+            },
+        }
+    }
+}
+
 /// netsetup's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

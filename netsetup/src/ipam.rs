@@ -14,14 +14,13 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
+use berth_state::{boot_id, lock, process_alive, write_atomically, ProcessIdentity};
 use ipnet::Ipv4Net;
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 
 use crate::{Error, Result};
 
@@ -47,13 +46,12 @@ pub struct LeaseOwner {
 impl LeaseOwner {
     /// The calling process as the owner of `container`'s lease.
     pub fn this_process(container: &str) -> Result<Self> {
-        let pid = std::process::id();
-        let start = start_time(pid).ok_or_else(|| Error::Proc("/proc/self/stat".into()))?;
+        let me = ProcessIdentity::this_process()?;
         Ok(LeaseOwner {
             container: container.into(),
-            pid,
-            start,
-            boot: boot_id()?.into(),
+            pid: me.pid,
+            start: me.start,
+            boot: me.boot,
             interface: None,
         })
     }
@@ -78,38 +76,6 @@ impl LeaseOwner {
             None => process_alive(self.pid, self.start, &self.boot),
         }
     }
-}
-
-/// Whether process `pid`, started at `start` (clock ticks after boot) during boot `boot`, still
-/// runs; a reused pid has another start time.
-pub fn process_alive(pid: u32, start: u64, boot: &str) -> bool {
-    boot_id().is_ok_and(|b| b == boot) && start_time(pid) == Some(start)
-}
-
-/// The start time of process `pid` in clock ticks after boot (field 22 of /proc/PID/stat),
-/// or `None` when there is no such process, or it has ended and awaits its parent (a zombie).
-pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: skip past its last ')'.
-    let after_name = stat.iter().rposition(|&b| b == b')')? + 1;
-    let fields = std::str::from_utf8(&stat[after_name..]).ok()?;
-    let mut fields = fields.split_whitespace();
-    // Field 3, the state, is the first after the name, so field 22 is the 20th.
-    if matches!(fields.next(), Some("Z" | "X")) {
-        return None;
-    }
-    fields.nth(18)?.parse().ok()
-}
-
-/// This boot's id (/proc/sys/kernel/random/boot_id).
-pub fn boot_id() -> Result<&'static str> {
-    const PATH: &str = "/proc/sys/kernel/random/boot_id";
-    static BOOT_ID: OnceLock<String> = OnceLock::new();
-    if let Some(id) = BOOT_ID.get() {
-        return Ok(id);
-    }
-    let id = fs::read_to_string(PATH).map_err(|e| Error::file(PATH, e))?;
-    Ok(BOOT_ID.get_or_init(|| id.trim().to_owned()))
 }
 
 /// The lease file of one network, with its lock beside it.
@@ -373,7 +339,7 @@ impl LeaseFile {
     }
 
     fn lock(&self) -> Result<Flock<File>> {
-        lock(&self.lock_path)
+        Ok(lock(&self.lock_path)?)
     }
 
     fn read(&self) -> Result<BTreeMap<Ipv4Addr, LeaseOwner>> {
@@ -473,7 +439,7 @@ impl LeaseFile {
             text.push_str(line);
             text.push('\n');
         }
-        write_atomically(&self.path, text.as_bytes(), 0o600)
+        Ok(write_atomically(&self.path, text.as_bytes(), 0o600)?)
     }
 }
 
@@ -596,42 +562,6 @@ pub fn check_address(subnet: Ipv4Net, gateway: Ipv4Addr, addr: Ipv4Addr) -> Resu
     }
 }
 
-/// Takes an exclusive lock on the file at `path`, creating it (0600) if needed; the lock lasts
-/// as long as the returned guard.
-pub fn lock(path: &Path) -> Result<Flock<File>> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| Error::file(path, e))?;
-    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| Error::file(path, errno.into()))
-}
-
-/// Replaces `path` with `contents` (file mode `mode`) by writing a temporary file beside it and
-/// renaming it over, so readers and crashes see the old file or the new one, never a part. Links
-/// are never followed: a link at `path` is replaced, not written through.
-pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(format!(".tmp{}", std::process::id()));
-    let temporary = PathBuf::from(temporary);
-    let written = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&temporary)
-        .and_then(|mut file| file.write_all(contents))
-        .and_then(|()| fs::rename(&temporary, path));
-    written.map_err(|e| {
-        let _ = fs::remove_file(&temporary);
-        Error::file(path, e)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -650,13 +580,6 @@ mod tests {
             "10.201.0.0/16".parse().unwrap(),
             Ipv4Addr::new(10, 201, 0, 1),
         )
-    }
-
-    #[test]
-    fn start_time_tells_this_process_from_none() {
-        let mine = start_time(std::process::id()).expect("this process has a start time");
-        assert!(mine > 0);
-        assert_eq!(start_time(u32::MAX), None);
     }
 
     #[test]

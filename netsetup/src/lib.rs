@@ -22,7 +22,7 @@ pub use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 pub use dns::{container_resolv_conf, hosts_file, internal_resolv_conf, MemberHosts};
 pub use error::{Error, Result};
 pub use firewall::ports::{PortMapping, Protocol};
-pub use ipam::{boot_id, lock, process_alive, start_time, write_atomically, LeaseFile, LeaseOwner};
+pub use ipam::{LeaseFile, LeaseOwner};
 pub use netlink::{Link, Netlink};
 pub use veth::{is_network_namespace, mac_for, Namespace};
 

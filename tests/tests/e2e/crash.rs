@@ -6,10 +6,10 @@ use crate::eth0_address;
 use berth_e2e::*;
 use std::time::Duration;
 
-/// The fault points, read from `runtime/src/fault.rs` itself, so that a step added there is
+/// The fault points, read from `runtime/berth/src/fault.rs` itself, so that a step added there is
 /// walked here too.
 fn fault_steps() -> Vec<&'static str> {
-    let source = include_str!("../../../runtime/src/fault.rs");
+    let source = include_str!("../../../runtime/berth/src/fault.rs");
     let list = source
         .split_once("pub const STEPS")
         .and_then(|(_, rest)| rest.split_once("];"))

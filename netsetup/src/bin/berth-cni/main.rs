@@ -281,7 +281,8 @@ fn wire(
     // One ADD at a time looks at the bridge and makes it ready: the kernel takes a new bridge's
     // alias only after the bridge exists, so a concurrent ADD could see it without one, and one
     // ADD's removal of a stale table could take another's fresh one.
-    let network_lock = netsetup::lock(&state_dir.join("network.lock"))?;
+    let network_lock =
+        berth_state::lock(&state_dir.join("network.lock")).map_err(netsetup::Error::from)?;
     // A bridge that berth did not make (another plugin's cni0, docker0, a LAN bridge) is not
     // taken over: berth's table, sysctls and GC would change what it is for.
     if let Some(existing) = netlink.link_by_name(&network.bridge)? {

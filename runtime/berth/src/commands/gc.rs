@@ -28,7 +28,7 @@ const UNFINISHED_AGE: Duration = Duration::from_secs(60);
 pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
     check_privileges("gc")?;
     let root = &canonical_root(root)?;
-    let _one_gc_at_a_time = netsetup::lock(&root.join("gc.lock"))?;
+    let _one_gc_at_a_time = berth_state::lock(&root.join("gc.lock"))?;
     let mut netlink = Netlink::open()?;
     // Each network is held as a run holds it, so that none is removed (and its directory then
     // made anew by gc) meanwhile; one removed since it was listed is skipped.
@@ -66,7 +66,10 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
             Err(_) if !dir.path().exists() => {} // It ended meanwhile.
             Err(_) if name.starts_with('.') && older_than(dir.path(), UNFINISHED_AGE) => {
                 remove(&dir)?;
-                println!("removed unfinished container {}", short(&id));
+                println!(
+                    "removed unfinished container {}",
+                    berth_state::short_id(&id)
+                );
             }
             Err(_) if name.starts_with('.') => {} // Being made right now.
             // Being removed right now: its state goes first.
@@ -189,7 +192,7 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
                 println!(
                     "unpublished port {} of container {}",
                     port.mapping,
-                    short(&port.owner)
+                    berth_state::short_id(&port.owner)
                 );
             }
         }
@@ -197,7 +200,7 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
         for (addr, owner) in reclaimed {
             println!(
                 "released address {addr} of container {}",
-                short(&owner.container)
+                berth_state::short_id(&owner.container)
             );
         }
         if network.name != networks::DEFAULT {
@@ -285,12 +288,8 @@ fn remove_stray_temporaries(dir: &Path) {
         else {
             continue;
         };
-        if netsetup::start_time(pid).is_none() && fs::remove_file(entry.path()).is_ok() {
+        if berth_state::start_time(pid).is_none() && fs::remove_file(entry.path()).is_ok() {
             println!("removed {}", entry.path().display());
         }
     }
-}
-
-fn short(id: &str) -> &str {
-    id.get(..12).unwrap_or(id)
 }

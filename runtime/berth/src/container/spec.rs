@@ -16,9 +16,9 @@ use crate::container::mounts::{self, Mount};
 use crate::container::rootfs::FilesystemPlan;
 use crate::container::user::User;
 use crate::error::{Error, Result};
-use crate::files;
 use crate::networks;
 use crate::ports::PublishRequest;
+use berth_state::files;
 
 /// A root filesystem (`what`: `--rootfs` or the bundle's `root.path`): an existing directory
 /// other than the host's root, by its canonical path.
@@ -123,7 +123,7 @@ impl RunSpec {
             return crate::container::oci::spec_from_bundle(bundle, &args, root);
         }
         let log_options = log_options(&args)?;
-        let id = new_id()?;
+        let id = berth_state::new_id()?;
         let (name, named) = name_of(args.name.as_deref(), &id)?;
         let hostname = match args.hostname {
             Some(hostname) => {
@@ -302,7 +302,7 @@ pub fn name_of(given: Option<&str>, id: &str) -> Result<(String, bool)> {
             check_name(name)?;
             Ok((name.to_owned(), true))
         }
-        None => Ok((id[..12].to_owned(), false)),
+        None => Ok((berth_state::short_id(id).to_owned(), false)),
     }
 }
 
@@ -381,20 +381,6 @@ fn read_env_file(path: &Path) -> Result<Vec<String>> {
         entries.push(line.to_owned());
     }
     Ok(entries)
-}
-
-/// A new container id: 64 random hex digits.
-pub fn new_id() -> Result<String> {
-    let mut bytes = [0u8; 32];
-    getrandom(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-fn getrandom(buffer: &mut [u8]) -> Result<()> {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(buffer))
-        .map_err(|e| Error::file("/dev/urandom", e))
 }
 
 /// docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, here at most 63 characters.

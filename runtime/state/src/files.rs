@@ -1,12 +1,105 @@
-//! Reading the small files berth is handed (an `--env-file`, config.json, a state record, a
-//! container's /etc/passwd): regular files only, and no larger than a cap, so that a FIFO, a
-//! device or an endless file can neither hang berth nor fill its memory.
+//! Files of berth's state, and the small files berth is handed.
+//!
+//! Records are changed under an exclusive lock and replaced by an atomic rename, so a crash
+//! never leaves one torn; directories of the state are made 0700 and no link in them is
+//! followed. The small files berth reads (an `--env-file`, config.json, a state record, a
+//! container's /etc/passwd) are read as regular files only, and no larger than a cap, so that a
+//! FIFO, a device or an endless file can neither hang berth nor fill its memory.
 
-use std::fs::File;
-use std::io::{self, Read};
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Read, Write as _};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::path::Path;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::{Error, Result};
+
+/// Takes an exclusive lock on the file at `path`, creating it (0600) if needed; the lock lasts
+/// as long as the returned guard.
+pub fn lock(path: &Path) -> Result<Flock<File>> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| Error::file(path, e))?;
+    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| Error::file(path, errno.into()))
+}
+
+/// Replaces `path` with `contents` (file mode `mode`) by writing a temporary file beside it and
+/// renaming it over, so readers and crashes see the old file or the new one, never a part. Links
+/// are never followed: a link at `path` is replaced, not written through.
+pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".tmp{}", std::process::id()));
+    let temporary = PathBuf::from(temporary);
+    let written = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&temporary)
+        .and_then(|mut file| file.write_all(contents))
+        .and_then(|()| fs::rename(&temporary, path));
+    written.map_err(|e| {
+        let _ = fs::remove_file(&temporary);
+        Error::file(path, e)
+    })
+}
+
+/// Makes `ROOT/a/b/...` for `parts` = `[a, b, ...]`: ROOT with its parents if missing (ROOT
+/// itself may be a link), then each part below it, 0700, refusing any part that exists as a
+/// symbolic link or as something other than a directory: berth never follows a link planted
+/// under its root.
+pub fn private_dir(root: &Path, parts: &[&str]) -> Result<PathBuf> {
+    if !root.is_dir() {
+        let mut parents = DirBuilder::new();
+        parents.recursive(true).mode(0o700);
+        parents.create(root).map_err(|e| file_error(root, e))?;
+    }
+    let mut path = root.to_path_buf();
+    for part in parts {
+        path.push(part);
+        match DirBuilder::new().mode(0o700).create(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => check_real_dir(&path)?,
+            Err(e) => return Err(file_error(&path, e)),
+        }
+    }
+    Ok(path)
+}
+
+/// Whether `path` is a directory itself, not a link to one nor another kind of file.
+pub fn check_real_dir(path: &Path) -> Result<()> {
+    let kind = fs::symlink_metadata(path)
+        .map_err(|e| file_error(path, e))?
+        .file_type();
+    if kind.is_dir() {
+        return Ok(());
+    }
+    let what = if kind.is_symlink() {
+        "a symbolic link"
+    } else {
+        "not a directory"
+    };
+    Err(Error::NotADirectory {
+        path: path.into(),
+        what,
+    })
+}
+
+/// A failed operation on a file, as it is (no O_NOFOLLOW was asked, so ELOOP is not a link).
+fn file_error(path: &Path, source: io::Error) -> Error {
+    Error::File {
+        path: path.into(),
+        source,
+    }
+}
 
 /// The cap for a configuration file or record: far above any real one.
 pub const CONFIG_LIMIT: u64 = 4 << 20;

@@ -16,6 +16,9 @@ pub enum Error {
     /// berth lacks the privileges it needs.
     #[error("{0}")]
     Privileges(String),
+    /// A record of berth's state could not be kept.
+    #[error(transparent)]
+    State(berth_state::Error),
     /// A network step failed.
     #[error(transparent)]
     Network(#[from] netsetup::Error),
@@ -46,6 +49,18 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+impl From<berth_state::Error> for Error {
+    /// A file's failure stays one (callers tell a vanished file by it); a directory of the
+    /// state that is a link or a file is invalid, as the user must remove it.
+    fn from(error: berth_state::Error) -> Self {
+        match error {
+            berth_state::Error::File { path, source } => Error::File { path, source },
+            e @ berth_state::Error::NotADirectory { .. } => Error::Invalid(e.to_string()),
+            e => Error::State(e),
+        }
+    }
 }
 
 /// berth's result type.

@@ -18,12 +18,12 @@ use crate::container::child::ProcessPlan;
 use crate::container::mounts::{self, Mount};
 use crate::container::rootfs::FilesystemPlan;
 use crate::container::spec::{
-    c_string, check_hostname, check_rootfs, choose_network, name_of, new_id, Network, RunSpec,
+    c_string, check_hostname, check_rootfs, choose_network, name_of, Network, RunSpec,
 };
 use crate::container::user::User;
 use crate::error::{Error, Result};
-use crate::files;
 use crate::networks;
+use berth_state::files;
 
 /// The shape of the config.json keys berth carries out.
 enum Shape {
@@ -525,7 +525,7 @@ pub fn spec_from_bundle(dir: &Path, args: &RunArgs, root: &Path) -> Result<RunSp
     };
 
     // The names and sysctls.
-    let id = new_id()?;
+    let id = berth_state::new_id()?;
     let (name, named) = name_of(args.name.as_deref(), &id)?;
     let hostname = match config.hostname() {
         Some(hostname) if !hostname.is_empty() => {

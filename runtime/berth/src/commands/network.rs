@@ -36,7 +36,7 @@ pub fn network(root: &Path, command: NetworkCommand) -> Result<u8> {
 fn create(root: &Path, args: NetworkCreateArgs) -> Result<u8> {
     check_privileges("network create")?;
     let root = &canonical_root(root)?;
-    let _registry = netsetup::lock(&root.join("networks.lock"))?;
+    let _registry = berth_state::lock(&root.join("networks.lock"))?;
     let mut netlink = Netlink::open()?;
     let request = networks::Request {
         name: &args.name,
@@ -120,7 +120,7 @@ fn inspect(root: &Path, name: &str) -> Result<u8> {
 fn rm(root: &Path, names: &[String]) -> Result<u8> {
     check_privileges("network rm")?;
     let root = &canonical_root(root)?;
-    let _registry = netsetup::lock(&root.join("networks.lock"))?;
+    let _registry = berth_state::lock(&root.join("networks.lock"))?;
     let mut netlink = Netlink::open()?;
     let mut failed = false;
     for name in names {
@@ -141,7 +141,7 @@ fn rm(root: &Path, names: &[String]) -> Result<u8> {
 fn update(root: &Path, name: &str, ipv6: bool, subnet6: Option<netsetup::Ipv6Net>) -> Result<u8> {
     check_privileges("network update")?;
     let root = &canonical_root(root)?;
-    let _registry = netsetup::lock(&root.join("networks.lock"))?;
+    let _registry = berth_state::lock(&root.join("networks.lock"))?;
     let record = networks::find(root, name)?;
     let updated = match (ipv6, subnet6, record.subnet6) {
         // IPv6 is on already, and no other subnet is asked for.
@@ -189,7 +189,7 @@ fn update(root: &Path, name: &str, ipv6: bool, subnet6: Option<netsetup::Ipv6Net
 fn prune(root: &Path) -> Result<u8> {
     check_privileges("network prune")?;
     let root = &canonical_root(root)?;
-    let _registry = netsetup::lock(&root.join("networks.lock"))?;
+    let _registry = berth_state::lock(&root.join("networks.lock"))?;
     let mut netlink = Netlink::open()?;
     for record in networks::list(root)?.iter().filter(|r| !r.is_default()) {
         match remove(root, &mut netlink, record) {
@@ -244,7 +244,7 @@ fn remove(root: &Path, netlink: &mut Netlink, record: &Record) -> Result<()> {
 fn reload(root: &Path) -> Result<u8> {
     check_privileges("network reload")?;
     let root = &canonical_root(root)?;
-    let _registry = netsetup::lock(&root.join("networks.lock"))?;
+    let _registry = berth_state::lock(&root.join("networks.lock"))?;
     let specs = networks::specs(root);
     // berth-cni's networks and ports on the same table stay.
     netsetup::firewall::reinstall(&specs.iter().collect::<Vec<_>>(), "cni:")?;
@@ -258,7 +258,8 @@ fn reload(root: &Path) -> Result<u8> {
 
 /// Container `id`'s name from its record, or the start of its id.
 fn container_name(root: &Path, id: &str) -> String {
-    ContainerDir::find(root, id).map_or_else(|_| id.chars().take(12).collect(), |(_, s)| s.name)
+    ContainerDir::find(root, id)
+        .map_or_else(|_| berth_state::short_id(id).to_owned(), |(_, s)| s.name)
 }
 
 /// The names of the running containers on network `name`, sorted.

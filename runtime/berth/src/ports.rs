@@ -418,7 +418,7 @@ pub fn publish(root: &Path, id: &str, mappings: &[PortMapping]) -> Result<()> {
 /// (with its takeovers) and unpublish, a republish after a flush, and gc's removals. Without
 /// it, a republish could put back the ports of a container that is being torn down.
 pub fn lock(root: &Path) -> Result<Flock<File>> {
-    Ok(netsetup::lock(&root.join("ports.lock"))?)
+    Ok(berth_state::lock(&root.join("ports.lock"))?)
 }
 
 /// Publishes again the ports of every running container of `root` whose workload still runs
@@ -490,7 +490,7 @@ pub fn release_netfilter_socket() {
 
 /// `NAME (ID)` of the container with `id` under `root`, or the start of the id.
 fn container_name(root: &Path, id: &str) -> String {
-    let short: String = id.chars().take(12).collect();
+    let short = berth_state::short_id(id).to_owned();
     match ContainerDir::find(root, id) {
         Ok((_, state)) if state.name != short => format!("{} ({short})", state.name),
         _ => short,

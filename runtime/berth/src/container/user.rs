@@ -6,8 +6,8 @@ use std::fs::File;
 use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
 
 use crate::error::{Error, Result};
-use crate::files;
 use crate::sys;
+use berth_state::files;
 
 /// The user asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,6 @@ mod commands;
 mod container;
 mod error;
 mod fault;
-mod files;
 mod networks;
 mod ports;
 mod sys;

@@ -439,7 +439,7 @@ mod man_pages {
 
     #[test]
     fn man_pages_are_current() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../man");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../man");
         let mut pages = Vec::new();
         render(Cli::command(), "berth", &mut pages);
         let update = std::env::var_os("BERTH_UPDATE_MAN").is_some();

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::container::state::private_dir;
 use crate::error::{Error, Result};
-use crate::files::{self, Links};
+use berth_state::files::{self, Links};
 
 /// The default network's name.
 pub const DEFAULT: &str = "bridge";
@@ -104,7 +104,7 @@ impl Record {
 /// missing). `name` is checked first, as by every lookup.
 pub fn state_dir(root: &Path, name: &str) -> Result<PathBuf> {
     check_name(name)?;
-    private_dir(root, &["networks", name])
+    Ok(private_dir(root, &["networks", name])?)
 }
 
 /// The hosts file shared by the members of created network `name`.
@@ -443,7 +443,7 @@ fn neighbours<'a>(records: &'a [Record], installed: &'a [InstalledNetwork]) -> V
 pub fn record(root: &Path, record: &Record) -> Result<()> {
     let dir = state_dir(root, &record.name)?;
     let json = serde_json::to_vec_pretty(record).expect("a record serializes");
-    Ok(netsetup::write_atomically(
+    Ok(berth_state::write_atomically(
         &dir.join("network.json"),
         &json,
         0o644,

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::container::capabilities::SetNames;
 use crate::error::{Error, Result};
-use crate::files;
+use berth_state::files::{self, check_real_dir};
+pub use berth_state::private_dir;
 
 /// What berth records of a container, before it makes anything for it: enough for `berth gc`
 /// to find and remove all of it once its launcher is gone.
@@ -107,7 +108,7 @@ impl std::fmt::Display for Status {
 impl State {
     /// Whether the launcher that owns the container still runs.
     pub fn launcher_alive(&self) -> bool {
-        netsetup::process_alive(self.launcher_pid, self.launcher_start, &self.boot_id)
+        berth_state::process_alive(self.launcher_pid, self.launcher_start, &self.boot_id)
     }
 
     /// Where the container stands.
@@ -128,7 +129,7 @@ impl State {
 
     /// The first 12 characters of the id, as docker shows it.
     pub fn short_id(&self) -> &str {
-        self.id.get(..12).unwrap_or(&self.id)
+        berth_state::short_id(&self.id)
     }
 }
 
@@ -149,54 +150,13 @@ pub fn root_only(root: &Path) -> Error {
     ))
 }
 
-/// Makes `ROOT/a/b/...` for `parts` = `[a, b, ...]`: ROOT with its parents if missing (ROOT
-/// itself may be a link), then each part below it, 0700, refusing any part that exists as a
-/// symbolic link or as something other than a directory: berth never follows a link planted
-/// under its root.
-pub fn private_dir(root: &Path, parts: &[&str]) -> Result<PathBuf> {
-    if !root.is_dir() {
-        let mut parents = DirBuilder::new();
-        parents.recursive(true).mode(0o700);
-        parents.create(root).map_err(|e| Error::file(root, e))?;
-    }
-    let mut path = root.to_path_buf();
-    for part in parts {
-        path.push(part);
-        match DirBuilder::new().mode(0o700).create(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => check_real_dir(&path)?,
-            Err(e) => return Err(Error::file(&path, e)),
-        }
-    }
-    Ok(path)
-}
-
-fn check_real_dir(path: &Path) -> Result<()> {
-    let kind = fs::symlink_metadata(path)
-        .map_err(|e| Error::file(path, e))?
-        .file_type();
-    if kind.is_dir() {
-        return Ok(());
-    }
-    let what = if kind.is_symlink() {
-        "a symbolic link"
-    } else {
-        "not a directory"
-    };
-    Err(Error::Invalid(format!(
-        "{} is {what}: berth does not follow links or use other files in its state \
-         directory; remove it",
-        path.display()
-    )))
-}
-
 /// Claims `name` for container `id`: `ROOT/names/NAME` holds the id. A claim whose container
 /// is gone (no directory, or a dead launcher) is taken over. Claims are checked and made
 /// under one lock (`ROOT/names.lock`), so that two containers never both take a name. Call it
 /// once the container's directory exists, so that a claim always points at a directory.
 pub fn claim_name(root: &Path, name: &str, id: &str) -> Result<()> {
     let names = private_dir(root, &["names"])?;
-    let _lock = netsetup::lock(&root.join("names.lock"))?;
+    let _lock = berth_state::lock(&root.join("names.lock"))?;
     let path = names.join(name);
     if let Some(holder) = name_holder(&path) {
         let dir = ContainerDir {
@@ -209,12 +169,12 @@ pub fn claim_name(root: &Path, name: &str, id: &str) -> Result<()> {
             return Err(Error::Invalid(format!(
                 "the name {name:?} is already in use by container {}: stop and remove it \
                  (berth stop {name}; berth rm {name}), or choose another name",
-                holder.get(..12).unwrap_or(&holder)
+                berth_state::short_id(&holder)
             )));
         }
     }
     // A claim of a container that is gone is replaced.
-    Ok(netsetup::write_atomically(&path, id.as_bytes(), 0o600)?)
+    Ok(berth_state::write_atomically(&path, id.as_bytes(), 0o600)?)
 }
 
 /// The id that claim `path` holds, if it is a claim.
@@ -226,7 +186,7 @@ fn name_holder(path: &Path) -> Option<String> {
 
 /// Releases `name`, if container `id` holds it.
 pub fn release_name(root: &Path, name: &str, id: &str) {
-    let Ok(_lock) = netsetup::lock(&root.join("names.lock")) else {
+    let Ok(_lock) = berth_state::lock(&root.join("names.lock")) else {
         return;
     };
     let path = root.join("names").join(name);
@@ -275,7 +235,7 @@ impl ContainerDir {
         for entry in entries {
             let entry = entry.map_err(|e| Error::file(&containers, e))?;
             let dir = ContainerDir { path: entry.path() };
-            let state = match check_real_dir(&dir.path) {
+            let state = match check_real_dir(&dir.path).map_err(Error::from) {
                 Ok(()) => dir.read_state(),
                 // Its container ended (and removed it) since the listing.
                 Err(Error::File { source, .. })
@@ -321,7 +281,7 @@ impl ContainerDir {
     /// Writes `name` in the directory, atomically, with `mode`; returns its path.
     pub fn write(&self, name: &str, contents: &[u8], mode: u32) -> Result<PathBuf> {
         let path = self.path.join(name);
-        netsetup::write_atomically(&path, contents, mode)?;
+        berth_state::write_atomically(&path, contents, mode)?;
         Ok(path)
     }
 
