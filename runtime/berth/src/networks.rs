@@ -721,6 +721,127 @@ fn check_bridge_name(name: &str) -> std::result::Result<(), String> {
 mod tests {
     use super::*;
 
+    /// A registry root of its own under the temporary directory, removed when dropped.
+    struct TempRoot(PathBuf);
+
+    impl TempRoot {
+        fn new(test: &str) -> Self {
+            let path =
+                std::env::temp_dir().join(format!("berth-plan-{test}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&path);
+            TempRoot(path)
+        }
+    }
+
+    impl Drop for TempRoot {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn request(name: &str) -> Request<'_> {
+        Request {
+            name,
+            subnet: None,
+            gateway: None,
+            bridge: None,
+            internal: false,
+            ipv6: false,
+            subnet6: None,
+        }
+    }
+
+    #[test]
+    fn a_plan_takes_the_first_free_subnet_gateway_and_bridge() {
+        let root = TempRoot::new("first-free");
+        let first = plan(&root.0, &request("a"), &[], &[]).unwrap();
+        // The default network holds 10.201.0.0/16 and berth0.
+        assert_eq!(first.subnet.to_string(), "10.202.0.0/16");
+        assert_eq!(first.gateway.to_string(), "10.202.0.1");
+        assert_eq!(first.bridge, "berth1");
+        assert_eq!(first.subnet6, None);
+        record(&root.0, &first).unwrap();
+        // The next one steps past the recorded network, and past a host interface's name.
+        let second = plan(&root.0, &request("b"), &["berth2".into()], &[]).unwrap();
+        assert_eq!(second.subnet.to_string(), "10.203.0.0/16");
+        assert_eq!(second.bridge, "berth3");
+        let again = plan(&root.0, &request("a"), &[], &[]).unwrap_err();
+        assert_eq!(again.to_string(), "network a already exists");
+    }
+
+    #[test]
+    fn a_plan_refuses_what_another_network_holds() {
+        let root = TempRoot::new("refuses");
+        let subnet = |text: &str| Request {
+            subnet: Some(text.parse().unwrap()),
+            ..request("n")
+        };
+        let overlap = plan(&root.0, &subnet("10.201.128.0/17"), &[], &[]).unwrap_err();
+        assert!(
+            overlap
+                .to_string()
+                .starts_with("--subnet 10.201.128.0/17 overlaps "),
+            "{overlap}"
+        );
+        let gateway_alone = Request {
+            gateway: Some(Ipv4Addr::new(10, 9, 0, 1)),
+            ..request("n")
+        };
+        assert_eq!(
+            plan(&root.0, &gateway_alone, &[], &[])
+                .unwrap_err()
+                .to_string(),
+            "--gateway needs --subnet: give the subnet the gateway is in"
+        );
+        let outside = Request {
+            gateway: Some(Ipv4Addr::new(10, 9, 0, 1)),
+            ..subnet("10.8.0.0/16")
+        };
+        assert!(plan(&root.0, &outside, &[], &[])
+            .unwrap_err()
+            .to_string()
+            .starts_with("--gateway "));
+        let taken_bridge = Request {
+            bridge: Some("eth0"),
+            ..request("n")
+        };
+        assert_eq!(
+            plan(&root.0, &taken_bridge, &["eth0".into()], &[])
+                .unwrap_err()
+                .to_string(),
+            "--bridge eth0: an interface of that name exists already"
+        );
+        let default_bridge = Request {
+            bridge: Some("berth0"),
+            ..request("n")
+        };
+        assert!(plan(&root.0, &default_bridge, &[], &[]).is_err());
+        assert!(plan(&root.0, &request("../x"), &[], &[]).is_err());
+    }
+
+    #[test]
+    fn a_dual_stack_plan_takes_a_free_unique_local_64() {
+        let root = TempRoot::new("ipv6");
+        let dual = |name| Request {
+            ipv6: true,
+            ..request(name)
+        };
+        let first = plan(&root.0, &dual("a"), &[], &[]).unwrap();
+        let subnet6 = first
+            .subnet6
+            .expect("a dual-stack network has an IPv6 subnet");
+        assert_eq!(subnet6.prefix_len(), 64);
+        assert_eq!(subnet6.addr().segments()[..3], [0xfd62, 0x6572, 0x7468]);
+        record(&root.0, &first).unwrap();
+        let second = plan(&root.0, &dual("b"), &[], &[]).unwrap();
+        assert_ne!(second.subnet6, first.subnet6);
+        let clash = Request {
+            subnet6: Some(subnet6),
+            ..dual("c")
+        };
+        assert!(plan(&root.0, &clash, &[], &[]).is_err());
+    }
+
     #[test]
     fn only_network_names_are_looked_up() {
         let long = "n".repeat(65);
