@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 use netsetup::{PortMapping, Protocol};
@@ -464,17 +464,10 @@ pub fn release_netfilter_socket() {
             tv_sec: 0,
             tv_nsec: 100_000_000,
         };
+        // Every descriptor but the socket (the caller's pipes and locks among them) closed.
+        let _ = crate::sys::close_all_but(socket.as_fd());
         // SAFETY: as above; `_exit` ends the child without running destructors.
         unsafe {
-            let fd = socket.as_raw_fd() as libc::c_uint;
-            let closed = (fd == 0 || libc::close_range(0, fd - 1, 0) == 0)
-                && libc::close_range(fd + 1, libc::c_uint::MAX, 0) == 0;
-            if !closed {
-                // A kernel older than 5.9: one by one.
-                for other in (0..4096).filter(|&other| other != fd as libc::c_int) {
-                    libc::close(other);
-                }
-            }
             // Named for what it is in ps, and ended by any signal.
             libc::prctl(libc::PR_SET_NAME, c"berth-release".as_ptr());
             let mut none: libc::sigset_t = std::mem::zeroed();

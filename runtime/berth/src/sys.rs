@@ -1,4 +1,5 @@
-//! The raw system calls that neither std nor nix wraps, each with its kernel ABI, in one place.
+//! The raw system calls that neither std nor nix wraps, each with its kernel ABI, in one place,
+//! and the one check that the SAFETY argument of every fork rests on (one thread).
 
 use std::ffi::CStr;
 use std::io;
@@ -315,10 +316,92 @@ pub fn close_all_from(first: u32, keep: &[BorrowedFd<'_>]) -> io::Result<()> {
     close_range(from, libc::c_uint::MAX)
 }
 
+/// Closes every descriptor but `keep`, allocating nothing: for a forked child, which may only
+/// make async-signal-safe calls while a thread of berth's relays a terminal.
+pub fn close_all_but(keep: BorrowedFd<'_>) -> io::Result<()> {
+    let fd = keep.as_raw_fd() as u32;
+    if fd > 0 {
+        close_range(0, fd - 1)?;
+    }
+    close_range(fd + 1, libc::c_uint::MAX)
+}
+
 fn close_range(first: u32, last: u32) -> io::Result<()> {
-    // SAFETY: close_range(2) closes descriptors only; the callers own every one in the range
-    // (nothing else in the process holds them: berth is single-threaded where this is used).
+    // SAFETY: close_range(2) closes descriptors only. Its callers run where no other thread
+    // uses them: a forked child, or a process that is about to exec or has just forked.
     done(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) })
+}
+
+/// The number of threads of this process (field 20 of /proc/self/stat).
+pub fn thread_count() -> io::Result<usize> {
+    let stat = std::fs::read("/proc/self/stat")?;
+    // The command name (field 2) may hold spaces and parentheses: skip past its last ')'.
+    let after_name = stat.iter().rposition(|&b| b == b')').map_or(0, |i| i + 1);
+    std::str::from_utf8(&stat[after_name..])
+        .ok()
+        .and_then(|fields| fields.split_whitespace().nth(17)?.parse().ok())
+        .ok_or_else(|| io::Error::other("/proc/self/stat has no thread count"))
+}
+
+/// Fails unless this process has one thread. A forked child of a single-threaded process may
+/// run any code (no lock can be held by a thread it lacks); the SAFETY argument of each fork
+/// that lets its child allocate rests on this check, made just before it (a few microseconds).
+pub fn check_single_threaded(fork: &str) -> io::Result<()> {
+    match thread_count()? {
+        1 => Ok(()),
+        n => Err(io::Error::other(format!(
+            "{fork}: berth runs {n} threads here, and forks only with one (a bug of berth's)"
+        ))),
+    }
+}
+
+/// clone(2) as fork(2), into the new namespaces that `flags` asks for (CLONE_NEW*), with
+/// SIGCHLD to the parent when the child ends: the child's pid in the parent, 0 in the child.
+///
+/// # Safety
+///
+/// As fork(2): the child gets a copy of the address space and one thread. It may run any code
+/// only if the caller has one thread (see [`check_single_threaded`]); else only
+/// async-signal-safe calls until it execs or exits.
+pub unsafe fn clone_process(flags: libc::c_int) -> io::Result<libc::pid_t> {
+    // SAFETY: without CLONE_VM the kernel copies the address space, so no stack is handed in;
+    // the other arguments (parent and child tid pointers, TLS) are null, as nothing asks for
+    // them. What the child may do is the caller's contract, above.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(pid as libc::pid_t)
+}
+
+/// The window size of the terminal at `fd` (TIOCGWINSZ).
+pub fn window_size(fd: BorrowedFd<'_>) -> io::Result<libc::winsize> {
+    let mut size = std::mem::MaybeUninit::<libc::winsize>::zeroed();
+    // SAFETY: TIOCGWINSZ writes one winsize into the pointed-to memory, which is large enough.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, size.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the ioctl succeeded, so the kernel filled it in.
+    Ok(unsafe { size.assume_init() })
+}
+
+/// Makes the terminal at `fd` the controlling terminal of the calling session's leader
+/// (TIOCSCTTY, without stealing it from another session).
+pub fn take_controlling_terminal(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal) and touches no memory.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Execs the program open at `fd` (execveat(2) with AT_EMPTY_PATH); returns only its error.
@@ -344,4 +427,26 @@ pub fn execveat_fd(fd: i32, argv: &[std::ffi::CString], envp: &[std::ffi::CStrin
         )
     };
     io::Error::last_os_error()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_thread_is_counted_and_refused() {
+        let (started, release) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                started.wait();
+                release.wait();
+            });
+            started.wait();
+            // This test's thread and the one it started, at least (other tests' may run too).
+            assert!(thread_count().unwrap() >= 2);
+            let refused = check_single_threaded("fork").unwrap_err().to_string();
+            assert!(refused.starts_with("fork: berth runs "), "{refused}");
+            release.wait();
+        });
+    }
 }

@@ -134,7 +134,11 @@ fn probe_in_throwaway_namespace(with_nft: bool) -> Vec<(Verdict, String, String)
     let Ok((read, write)) = pipe() else {
         return vec![(Verdict::Fail, "probe".into(), "cannot create a pipe".into())];
     };
-    // SAFETY: berth is single-threaded here, so the child may allocate; it ends with _exit.
+    if let Err(e) = crate::sys::check_single_threaded("probe") {
+        return vec![(Verdict::Fail, "probe".into(), e.to_string())];
+    }
+    // SAFETY: berth has one thread (checked just above), so the child may allocate; it ends
+    // with _exit.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
             drop(read);

@@ -16,7 +16,6 @@ use crate::commands::run::check_privileges;
 use crate::container::capabilities::CapabilityPolicy;
 use crate::container::child::exec_searching_path;
 use crate::container::detach;
-use crate::container::process::Failure;
 use crate::container::read_only_exe;
 use crate::container::spec::{c_string, environment, path_of};
 use crate::container::state::{namespace_inode, ContainerDir, Status};
@@ -129,6 +128,7 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
     let input = stdin_is_a_terminal().then(InputPipe::new).transpose()?;
     let signals = BlockedSignals::block()?;
     let signal_fd = signals.listen()?;
+    crate::sys::check_single_threaded("fork").map_err(|e| Error::system("fork", e))?;
     for (file, kind, what) in [
         (&network, CloneFlags::CLONE_NEWNET, "network"),
         (&uts, CloneFlags::CLONE_NEWUTS, "UTS"),
@@ -147,7 +147,9 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
     }
     // The command is forked, in a session of its own (so that it cannot type into the
     // caller's terminal), and berth passes on signals and its exit status.
-    // SAFETY: berth is single-threaded, so the child may go on as berth would.
+    // SAFETY: berth has one thread (checked before the namespaces were joined, where /proc
+    // is still the host's; the input's relay starts after the fork), so the child may go on
+    // as berth would.
     match unsafe { nix::unistd::fork() }.map_err(|e| Error::system("fork", e))? {
         nix::unistd::ForkResult::Child => {
             // The command ends with `berth exec`.
@@ -201,11 +203,5 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
         .map_err(|e| Error::system("reset SIGPIPE", e))?;
 
     let command = args.command[0].to_string_lossy().into_owned();
-    Err(match exec_searching_path(&argv, &env, &path) {
-        (Failure::NotFound, _) => Error::CommandNotFound(command),
-        (_, errno) => Error::NotExecutable {
-            command,
-            source: errno.into(),
-        },
-    })
+    Err(exec_searching_path(&argv, &env, &path).error(&command))
 }

@@ -13,7 +13,7 @@ use nix::sys::signal::{signal, SigHandler, SigSet, Signal};
 use nix::unistd::{execve, getppid, sethostname, Pid};
 
 use crate::container::capabilities::CapabilityPolicy;
-use crate::container::process::{exit_now, ChildEnds, Failure};
+use crate::container::process::{exit_now, ChildEnds, ExecFailure, Report};
 use crate::container::rootfs::FilesystemPlan;
 use crate::container::user::User;
 
@@ -104,7 +104,7 @@ pub fn run(plan: &ChildPlan, mut ends: ChildEnds) -> ! {
         // berth gave up before the network was ready; it reports why itself.
         Ok(None) => exit_now(125),
         Err(message) => {
-            ends.report(Failure::Setup, 0, &message);
+            ends.report(&Report::SetupFailed(message));
             exit_now(125)
         }
     }
@@ -271,9 +271,9 @@ fn exec(plan: &ChildPlan, env: &[CString], ends: &mut ChildEnds) -> ! {
             exit_now(125);
         }
     }
-    let (failure, errno) = exec_searching_path(&plan.argv, env, &plan.path);
-    ends.report(failure, errno as i32, "");
-    exit_now(if failure == Failure::NotFound {
+    let failure = exec_searching_path(&plan.argv, env, &plan.path);
+    ends.report(&Report::Exec(failure));
+    exit_now(if failure == ExecFailure::NotFound {
         127
     } else {
         126
@@ -282,7 +282,7 @@ fn exec(plan: &ChildPlan, env: &[CString], ends: &mut ChildEnds) -> ! {
 
 /// Execs `argv` with `env`, looking the command up in `path` (a PATH value) when it has no '/',
 /// as execvp(3) does; returns only on failure, with what failed.
-pub fn exec_searching_path(argv: &[CString], env: &[CString], path: &[u8]) -> (Failure, Errno) {
+pub fn exec_searching_path(argv: &[CString], env: &[CString], path: &[u8]) -> ExecFailure {
     let command = &argv[0];
     if command.as_bytes().contains(&b'/') {
         return classify(execve(command, argv, env).unwrap_err());
@@ -299,18 +299,18 @@ pub fn exec_searching_path(argv: &[CString], env: &[CString], path: &[u8]) -> (F
         match execve(&candidate, argv, env).unwrap_err() {
             Errno::ENOENT | Errno::ENOTDIR => {}
             Errno::EACCES => denied = Some(Errno::EACCES),
-            errno => return (Failure::NotExecutable, errno),
+            errno => return ExecFailure::NotExecutable(errno),
         }
     }
     match denied {
-        Some(errno) => (Failure::NotExecutable, errno),
-        None => (Failure::NotFound, Errno::ENOENT),
+        Some(errno) => ExecFailure::NotExecutable(errno),
+        None => ExecFailure::NotFound,
     }
 }
 
-fn classify(errno: Errno) -> (Failure, Errno) {
+fn classify(errno: Errno) -> ExecFailure {
     match errno {
-        Errno::ENOENT | Errno::ENOTDIR => (Failure::NotFound, errno),
-        errno => (Failure::NotExecutable, errno),
+        Errno::ENOENT | Errno::ENOTDIR => ExecFailure::NotFound,
+        errno => ExecFailure::NotExecutable(errno),
     }
 }

@@ -15,8 +15,8 @@ use crate::container::process::{exit_now, ChildEnds};
 /// namespace's init and never returns. Every signal must be blocked on entry (the child
 /// restores its mask before the exec).
 pub fn fork_workload(ends: &mut ChildEnds) {
-    // SAFETY: the process is single-threaded (a clone of single-threaded berth), so fork(2)
-    // leaves no lock held by a vanished thread.
+    // SAFETY: the process is the child of a clone, which has one thread and starts none, so
+    // fork(2) leaves no lock held by a vanished thread.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {}
         Ok(ForkResult::Parent { child }) => {

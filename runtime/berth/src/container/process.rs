@@ -2,27 +2,76 @@
 //!
 //! `go`: berth → child, one byte once berth has wired the child's network (bridge only); EOF
 //! without it tells the child to give up. `report`: child → berth, close-on-exec, so berth reads
-//! EOF the moment the exec succeeds, or a report of what failed.
+//! EOF the moment the exec succeeds, or one [`Report`] of what failed.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 
+use nix::errno::Errno;
 use nix::sys::wait::waitpid;
 use nix::unistd::{pipe2, Pid};
 
 use crate::error::{Error, Result};
+use crate::sys;
 
-/// What the child says went wrong before its exec.
+/// Why the exec of a command failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Failure {
-    /// Setting up the container failed; a message follows.
-    Setup = b'S',
-    /// The command was not found in PATH.
-    NotFound = b'N',
-    /// The command was found but could not be executed; the errno follows.
-    NotExecutable = b'X',
+pub enum ExecFailure {
+    /// The command was not found (in PATH, or at the path given).
+    NotFound,
+    /// The command was found but could not be executed, with the kernel's reason.
+    NotExecutable(Errno),
+}
+
+/// The child's one message to berth on the report pipe, sent only when something failed
+/// before the exec (an exec that succeeds closes the pipe, and berth reads nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// Setting up the container failed, for the reason given.
+    SetupFailed(String),
+    /// The workload's exec failed.
+    Exec(ExecFailure),
+}
+
+impl Report {
+    /// The message as bytes: a kind, then the errno (native order) or the reason.
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Report::SetupFailed(reason) => [b"S", reason.as_bytes()].concat(),
+            Report::Exec(ExecFailure::NotFound) => b"N".to_vec(),
+            Report::Exec(ExecFailure::NotExecutable(errno)) => {
+                [b"X".as_slice(), &(*errno as i32).to_ne_bytes()].concat()
+            }
+        }
+    }
+
+    /// The message in `bytes`; `None` when there are none (the exec succeeded). What does not
+    /// parse is a setup failure with the bytes as its reason.
+    fn decode(bytes: &[u8]) -> Option<Report> {
+        let (&kind, rest) = bytes.split_first()?;
+        Some(match (kind, rest) {
+            (b'N', []) => Report::Exec(ExecFailure::NotFound),
+            (b'X', &[a, b, c, d]) => Report::Exec(ExecFailure::NotExecutable(Errno::from_raw(
+                i32::from_ne_bytes([a, b, c, d]),
+            ))),
+            (b'S', reason) => Report::SetupFailed(String::from_utf8_lossy(reason).into_owned()),
+            _ => Report::SetupFailed(String::from_utf8_lossy(bytes).into_owned()),
+        })
+    }
+}
+
+impl ExecFailure {
+    /// berth's error for `command` (exit 127 or 126, as docker's).
+    pub fn error(self, command: &str) -> Error {
+        match self {
+            ExecFailure::NotFound => Error::CommandNotFound(command.into()),
+            ExecFailure::NotExecutable(errno) => Error::NotExecutable {
+                command: command.into(),
+                source: errno.into(),
+            },
+        }
+    }
 }
 
 /// The child's ends of the pipes.
@@ -42,13 +91,9 @@ impl ChildEnds {
     }
 
     /// Reports a failure to berth (best effort: berth also sees the child's exit status).
-    pub fn report(&mut self, failure: Failure, errno: i32, message: &str) {
-        let mut record = Vec::with_capacity(5 + message.len());
-        record.push(failure as u8);
-        record.extend_from_slice(&errno.to_ne_bytes());
-        record.extend_from_slice(message.as_bytes());
-        if let Some(report) = self.report.as_mut() {
-            let _ = report.write_all(&record);
+    pub fn report(&mut self, report: &Report) {
+        if let Some(pipe) = self.report.as_mut() {
+            let _ = pipe.write_all(&report.encode());
         }
     }
 
@@ -101,23 +146,15 @@ impl Child {
         self.report
             .read_to_end(&mut record)
             .map_err(|e| Error::system("read the container's start report", e))?;
-        let Some((&kind, rest)) = record.split_first() else {
+        let Some(report) = Report::decode(&record) else {
             return Ok(());
         };
         // The child exits right after reporting; reap it so it leaves no zombie.
         let _ = waitpid(self.pid, None);
         self.reaped = true;
-        let errno = rest
-            .get(..4)
-            .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-        let message = String::from_utf8_lossy(rest.get(4..).unwrap_or_default()).into_owned();
-        Err(match kind {
-            k if k == Failure::NotFound as u8 => Error::CommandNotFound(command.into()),
-            k if k == Failure::NotExecutable as u8 => Error::NotExecutable {
-                command: command.into(),
-                source: std::io::Error::from_raw_os_error(errno),
-            },
-            _ => Error::Container(message),
+        Err(match report {
+            Report::Exec(failure) => failure.error(command),
+            Report::SetupFailed(reason) => Error::Container(reason),
         })
     }
 }
@@ -134,7 +171,8 @@ impl Child {
 }
 
 /// Clones a child into new namespaces (`flags`: CLONE_NEW*) and runs `child` in it; `child`
-/// must not return (if it does, the child exits 125). With `wait_for_go`, the child gets a pipe to wait on for berth's go-ahead.
+/// must not return (if it does, the child exits 125). With `wait_for_go`, the child gets a pipe
+/// to wait on for berth's go-ahead.
 pub fn clone_into_namespaces(
     flags: libc::c_int,
     wait_for_go: bool,
@@ -148,25 +186,12 @@ pub fn clone_into_namespaces(
         (None, None)
     };
 
-    // SAFETY: a raw clone(2) without CLONE_VM behaves like fork(2): the child gets a copy of
-    // the address space. berth is single-threaded here (no runtime, no helper threads), so
-    // no lock can be held by a thread that does not exist in the child, and the child may
-    // allocate. The extra arguments are null: no new stack, no tid pointers, no TLS.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (flags | libc::SIGCHLD) as libc::c_ulong,
-            std::ptr::null_mut::<libc::c_void>(),
-            std::ptr::null_mut::<libc::c_int>(),
-            std::ptr::null_mut::<libc::c_int>(),
-            0 as libc::c_ulong,
-        )
-    };
-    match pid {
-        -1 => Err(Error::system(
-            "clone into new namespaces",
-            std::io::Error::last_os_error(),
-        )),
+    sys::check_single_threaded("clone into new namespaces")
+        .map_err(|e| Error::system("clone into new namespaces", e))?;
+    // SAFETY: berth has one thread (checked just above), so the child may run any code: no
+    // lock can be held by a thread it lacks.
+    let pid = unsafe { sys::clone_process(flags) };
+    match pid.map_err(|e| Error::system("clone into new namespaces", e))? {
         0 => {
             drop(report_read);
             drop(go_write);
@@ -199,4 +224,38 @@ fn pipe() -> Result<(File, File)> {
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit(2) ends the process; it has no preconditions.
     unsafe { libc::_exit(code) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_travel_whole() {
+        for report in [
+            Report::SetupFailed("mount /x on /y: Permission denied".into()),
+            Report::SetupFailed(String::new()),
+            Report::Exec(ExecFailure::NotFound),
+            Report::Exec(ExecFailure::NotExecutable(Errno::EACCES)),
+        ] {
+            assert_eq!(Report::decode(&report.encode()), Some(report));
+        }
+        assert_eq!(Report::decode(b""), None);
+        // A kind berth does not know is said as it came.
+        assert_eq!(
+            Report::decode(b"Zzz"),
+            Some(Report::SetupFailed("Zzz".into()))
+        );
+    }
+
+    #[test]
+    fn exec_failures_keep_docker_exit_codes() {
+        assert_eq!(ExecFailure::NotFound.error("x").exit_code(), 127);
+        let denied = ExecFailure::NotExecutable(Errno::EACCES).error("/etc/passwd");
+        assert_eq!(denied.exit_code(), 126);
+        assert_eq!(
+            denied.to_string(),
+            "/etc/passwd: cannot execute: Permission denied (os error 13)"
+        );
+    }
 }

@@ -1,5 +1,5 @@
 //! The container's filesystem, made by the child in its own mount namespace between the clone
-//! and the exec (berth is single-threaded, so the child may allocate).
+//! and the exec (berth had one thread at the clone, checked, so the child may allocate).
 //!
 //! With a root filesystem (`--rootfs`, an OCI bundle's root), every host-side source (a
 //! volume, a device node, berth's /etc files) is first taken as a detached mount (open_tree);

@@ -4,13 +4,14 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::thread::JoinHandle;
 
 use nix::pty::{openpty, Winsize};
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
 
 use crate::error::{Error, Result};
+use crate::sys;
 
 /// The pseudo-terminal of a container.
 pub struct Terminal {
@@ -23,7 +24,7 @@ pub struct Terminal {
 impl Terminal {
     /// Opens a pseudo-terminal, as large as berth's own terminal, else `size` (rows, columns).
     pub fn open(size: Option<(u16, u16)>) -> Result<Self> {
-        let size = window_size(std::io::stdin().as_raw_fd()).or_else(|| {
+        let size = sys::window_size(std::io::stdin().as_fd()).ok().or_else(|| {
             size.map(|(rows, cols)| Winsize {
                 ws_row: rows,
                 ws_col: cols,
@@ -40,24 +41,12 @@ impl Terminal {
     }
 }
 
-fn window_size(fd: RawFd) -> Option<Winsize> {
-    let mut size = std::mem::MaybeUninit::<Winsize>::zeroed();
-    // SAFETY: TIOCGWINSZ writes one winsize into the pointed-to memory, which is large enough.
-    let done = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, size.as_mut_ptr()) };
-    // SAFETY: ioctl succeeded, so the kernel filled it in.
-    (done == 0).then(|| unsafe { size.assume_init() })
-}
-
 /// In the child, which leads a session of its own: makes `slave` its controlling terminal,
 /// and stdin, stdout and stderr.
 pub fn take_as_controlling(slave: RawFd) -> std::result::Result<(), String> {
-    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal) and touches no memory.
-    if unsafe { libc::ioctl(slave, libc::TIOCSCTTY, 0) } != 0 {
-        return Err(format!(
-            "take the terminal: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
+    // SAFETY: the plan's terminal stays open in the child until its exec.
+    let slave_fd = unsafe { BorrowedFd::borrow_raw(slave) };
+    sys::take_controlling_terminal(slave_fd).map_err(|e| format!("take the terminal: {e}"))?;
     for target in 0..=2 {
         // SAFETY: dup2(2) on descriptors the child owns.
         if unsafe { libc::dup2(slave, target) } < 0 {
