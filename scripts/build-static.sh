@@ -10,5 +10,5 @@ cd "$(dirname "$0")/.."
 cargo rustc --quiet --release -p berth --bin berth --target-dir target/static \
     -- -C target-feature=+crt-static
 # The CNI plugin likewise: target/static/release/berth-cni.
-cargo rustc --quiet --release -p netsetup --bin berth-cni --target-dir target/static \
+cargo rustc --quiet --release -p berth-cni --bin berth-cni --target-dir target/static \
     -- -C target-feature=+crt-static

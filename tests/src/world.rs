@@ -97,7 +97,7 @@ pub fn cni_bin() -> PathBuf {
     let candidate = workspace.join("target/release/berth-cni");
     assert!(
         candidate.is_file(),
-        "no berth-cni at {}: build it with `cargo build --release -p netsetup --bin berth-cni`, \
+        "no berth-cni at {}: build it with `cargo build --release -p berth-cni`, \
          or point BERTH_CNI_BIN at one",
         candidate.display()
     );

@@ -2,7 +2,7 @@
 //! which, and which files import each other in a cycle.
 //!
 //! The crate rules are ARCHITECTURE.md's: berth-state depends on nothing of berth's, netsetup
-//! only on berth-state. File cycles are found over `crate::` and `super::` paths; the ones the
+//! only on berth-state, berth-cni on those two. File cycles are found over `crate::` and `super::` paths; the ones the
 //! redesign has yet to break are listed in `KNOWN_CYCLES`, so that a new cycle fails and a broken
 //! one asks to be struck from the list.
 
@@ -19,6 +19,7 @@ const MAY_DEPEND_ON: &[(&str, &[&str])] = &[
     ("berth", &["berth-state", "netsetup"]),
     ("berth-state", &[]),
     ("netsetup", &["berth-state"]),
+    ("berth-cni", &["berth-state", "netsetup"]),
 ];
 
 /// File cycles still there, each as its files in order from the smallest path (crate `::`
@@ -74,10 +75,7 @@ fn modules(dir: &Path) -> BTreeMap<String, PathBuf> {
         for entry in fs::read_dir(&at).unwrap().flatten() {
             let path = entry.path();
             if path.is_dir() {
-                // A binary's own tree (netsetup's berth-cni) is a crate of its own.
-                if path.file_name().unwrap() != "bin" {
-                    pending.push(path);
-                }
+                pending.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
                 let relative = path.strip_prefix(dir.join("src")).unwrap();
                 let mut parts: Vec<String> = relative

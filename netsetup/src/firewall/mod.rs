@@ -8,7 +8,8 @@
 use std::collections::HashSet;
 use std::io;
 
-use crate::{Error, Ipv4Net, Ipv6Net, NetworkSpec, Result};
+use crate::network::NetworkSpec;
+use crate::{Error, Ipv4Net, Ipv6Net, Result};
 
 use nfnl::{
     attributes_of, be_u32, c_string, Message, NFPROTO_INET, NFPROTO_IPV4, NFTA_CHAIN_HOOK,
@@ -19,7 +20,7 @@ use nfnl::{
 mod nfnl;
 pub mod ports;
 
-pub use nfnl::take_socket;
+pub use nfnl::{take_socket, RELEASE_AFTER};
 
 /// The name of berth's table (family `inet`).
 pub const TABLE: &str = "berth";
@@ -115,7 +116,8 @@ fn chain_rules_mention(chain: &ForwardDrop, name: &str) -> io::Result<bool> {
 /// The chain described by `attributes` (of a table of `family`), if it is a forward-hook base
 /// chain with a drop policy in a table other than berth's.
 fn forward_drop(family: u8, attributes: &[u8]) -> Option<ForwardDrop> {
-    // berth's traffic is IPv4: an ip6 table's policy does not touch it.
+    // Tables that see IPv4 only: an ip6 table's drop policy, which a dual-stack network's
+    // IPv6 traffic meets, is not reported (yet).
     let family = match family {
         NFPROTO_INET => "inet",
         NFPROTO_IPV4 => "ip",
@@ -187,8 +189,9 @@ fn exists(request: Message, op: &'static str, object: &str) -> Result<bool> {
 /// - `masq_subnets`: the subnets whose traffic is masqueraded when it leaves by another
 ///   interface.
 ///
-/// An empty chain named after the network's bridge, subnet and kind (`net/SUBNET/PREFIX/x|i|r|s/
-/// BRIDGE`) marks it as installed (see [`installed`]) and says which elements are its own.
+/// An empty chain named after the network's subnets, kind and bridge (see
+/// [`InstalledNetwork::marker`]) marks it as installed (see [`installed`]) and says which
+/// elements are its own.
 pub fn install(networks: &[&NetworkSpec]) -> Result<()> {
     apply(&table_script(networks, false))
 }

@@ -189,6 +189,13 @@ fn with_socket<T>(
     })
 }
 
+/// How long a process that took over a netfilter socket ([`take_socket`]) keeps it before it
+/// lets go: by then the nftables objects a run deleted are freed (one RCU grace period, 5 to
+/// 15 ms on a small virtual machine), so the release neither waits nor holds nftables' commit
+/// lock, which would delay the next run's ports. berth and berth-cni hand the socket to a
+/// child of their own that sleeps this long, so that neither makes its caller wait.
+pub const RELEASE_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Takes this process's netfilter socket, if it has one, for the caller to release where
 /// the wait that release may bring (see [`SOCKET`]) does no harm. The next request opens
 /// another.

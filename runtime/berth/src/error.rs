@@ -36,9 +36,13 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// Preparing the container failed inside the child, before the exec.
+    /// Preparing the container failed inside the child, before the exec: its own report.
     #[error("{0}")]
-    Container(String),
+    ChildSetup(String),
+    /// Another step failed, for the reason given (a record that did not encode, a workload
+    /// that a stop did not end).
+    #[error("{0}")]
+    Failed(String),
     /// The workload's command was not found.
     #[error("{0}: command not found")]
     CommandNotFound(String),

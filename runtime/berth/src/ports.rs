@@ -445,13 +445,10 @@ pub fn republish_running(root: &Path) -> Result<usize> {
     Ok(count)
 }
 
-/// Lets go of berth's netfilter socket without making anyone wait for the kernel. Elements
-/// that a run removed are freed one RCU grace period later (5 to 15 ms on a small virtual
-/// machine); until then, releasing a netfilter socket waits, and holds nftables' commit lock
-/// while it does (see [`netsetup::firewall::take_socket`]), which would delay berth's exit and
-/// the next run's ports. So a child process takes the socket over and releases it 100 ms
-/// later, by when the elements are freed and the release costs nothing. Call it last: the
-/// child holds, until it has closed them, every descriptor berth has open.
+/// Lets go of berth's netfilter socket without making anyone wait for the kernel: a child
+/// process takes it over and releases it [`netsetup::firewall::RELEASE_AFTER`] later, when the
+/// release costs nothing (see there). Call it last: the child holds, until it has closed them,
+/// every descriptor berth has open.
 pub fn release_netfilter_socket() {
     let Some(socket) = netsetup::firewall::take_socket() else {
         return;
@@ -462,7 +459,7 @@ pub fn release_netfilter_socket() {
     if let Ok(nix::unistd::ForkResult::Child) = unsafe { nix::unistd::fork() } {
         let pause = libc::timespec {
             tv_sec: 0,
-            tv_nsec: 100_000_000,
+            tv_nsec: netsetup::firewall::RELEASE_AFTER.as_nanos() as libc::c_long,
         };
         // Every descriptor but the socket (the caller's pipes and locks among them) closed.
         let _ = crate::sys::close_all_but(socket.as_fd());

@@ -183,7 +183,7 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
     change_directory_in_root(workdir).map_err(|e| Error::file(workdir, e))?;
     // The user is looked up in the container's own /etc/passwd, as the run did.
     let ids = user
-        .map(|user| user.resolve().map_err(Error::Container))
+        .map(|user| user.resolve().map_err(Error::Invalid))
         .transpose()?;
     if let Some(home) = ids.as_ref().and_then(|ids| ids.home.as_deref()) {
         if home_is_default {
@@ -197,7 +197,7 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
         state.no_new_privs,
     )
     .apply(ids.as_ref())
-    .map_err(Error::Container)?;
+    .map_err(Error::Failed)?;
     // SAFETY: restoring the default disposition installs no handler.
     unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }
         .map_err(|e| Error::system("reset SIGPIPE", e))?;

@@ -58,7 +58,7 @@ fn create(root: &Path, args: NetworkCreateArgs) -> Result<u8> {
         netsetup::firewall::uninstall(&spec.bridge)?;
         let bridge =
             netsetup::ensure_network(&mut netlink, &spec, &state_dir, || networks::specs(root))?;
-        if bridge.installed {
+        if bridge.freshly_installed {
             crate::ports::republish_running(root)?;
         }
         networks::member_hosts(&state_dir).retain(|_| true)?;
@@ -179,7 +179,7 @@ fn update(root: &Path, name: &str, ipv6: bool, subnet6: Option<netsetup::Ipv6Net
     } else {
         networks::record(root, &updated)?;
     }
-    if bridge.installed {
+    if bridge.freshly_installed {
         crate::ports::republish_running(root)?;
     }
     println!("{name}");

@@ -89,7 +89,7 @@ pub fn print_columns(rows: &[Vec<String>]) {
 pub fn inspect(root: &Path, name: &str) -> Result<u8> {
     let (_, state) = ContainerDir::find(root, name)?;
     let text = serde_json::to_string_pretty(&describe(&state))
-        .map_err(|e| Error::Container(format!("encode state: {e}")))?;
+        .map_err(|e| Error::Failed(format!("encode state: {e}")))?;
     println!("{text}");
     Ok(0)
 }

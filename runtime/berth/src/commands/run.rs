@@ -160,7 +160,7 @@ fn launch(
                 let _lock = ports::lock(root)?;
                 netsetup::firewall::ports::unpublish_owned_by(&taken_over)?;
             }
-            if bridge.installed {
+            if bridge.freshly_installed {
                 // The table was flushed: the running containers' ports go back in with it.
                 if let Err(e) = ports::republish_running(root) {
                     eprintln!(
@@ -327,7 +327,7 @@ fn launch(
         if let Err(error) = wired {
             // If the child failed first (and so vanished), its own report says why.
             return Err(match container.wait_for_exec(&spec.command_name()) {
-                Err(child_error @ Error::Container(_)) => child_error,
+                Err(child_error @ Error::ChildSetup(_)) => child_error,
                 _ => error,
             });
         }

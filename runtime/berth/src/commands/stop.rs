@@ -17,7 +17,7 @@ pub fn stop(root: &Path, names: &[String], grace: u64) -> Result<u8> {
         if !wait_until_ended(&dir, Duration::from_secs(grace)) {
             signal_workload(&state, Signal::SIGKILL)?;
             if !wait_until_ended(&dir, Duration::from_secs(10)) {
-                return Err(Error::Container(format!(
+                return Err(Error::Failed(format!(
                     "{name} did not end 10 s after SIGKILL"
                 )));
             }

@@ -260,7 +260,7 @@ impl Writer {
                 time: time.as_str().into(),
             };
             serde_json::to_writer(&mut self.line, &record)
-                .map_err(|e| Error::Container(format!("encode a log record: {e}")))?;
+                .map_err(|e| Error::Failed(format!("encode a log record: {e}")))?;
             self.line.push(b'\n');
             if self.size > 0 && self.size + self.line.len() as u64 > self.options.max_size {
                 self.rotate()?;

@@ -154,7 +154,7 @@ impl Child {
         self.reaped = true;
         Err(match report {
             Report::Exec(failure) => failure.error(command),
-            Report::SetupFailed(reason) => Error::Container(reason),
+            Report::SetupFailed(reason) => Error::ChildSetup(reason),
         })
     }
 }

@@ -322,7 +322,7 @@ impl ContainerDir {
     /// Writes the state record.
     pub fn write_state(&self, state: &State) -> Result<()> {
         let json = serde_json::to_vec_pretty(state)
-            .map_err(|e| Error::Container(format!("encode state: {e}")))?;
+            .map_err(|e| Error::Failed(format!("encode state: {e}")))?;
         self.write("state.json", &json, 0o600).map(drop)
     }
 

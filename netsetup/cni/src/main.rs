@@ -499,7 +499,7 @@ fn delete_in_background(
             }
             let _ = netlink.delete_link_at(index, name);
             if netfilter.is_some() {
-                std::thread::sleep(std::time::Duration::from_millis(100));
+                std::thread::sleep(netsetup::firewall::RELEASE_AFTER);
             }
             drop(netfilter);
             // SAFETY: ends the child without running the parent's exit handlers.
