@@ -3,10 +3,9 @@
 mod cli;
 mod commands;
 mod container;
+mod engine;
 mod error;
 mod fault;
-mod networks;
-mod ports;
 mod sys;
 mod trace;
 

@@ -10,8 +10,8 @@ use netsetup::{Netlink, NetworkSpec};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, pipe, ForkResult};
 
-use crate::commands::run::check_privileges;
 use crate::container::process::exit_now;
+use crate::engine::host::check_privileges;
 use crate::error::Result;
 
 /// How a check came out.

@@ -5,6 +5,7 @@
 //! to it and exits with its status.
 
 use std::fs::File;
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -12,16 +13,15 @@ use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::{signal, SigHandler, Signal};
 
 use crate::cli::ExecArgs;
-use crate::commands::run::check_privileges;
 use crate::container::capabilities::CapabilityPolicy;
 use crate::container::child::exec_searching_path;
-use crate::container::detach;
 use crate::container::read_only_exe;
 use crate::container::spec::{c_string, environment, path_of};
 use crate::container::state::{namespace_inode, ContainerDir, Status};
 use crate::container::supervise::{self, BlockedSignals};
 use crate::container::terminal::{stdin_is_a_terminal, InputPipe};
 use crate::container::user::User;
+use crate::engine::host::check_privileges;
 use crate::error::{Error, Result};
 use crate::sys;
 
@@ -33,19 +33,6 @@ fn change_directory_in_root(dir: &Path) -> std::io::Result<()> {
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
     let dir = sys::open_in_root(&path, libc::O_PATH | libc::O_DIRECTORY)?;
     nix::unistd::fchdir(&dir).map_err(std::io::Error::from)
-}
-
-/// Makes `pipe` this process's stdin.
-fn redirect_stdin(pipe: &std::os::fd::OwnedFd) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: dup2(2) on two descriptors this process owns; it touches no memory.
-    if unsafe { libc::dup2(pipe.as_raw_fd(), 0) } < 0 {
-        return Err(Error::system(
-            "take the input pipe",
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
 }
 
 /// Runs `berth exec`; returns only if the command could not be executed.
@@ -157,7 +144,8 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
             unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
             nix::unistd::setsid().map_err(|e| Error::system("start a session", e))?;
             if let Some(input) = &input {
-                redirect_stdin(&input.workload)?;
+                crate::sys::redirect(input.workload.as_fd(), 0)
+                    .map_err(|e| Error::system("take the input pipe", e))?;
             }
             signals
                 .original
@@ -168,7 +156,7 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
             // The child holds the container's teardown back until its exec.
             drop(exec_hold);
             // The caller's line holds the `-e` values, readable by every user.
-            detach::hide_command_line(&format!("berth exec {}", args.name));
+            crate::sys::hide_command_line(&format!("berth exec {}", args.name));
             if let Some(input) = input {
                 input.start();
             }

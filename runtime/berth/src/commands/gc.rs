@@ -12,13 +12,14 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::cli::GcArgs;
-use crate::commands::run::{
-    canonical_root, check_privileges, container_still_attached, DYING_NAMESPACE_GRACE,
-};
 use crate::container::state::{release_name, ContainerDir, State};
 use crate::container::supervise;
+use crate::engine::host::{
+    canonical_root, check_privileges, container_still_attached, with_repair_hint,
+    DYING_NAMESPACE_GRACE,
+};
+use crate::engine::networks;
 use crate::error::{Error, Result};
-use crate::networks;
 
 /// How old a container directory still being made (`.ID`, no state yet) must be before gc
 /// takes it for the leftover of a launcher killed in that instant.
@@ -115,7 +116,7 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
     let ports_lock = if dead.is_empty() {
         None
     } else {
-        Some(crate::ports::lock(root)?)
+        Some(crate::engine::ports::lock(root)?)
     };
     // Their ports, all in one transaction; a run that took one over owns it now (its element
     // names it), and the lock keeps others from doing so meanwhile.
@@ -187,7 +188,7 @@ pub fn gc(root: &Path, args: GcArgs) -> Result<u8> {
             .map(|owner| owner.container)
             .collect();
         if !dead_owners.is_empty() {
-            let _lock = crate::ports::lock(root)?;
+            let _lock = crate::engine::ports::lock(root)?;
             for port in netsetup::firewall::ports::unpublish_owned_by(&dead_owners)? {
                 println!(
                     "unpublished port {} of container {}",
@@ -236,22 +237,6 @@ fn live_leases(live: &[State], network: &str) -> BTreeMap<Ipv4Addr, LeaseOwner> 
             Some((addr, owner))
         })
         .collect()
-}
-
-/// A corrupt lease file's error, with the way out that berth offers.
-pub fn with_repair_hint(error: NetError) -> Error {
-    match error {
-        e @ NetError::LeaseFileCorrupt { .. } => Error::Invalid(format!(
-            "{e}; or run berth gc --repair to rebuild it from the running containers"
-        )),
-        NetError::SymbolicLink { path } if path.ends_with("leases") => Error::Invalid(format!(
-            "{} is a symbolic link: berth does not follow links in its state directory; run \
-             berth gc --repair to replace it with a lease file rebuilt from the running \
-             containers",
-            path.display()
-        )),
-        e => e.into(),
-    }
 }
 
 /// Removes a container directory; one that is gone already is fine.

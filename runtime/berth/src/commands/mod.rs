@@ -8,3 +8,4 @@ pub mod network;
 pub mod ps;
 pub mod run;
 pub mod stop;
+pub mod table;

@@ -7,13 +7,13 @@ use netsetup::Netlink;
 use serde_json::json;
 
 use crate::cli::{NetworkCommand, NetworkCreateArgs, PsFormat};
-use crate::commands::ps::print_columns;
-use crate::commands::run::{
+use crate::commands::table::print_columns;
+use crate::container::state::{ContainerDir, State, Status};
+use crate::engine::host::{
     canonical_root, check_privileges, container_still_attached, DYING_NAMESPACE_GRACE,
 };
-use crate::container::state::{ContainerDir, State, Status};
+use crate::engine::networks::{self, Record};
 use crate::error::{Error, Result};
-use crate::networks::{self, Record};
 
 /// Runs a `berth network` subcommand.
 pub fn network(root: &Path, command: NetworkCommand) -> Result<u8> {
@@ -59,7 +59,7 @@ fn create(root: &Path, args: NetworkCreateArgs) -> Result<u8> {
         let bridge =
             netsetup::ensure_network(&mut netlink, &spec, &state_dir, || networks::specs(root))?;
         if bridge.freshly_installed {
-            crate::ports::republish_running(root)?;
+            crate::engine::ports::republish_running(root)?;
         }
         networks::member_hosts(&state_dir).retain(|_| true)?;
         networks::record(root, &record)
@@ -180,7 +180,7 @@ fn update(root: &Path, name: &str, ipv6: bool, subnet6: Option<netsetup::Ipv6Net
         networks::record(root, &updated)?;
     }
     if bridge.freshly_installed {
-        crate::ports::republish_running(root)?;
+        crate::engine::ports::republish_running(root)?;
     }
     println!("{name}");
     Ok(0)
@@ -218,7 +218,7 @@ fn remove(root: &Path, netlink: &mut Netlink, record: &Record) -> Result<()> {
     let attached: Vec<String> = spec
         .lease_file(&state_dir)
         .leases()
-        .map_err(crate::commands::gc::with_repair_hint)?
+        .map_err(crate::engine::host::with_repair_hint)?
         .values()
         .filter(|owner| {
             owner.is_alive() || container_still_attached(netlink, &owner.container, deadline)
@@ -249,7 +249,7 @@ fn reload(root: &Path) -> Result<u8> {
     // berth-cni's networks and ports on the same table stay.
     netsetup::firewall::reinstall(&specs.iter().collect::<Vec<_>>(), "cni:")?;
     println!("restored nftables table inet {}", netsetup::firewall::TABLE);
-    let ports = crate::ports::republish_running(root)?;
+    let ports = crate::engine::ports::republish_running(root)?;
     if ports > 0 {
         println!("published {ports} ports of running containers again");
     }

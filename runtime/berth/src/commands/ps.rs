@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 use crate::cli::{PsArgs, PsFormat};
+use crate::commands::table::print_columns;
 use crate::container::state::{ContainerDir, State, Status};
 use crate::error::{Error, Result};
 
@@ -64,25 +65,6 @@ pub fn ps(root: &Path, args: PsArgs) -> Result<u8> {
         }
     }
     Ok(0)
-}
-
-/// Prints `rows` as aligned columns (the last one not padded).
-pub fn print_columns(rows: &[Vec<String>]) {
-    let columns = rows.first().map_or(0, Vec::len);
-    let widths: Vec<usize> = (0..columns)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    for row in rows {
-        let line: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(i, cell)| match i + 1 == columns {
-                true => cell.clone(),
-                false => format!("{cell:<width$}", width = widths[i]),
-            })
-            .collect();
-        println!("{}", line.join("  ").trim_end());
-    }
 }
 
 /// Runs `berth inspect`: the container's record and status as JSON.

@@ -2,9 +2,8 @@
 //! does it; everything made is recorded in `Made`, which undoes it on any failure and at the end.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use caps::{CapSet, Capability};
 use std::net::{IpAddr, Ipv4Addr};
 
 use netsetup::{LeaseFile, LeaseOwner, MemberHosts, Namespace, Netlink};
@@ -14,19 +13,22 @@ use std::os::fd::AsRawFd;
 
 use crate::cli::RunArgs;
 use crate::container::child::{self, ChildNetwork, ChildPlan};
+use crate::container::log;
 use crate::container::process::clone_into_namespaces;
 use crate::container::rootfs::FilesystemPlan;
 use crate::container::spec::{Network, RunSpec};
-use crate::container::state::{
-    claim_name, namespace_inode, private_dir, release_name, ContainerDir, State,
-};
+use crate::container::state::{claim_name, namespace_inode, release_name, ContainerDir, State};
 use crate::container::supervise::{self, BlockedSignals};
 use crate::container::terminal::{stdin_is_a_terminal, InputPipe, Relay, Terminal};
-use crate::container::{detach, log};
+use crate::engine::detach;
+use crate::engine::host::{
+    canonical_root, check_nft_installed, check_privileges, container_still_attached,
+    warn_about_forward_drops, DYING_NAMESPACE_GRACE,
+};
+use crate::engine::networks;
+use crate::engine::ports::{self, Reservation};
 use crate::error::{Error, Result};
 use crate::fault;
-use crate::networks;
-use crate::ports::{self, Reservation};
 use crate::trace;
 
 /// The container's interface name on a bridge network.
@@ -53,7 +55,7 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
         match detach::split(&spec.id)? {
             detach::Side::Caller(code) => return Ok(code),
             detach::Side::Supervisor(supervisor) => {
-                detach::hide_command_line(&format!("berth supervisor {}", spec.name));
+                crate::sys::hide_command_line(&format!("berth supervisor {}", spec.name));
                 notifier = Some(supervisor)
             }
         }
@@ -147,7 +149,7 @@ fn launch(
                     }
                     attached
                 })
-                .map_err(crate::commands::gc::with_repair_hint)?;
+                .map_err(crate::engine::host::with_repair_hint)?;
             made.lease = Some((leases, spec.id.clone()));
             fault::point("after-lease");
             trace::step("leased an address");
@@ -396,40 +398,6 @@ fn launch(
     Ok(code as u8)
 }
 
-/// How long an allocation waits, at most, for the veths of dead owners' containers to vanish
-/// with their namespaces before it counts those containers as still running.
-pub const DYING_NAMESPACE_GRACE: Duration = Duration::from_millis(250);
-
-/// Whether `container`, whose launcher is dead, still holds its address: its host veth exists,
-/// so its network namespace is alive (processes of it outlived the launcher). A namespace
-/// whose last process just died is destroyed asynchronously: its veth gets until `deadline`
-/// (one for all the leases a caller looks at) to go.
-pub fn container_still_attached(netlink: &mut Netlink, container: &str, deadline: Instant) -> bool {
-    let host_end = netsetup::host_interface_name(container);
-    loop {
-        match netlink.link_by_name(&host_end) {
-            Ok(None) => return false,
-            _ if Instant::now() >= deadline => return true,
-            _ => std::thread::sleep(Duration::from_millis(2)),
-        }
-    }
-}
-
-/// Says what to do when another table's forward chain drops what berth's table accepts: the
-/// containers then reach the host but nothing beyond it.
-fn warn_about_forward_drops(bridge: &str) {
-    for chain in netsetup::firewall::forward_drop_chains(bridge).unwrap_or_default() {
-        eprintln!("berth: warning: {}", chain.warning(bridge));
-    }
-}
-
-/// The root by its canonical path (made if missing): the bridge records which state
-/// directory manages it.
-pub fn canonical_root(root: &Path) -> Result<PathBuf> {
-    let root = private_dir(root, &[])?;
-    std::fs::canonicalize(&root).map_err(|e| Error::file(&root, e))
-}
-
 /// Writes the container's hostname, hosts file (so its own name resolves; on a created network
 /// the members' shared one, `member_hosts`, is bound instead) and resolv.conf; returns them
 /// with the paths they are bound over. They are copies: the host's files stay untouched.
@@ -544,44 +512,4 @@ impl Drop for Made {
             ports::release_netfilter_socket();
         }
     }
-}
-
-/// berth needs CAP_SYS_ADMIN (namespaces, mounts) and CAP_NET_ADMIN (interfaces).
-pub fn check_privileges(command: &str) -> Result<()> {
-    let has = |cap| caps::has_cap(None, CapSet::Effective, cap).unwrap_or(false);
-    let missing: Vec<&str> = [
-        (Capability::CAP_SYS_ADMIN, "CAP_SYS_ADMIN"),
-        (Capability::CAP_NET_ADMIN, "CAP_NET_ADMIN"),
-    ]
-    .into_iter()
-    .filter(|(cap, _)| !has(*cap))
-    .map(|(_, name)| name)
-    .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    Err(Error::Privileges(format!(
-        "{command} needs root (missing {}): run berth as root, e.g. with sudo",
-        missing.join(" and ")
-    )))
-}
-
-/// The bridge network needs the `nft` program (the first run creates berth's table with it).
-fn check_nft_installed() -> Result<()> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path).any(|dir| is_executable(&dir.join("nft")));
-    if found {
-        Ok(())
-    } else {
-        Err(Error::Invalid(
-            "nft not found in PATH: the bridge network needs nftables; install it \
-             (apt-get install nftables), or use --net none or --net host"
-                .into(),
-        ))
-    }
-}
-
-fn is_executable(path: &PathBuf) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

@@ -17,8 +17,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::container::detach;
 use crate::error::{Error, Result};
+use crate::sys;
 
 /// The log's name in the container's directory; rotated ones are `log.1` (the newest) on.
 pub const FILE_NAME: &str = "log";
@@ -244,8 +244,11 @@ impl Writer {
 
     /// berth's own messages go into the log too, as plain lines.
     fn take_own_output(&self) -> Result<()> {
-        detach::redirect(&self.file, 1)?;
-        detach::redirect(&self.file, 2)
+        for fd in [1, 2] {
+            sys::redirect(self.file.as_fd(), fd)
+                .map_err(|e| Error::system("redirect output", e))?;
+        }
+        Ok(())
     }
 
     /// Writes `bytes` of `stream`, a record per line (a last piece without its newline is a

@@ -3,7 +3,6 @@
 
 pub mod capabilities;
 pub mod child;
-pub mod detach;
 pub mod init;
 pub mod log;
 pub mod mounts;

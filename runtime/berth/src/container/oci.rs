@@ -21,8 +21,8 @@ use crate::container::spec::{
     c_string, check_hostname, check_rootfs, choose_network, name_of, Network, RunSpec,
 };
 use crate::container::user::User;
+use crate::engine::networks;
 use crate::error::{Error, Result};
-use crate::networks;
 use berth_state::files;
 
 /// The shape of the config.json keys berth carries out.

@@ -15,9 +15,9 @@ use crate::container::log::LogOptions;
 use crate::container::mounts::{self, Mount};
 use crate::container::rootfs::FilesystemPlan;
 use crate::container::user::User;
+use crate::engine::networks;
+use crate::engine::ports::PublishRequest;
 use crate::error::{Error, Result};
-use crate::networks;
-use crate::ports::PublishRequest;
 use berth_state::files;
 
 /// A root filesystem (`what`: `--rootfs` or the bundle's `root.path`): an existing directory

@@ -79,51 +79,11 @@ pub fn split(id: &str) -> Result<Side> {
             // Until the container's log exists, the caller reports what goes wrong (through
             // the pipe): the supervisor's own output would say it twice.
             for fd in 0..=2 {
-                redirect(&null, fd)?;
+                sys::redirect(null.as_fd(), fd).map_err(|e| Error::system("redirect output", e))?;
             }
             Ok(Side::Supervisor(Notifier {
                 pipe: Some(File::from(write)),
             }))
         }
     }
-}
-
-/// Makes `fd` (0, 1 or 2) a copy of `file`.
-pub fn redirect(file: &File, fd: i32) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: dup2 on two descriptors this process owns; it touches no memory.
-    if unsafe { libc::dup2(file.as_raw_fd(), fd) } < 0 {
-        return Err(Error::system(
-            "redirect output",
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
-}
-
-/// Replaces this process's command line, which every user may read in /proc/PID/cmdline for
-/// as long as the supervisor lives, with `title`: the caller's line holds its `-e` values.
-pub fn hide_command_line(title: &str) {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return;
-    };
-    // The fields after the command's name, which ends at the last ')': arg_start and arg_end
-    // are fields 48 and 49 of proc(5), the 46th and 47th of these.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
-    let bound = |i: usize| fields.get(i).and_then(|f| f.parse::<usize>().ok());
-    let (Some(start), Some(end)) = (bound(45), bound(46)) else {
-        return;
-    };
-    let Some(length) = end.checked_sub(start).filter(|&n| n > 0) else {
-        return;
-    };
-    let mut line = title.as_bytes().to_vec();
-    line.truncate(length - 1);
-    line.resize(length, 0);
-    // SAFETY: [start, end) is this process's own argument area, on its initial stack, which
-    // it may write; the arguments were parsed already, and nothing reads them again
-    // (std::env::args would now see the title).
-    unsafe { std::ptr::copy_nonoverlapping(line.as_ptr(), start as *mut u8, length) };
 }

@@ -1,0 +1,8 @@
+//! The engine: docker's semantics between the commands and the mechanism (the network registry,
+//! published ports, the split of a detached run, what is asked of the host). Commands call it;
+//! none calls another command.
+
+pub mod detach;
+pub mod host;
+pub mod networks;
+pub mod ports;
