@@ -574,6 +574,22 @@ mod tests {
         )
     }
 
+    #[test]
+    fn lease_files_of_earlier_releases_are_read() {
+        // tests/fixtures/: written by those builds of berth, as they are.
+        for text in [
+            include_str!("../../tests/fixtures/a93e1a0/leases"),
+            include_str!("../../tests/fixtures/9563353/leases"),
+        ] {
+            let leases = file().parse(text).unwrap();
+            let owner = &leases[&Ipv4Addr::new(10, 201, 0, 2)];
+            assert_eq!(owner.container.len(), 64);
+            assert!(owner.pid > 0 && owner.start > 0 && owner.interface.is_none());
+            // Its launcher is gone (it ran in another boot, or long ended).
+            assert!(!owner.is_alive());
+        }
+    }
+
     fn file() -> LeaseFile {
         LeaseFile::new(
             Path::new("/nonexistent"),

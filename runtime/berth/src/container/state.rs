@@ -355,3 +355,49 @@ impl ContainerDir {
         fs::remove_dir_all(&self.path).map_err(|e| Error::file(&self.path, e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(text: &str) -> State {
+        serde_json::from_str(text).expect("an earlier release's record parses")
+    }
+
+    #[test]
+    fn records_of_earlier_releases_are_read() {
+        // tests/fixtures/: written by those builds, as they are (see the README there).
+        let before_hardening = record(include_str!(
+            "../../../../tests/fixtures/a93e1a0/state-web.json"
+        ));
+        assert_eq!(before_hardening.name, "web");
+        assert_eq!(before_hardening.ports[0].host_port, 18080);
+        assert_eq!(before_hardening.address.as_deref(), Some("10.201.0.2"));
+        // A record without host_root is taken for a container with a root of its own (exec
+        // then takes the read-only view of berth's binary): the safe side.
+        assert!(!before_hardening.host_root);
+        assert_eq!(before_hardening.network_namespace, None);
+
+        let web = record(include_str!(
+            "../../../../tests/fixtures/9563353/state-web.json"
+        ));
+        assert!(web.host_root && web.detached);
+        assert!(web.network_namespace.is_some());
+        assert_eq!(web.short_id(), "d232337070d6");
+        assert_eq!(web.host_interface.as_deref(), Some("bthd232337070d6"));
+        // Its launcher is gone (it ran in another boot, or long ended).
+        assert_eq!(web.status(), Status::Dead);
+
+        let db = record(include_str!(
+            "../../../../tests/fixtures/9563353/state-db.json"
+        ));
+        assert_eq!(db.network, "appnet");
+        let worker = record(include_str!(
+            "../../../../tests/fixtures/9563353/state-worker.json"
+        ));
+        assert_eq!(worker.user.as_deref(), Some("1000:1000"));
+        assert_eq!(worker.workdir.as_deref(), Some(Path::new("/tmp")));
+        assert_eq!(worker.capabilities, ["CAP_NET_RAW"]);
+        assert_eq!(worker.network, "none");
+    }
+}

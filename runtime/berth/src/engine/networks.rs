@@ -752,6 +752,22 @@ mod tests {
     }
 
     #[test]
+    fn network_records_of_earlier_releases_are_read() {
+        // tests/fixtures/: written by that build of berth, as it is.
+        let record: Record = serde_json::from_str(include_str!(
+            "../../../../tests/fixtures/9563353/network-appnet.json"
+        ))
+        .unwrap();
+        assert_eq!(
+            (record.name.as_str(), record.bridge.as_str()),
+            ("appnet", "berth1")
+        );
+        assert_eq!(record.subnet.to_string(), "10.202.0.0/16");
+        assert_eq!(record.subnet6, None);
+        assert!(!record.internal);
+    }
+
+    #[test]
     fn a_plan_takes_the_first_free_subnet_gateway_and_bridge() {
         let root = TempRoot::new("first-free");
         let first = plan(&root.0, &request("a"), &[], &[]).unwrap();
