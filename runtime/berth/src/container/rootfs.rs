@@ -15,6 +15,10 @@
 //!
 //! In the host's root, the mounts (volumes, a /proc for a private PID namespace) go the same
 //! way on existing paths: berth makes nothing in the host's filesystem.
+//!
+//! The order is planned apart from the doing, as bubblewrap's list of setup operations is:
+//! `steps` turns the plan into a list of [`Step`]s (its rules unit-tested, without root), and
+//! `enter` carries them out one by one.
 
 use std::ffi::{CString, OsStr};
 use std::io;
@@ -55,93 +59,204 @@ pub struct FilesystemPlan {
     pub read_only_paths: Vec<PathBuf>,
 }
 
-/// Makes the container's filesystem (the mounts are private already) and changes to
-/// `workdir` (made if missing in a root filesystem).
-pub fn enter(plan: &FilesystemPlan, workdir: &Path) -> Result<(), String> {
-    let Some(rootfs) = &plan.rootfs else {
-        in_the_hosts_root(plan)?;
-        return chdir(workdir).map_err(|e| format!("working directory {}: {e}", workdir.display()));
-    };
-    // 1. What comes from the host, taken while the host's root is still there.
-    let sources = plan
-        .mounts
-        .iter()
-        .map(host_source)
-        .collect::<Result<Vec<_>, _>>()?;
-    let makes_dev = plan.mounts.iter().any(|m| {
-        m.destination == Path::new("/dev")
-            && matches!(&m.source, Source::Filesystem { kind, .. } if kind == "tmpfs")
-    });
-    let devices = if makes_dev {
-        DEVICES
-            .iter()
-            .map(|name| detached(&Path::new("/dev").join(name), false).map(|fd| (*name, fd)))
-            .collect::<Result<Vec<_>, _>>()?
-    } else {
-        Vec::new()
-    };
-    let etc_files = plan
-        .etc_files
-        .iter()
-        .map(|(source, target)| detached(source, false).map(|fd| (fd, *target)))
-        .collect::<Result<Vec<_>, _>>()?;
-    // The host's /dev/null, for each masked file (the root's own could be any device).
-    let nulls = host_nulls(plan)?;
-
-    // 2. Into the root; from here on, paths are looked up from its descriptor only.
-    let root = Root::pivot_into(rootfs)?;
-    // No device node of the root, nor of a mount below it, opens from here on.
-    set_attributes(root.fd.as_fd(), true, MsFlags::MS_NODEV, Path::new("/"))?;
-
-    // 3. The mounts. /proc and what goes below it come last, so that the root holds no magic
-    // link (/proc/PID/root) while mount points, files and the working directory are made.
-    let (late, early): (Vec<_>, Vec<_>) = plan
-        .mounts
-        .iter()
-        .zip(sources)
-        .partition(|(mount, _)| mount.is_under_proc());
-    let mut kernel = KernelMounts::default();
-    for (mount, source) in early {
-        kernel.note(mount, apply(&root, mount, source)?);
-    }
-    if makes_dev {
-        populate_dev(&root, devices)?;
-    }
-    for (source, target) in etc_files {
-        bind_read_only(&root, source, Path::new(target))?;
-    }
-    let dir = root
-        .target(workdir, Kind::Directory)
-        .map_err(|e| format!("working directory {e}"))?;
-    fchdir(&dir).map_err(|e| format!("working directory {}: {e}", workdir.display()))?;
-    for (mount, source) in late {
-        kernel.note(mount, apply(&root, mount, source)?);
-    }
-    mask_and_protect(&root, plan, nulls, &kernel)?;
-    let mut flags = MsFlags::MS_NODEV;
-    if plan.read_only {
-        flags |= MsFlags::MS_RDONLY;
-    }
-    set_attributes(root.fd.as_fd(), false, flags, Path::new("/"))
-        .map_err(|e| format!("the root: {e}"))
+/// One step of making a container's filesystem. [`steps`] puts them in order, from the plan
+/// alone (so that the order's rules are tested without root); [`enter`] carries them out.
+/// Indexes are into the plan's `mounts` and `etc_files`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Take mount `i`'s host-side tree (none for a new filesystem).
+    TakeSource(usize),
+    /// Take the host's device nodes, for a /dev tmpfs.
+    TakeDevices,
+    /// Take berth's generated file `i` for /etc.
+    TakeEtcFile(usize),
+    /// Take the host's /dev/null, once for each masked file.
+    TakeNulls,
+    /// Pivot into the root filesystem and detach the host's root.
+    PivotIntoRoot,
+    /// Make every mount of the root `nodev`.
+    NoDevices,
+    /// Mount `i` of the plan.
+    Mount(usize),
+    /// Fill the /dev tmpfs with the host's device nodes.
+    PopulateDev,
+    /// Bind /etc file `i` read-only over its target.
+    BindEtcFile(usize),
+    /// Change into the working directory, made if missing.
+    EnterWorkdir,
+    /// Change into the working directory by its path (the host's root: it must exist).
+    ChangeDirectory,
+    /// Hide the masked paths and make the read-only ones so.
+    MaskAndProtect,
+    /// The root's own mount: `nodev`, and read-only if asked.
+    SealRoot,
 }
 
-/// The host's root: berth's /etc files and the mounts go on existing paths.
-fn in_the_hosts_root(plan: &FilesystemPlan) -> Result<(), String> {
-    let root = Root::current(false)?;
-    for (source, target) in &plan.etc_files {
-        // A host without /etc/hostname has nothing to cover; the other two always exist.
-        if *target == "/etc/hostname" && root.find(Path::new(target), Kind::File)?.is_none() {
-            continue;
+/// The steps that make `plan`'s filesystem, in order.
+///
+/// With a root filesystem: 1. everything that comes from the host is taken while the host's
+/// root is still there; 2. into the root, where no device node opens from then on; 3. the
+/// mounts, then the device nodes and the /etc files over what the mounts put there, then the
+/// working directory; /proc and what goes below it come last, so that the root holds no magic
+/// link (/proc/PID/root) while mount points, files and the working directory are made; the
+/// masks and read-only paths once /proc and /sys are there; the root sealed last.
+///
+/// In the host's root: the /etc files and the mounts on existing paths, the masks, and the
+/// working directory by its path.
+fn steps(plan: &FilesystemPlan) -> Vec<Step> {
+    let mounts = 0..plan.mounts.len();
+    let etc_files = 0..plan.etc_files.len();
+    if plan.rootfs.is_none() {
+        return etc_files
+            .flat_map(|i| [Step::TakeEtcFile(i), Step::BindEtcFile(i)])
+            .chain(mounts.flat_map(|i| [Step::TakeSource(i), Step::Mount(i)]))
+            .chain([Step::TakeNulls, Step::MaskAndProtect, Step::ChangeDirectory])
+            .collect();
+    }
+    let makes_dev = makes_dev(plan);
+    let (late, early): (Vec<usize>, Vec<usize>) = mounts
+        .clone()
+        .partition(|&i| plan.mounts[i].is_under_proc());
+    let mut steps: Vec<Step> = mounts.map(Step::TakeSource).collect();
+    steps.extend(makes_dev.then_some(Step::TakeDevices));
+    steps.extend(etc_files.clone().map(Step::TakeEtcFile));
+    steps.extend([Step::TakeNulls, Step::PivotIntoRoot, Step::NoDevices]);
+    steps.extend(early.into_iter().map(Step::Mount));
+    steps.extend(makes_dev.then_some(Step::PopulateDev));
+    steps.extend(etc_files.map(Step::BindEtcFile));
+    steps.push(Step::EnterWorkdir);
+    steps.extend(late.into_iter().map(Step::Mount));
+    steps.extend([Step::MaskAndProtect, Step::SealRoot]);
+    steps
+}
+
+/// Whether the plan mounts a tmpfs at /dev, which berth fills with the host's device nodes.
+fn makes_dev(plan: &FilesystemPlan) -> bool {
+    plan.mounts.iter().any(|m| {
+        m.destination == Path::new("/dev")
+            && matches!(&m.source, Source::Filesystem { kind, .. } if kind == "tmpfs")
+    })
+}
+
+/// Makes the container's filesystem (the mounts are private already) and changes to
+/// `workdir` (made if missing in a root filesystem), step by step (see [`steps`]).
+pub fn enter(plan: &FilesystemPlan, workdir: &Path) -> Result<(), String> {
+    let mut making = Making {
+        plan,
+        workdir,
+        root: match plan.rootfs {
+            None => Some(Root::current(false)?),
+            Some(_) => None,
+        },
+        sources: (0..plan.mounts.len()).map(|_| None).collect(),
+        devices: Vec::new(),
+        etc_files: (0..plan.etc_files.len()).map(|_| None).collect(),
+        nulls: Vec::new(),
+        kernel: KernelMounts::default(),
+    };
+    steps(plan)
+        .into_iter()
+        .try_for_each(|step| making.carry_out(step))
+}
+
+/// What the steps took and made so far.
+struct Making<'a> {
+    plan: &'a FilesystemPlan,
+    workdir: &'a Path,
+    /// The root mounts go in: the host's from the start, a root filesystem's once pivoted.
+    root: Option<Root>,
+    sources: Vec<Option<Option<(OwnedFd, bool)>>>,
+    devices: Vec<(&'static str, OwnedFd)>,
+    etc_files: Vec<Option<OwnedFd>>,
+    nulls: Vec<OwnedFd>,
+    kernel: KernelMounts,
+}
+
+impl Making<'_> {
+    fn root(&self) -> &Root {
+        self.root
+            .as_ref()
+            .expect("the steps pivot before they mount")
+    }
+
+    fn carry_out(&mut self, step: Step) -> Result<(), String> {
+        let plan = self.plan;
+        match step {
+            Step::TakeSource(i) => self.sources[i] = Some(host_source(&plan.mounts[i])?),
+            Step::TakeDevices => {
+                self.devices = DEVICES
+                    .iter()
+                    .map(|name| {
+                        detached(&Path::new("/dev").join(name), false).map(|fd| (*name, fd))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            Step::TakeEtcFile(i) => {
+                self.etc_files[i] = Some(detached(&plan.etc_files[i].0, false)?);
+            }
+            // The host's /dev/null, for each masked file (the root's own could be any device).
+            Step::TakeNulls => self.nulls = host_nulls(plan)?,
+            Step::PivotIntoRoot => {
+                let rootfs = plan
+                    .rootfs
+                    .as_deref()
+                    .expect("only a root filesystem pivots");
+                self.root = Some(Root::pivot_into(rootfs)?);
+            }
+            Step::NoDevices => set_attributes(
+                self.root().fd.as_fd(),
+                true,
+                MsFlags::MS_NODEV,
+                Path::new("/"),
+            )?,
+            Step::Mount(i) => {
+                let source = self.sources[i].take().expect("taken before it is mounted");
+                let mounted = apply(self.root(), &plan.mounts[i], source)?;
+                self.kernel.note(&plan.mounts[i], mounted);
+            }
+            Step::PopulateDev => {
+                let devices = std::mem::take(&mut self.devices);
+                populate_dev(self.root(), devices)?;
+            }
+            Step::BindEtcFile(i) => {
+                let target = Path::new(plan.etc_files[i].1);
+                let source = self.etc_files[i].take().expect("taken before it is bound");
+                // A host without /etc/hostname has nothing to cover; the other two always
+                // exist.
+                let hosts_root = plan.rootfs.is_none();
+                if hosts_root
+                    && target == Path::new("/etc/hostname")
+                    && self.root().find(target, Kind::File)?.is_none()
+                {
+                    return Ok(());
+                }
+                bind_read_only(self.root(), source, target)?;
+            }
+            Step::EnterWorkdir => {
+                let dir = self
+                    .root()
+                    .target(self.workdir, Kind::Directory)
+                    .map_err(|e| format!("working directory {e}"))?;
+                fchdir(&dir)
+                    .map_err(|e| format!("working directory {}: {e}", self.workdir.display()))?;
+            }
+            Step::ChangeDirectory => chdir(self.workdir)
+                .map_err(|e| format!("working directory {}: {e}", self.workdir.display()))?,
+            Step::MaskAndProtect => {
+                let nulls = std::mem::take(&mut self.nulls);
+                mask_and_protect(self.root(), plan, nulls, &self.kernel)?;
+            }
+            Step::SealRoot => {
+                let mut flags = MsFlags::MS_NODEV;
+                if plan.read_only {
+                    flags |= MsFlags::MS_RDONLY;
+                }
+                set_attributes(self.root().fd.as_fd(), false, flags, Path::new("/"))
+                    .map_err(|e| format!("the root: {e}"))?;
+            }
         }
-        bind_read_only(&root, detached(source, false)?, Path::new(target))?;
+        Ok(())
     }
-    let mut kernel = KernelMounts::default();
-    for mount in &plan.mounts {
-        let source = host_source(mount)?;
-        kernel.note(mount, apply(&root, mount, source)?);
-    }
-    mask_and_protect(&root, plan, host_nulls(plan)?, &kernel)
 }
 
 /// Whether a mount target is a directory or a file.
@@ -587,5 +702,138 @@ fn errno(error: &io::Error) -> String {
     match error.raw_os_error() {
         Some(code) => Errno::from_raw(code).to_string(),
         None => error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::mounts::{proc_for_private_pids, rootfs_defaults};
+
+    fn position(steps: &[Step], step: Step) -> usize {
+        steps
+            .iter()
+            .position(|s| *s == step)
+            .unwrap_or_else(|| panic!("{step:?} missing from {steps:?}"))
+    }
+
+    fn etc_files() -> Vec<(PathBuf, &'static str)> {
+        ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"]
+            .into_iter()
+            .map(|target| (PathBuf::from("/run/berth/x").join(&target[5..]), target))
+            .collect()
+    }
+
+    fn in_a_root_filesystem() -> FilesystemPlan {
+        let mut mounts = rootfs_defaults();
+        mounts.push(Mount::parse_volume("/tmp:/etc/app").unwrap());
+        // A mount below /proc, as a bundle may ask.
+        let mut below_proc = Mount::parse_volume("/tmp:/opt/x").unwrap();
+        below_proc.destination = "/proc/driver/x".into();
+        mounts.push(below_proc);
+        FilesystemPlan {
+            rootfs: Some("/srv/root".into()),
+            read_only: true,
+            mounts,
+            etc_files: etc_files(),
+            masked_paths: vec!["/proc/kcore".into()],
+            read_only_paths: vec!["/proc/sys".into()],
+        }
+    }
+
+    #[test]
+    fn in_a_root_filesystem_everything_from_the_host_is_taken_before_the_pivot() {
+        let plan = in_a_root_filesystem();
+        let steps = steps(&plan);
+        let pivot = position(&steps, Step::PivotIntoRoot);
+        assert_eq!(
+            steps[pivot + 1],
+            Step::NoDevices,
+            "no device opens after the pivot"
+        );
+        for (at, step) in steps.iter().enumerate() {
+            let takes = matches!(
+                step,
+                Step::TakeSource(_) | Step::TakeDevices | Step::TakeEtcFile(_) | Step::TakeNulls
+            );
+            assert_eq!(takes, at < pivot, "{step:?} at {at}, the pivot at {pivot}");
+        }
+        // Each mount and /etc file is taken once, before it is used.
+        for i in 0..plan.mounts.len() {
+            assert!(position(&steps, Step::TakeSource(i)) < position(&steps, Step::Mount(i)));
+        }
+        for i in 0..plan.etc_files.len() {
+            assert!(
+                position(&steps, Step::TakeEtcFile(i)) < position(&steps, Step::BindEtcFile(i))
+            );
+        }
+    }
+
+    #[test]
+    fn proc_comes_after_every_other_mount_and_the_working_directory() {
+        let plan = in_a_root_filesystem();
+        let steps = steps(&plan);
+        let workdir = position(&steps, Step::EnterWorkdir);
+        for (i, mount) in plan.mounts.iter().enumerate() {
+            let at = position(&steps, Step::Mount(i));
+            if mount.is_under_proc() {
+                assert!(
+                    at > workdir,
+                    "{} before the working directory",
+                    mount.destination.display()
+                );
+            } else {
+                assert!(
+                    at < workdir,
+                    "{} after the working directory",
+                    mount.destination.display()
+                );
+                // The /etc files go over what the mounts put there (a volume on /etc).
+                assert!(at < position(&steps, Step::BindEtcFile(0)));
+            }
+        }
+        assert!(position(&steps, Step::PopulateDev) < position(&steps, Step::BindEtcFile(0)));
+        // The masks once /proc and /sys are there, and the root sealed last.
+        let masks = position(&steps, Step::MaskAndProtect);
+        assert!((0..plan.mounts.len()).all(|i| position(&steps, Step::Mount(i)) < masks));
+        assert_eq!(
+            steps[steps.len() - 2..],
+            [Step::MaskAndProtect, Step::SealRoot]
+        );
+    }
+
+    #[test]
+    fn a_root_without_a_dev_tmpfs_gets_no_device_nodes() {
+        let mut plan = in_a_root_filesystem();
+        plan.mounts.retain(|m| m.destination != Path::new("/dev"));
+        let steps = steps(&plan);
+        assert!(!steps.contains(&Step::TakeDevices));
+        assert!(!steps.contains(&Step::PopulateDev));
+    }
+
+    #[test]
+    fn in_the_hosts_root_nothing_pivots_and_the_directory_is_changed_last() {
+        let plan = FilesystemPlan {
+            rootfs: None,
+            mounts: vec![
+                Mount::parse_volume("/tmp:/mnt").unwrap(),
+                proc_for_private_pids(),
+            ],
+            etc_files: etc_files(),
+            ..FilesystemPlan::default()
+        };
+        let steps = steps(&plan);
+        assert!(!steps.contains(&Step::PivotIntoRoot) && !steps.contains(&Step::SealRoot));
+        assert!(
+            !steps.contains(&Step::EnterWorkdir),
+            "nothing is made in the host's root"
+        );
+        assert_eq!(steps.last(), Some(&Step::ChangeDirectory));
+        for i in 0..plan.mounts.len() {
+            assert_eq!(
+                position(&steps, Step::TakeSource(i)) + 1,
+                position(&steps, Step::Mount(i))
+            );
+        }
     }
 }
