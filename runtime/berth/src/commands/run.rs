@@ -7,7 +7,6 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use std::net::{IpAddr, Ipv4Addr};
 
 use netsetup::{LeaseFile, LeaseOwner, MemberHosts, Namespace, Netlink};
-use nix::sched::CloneFlags;
 use nix::unistd::getpid;
 use std::os::fd::AsRawFd;
 
@@ -237,20 +236,19 @@ fn launch(
     let plan = ChildPlan {
         parent: getpid(),
         network: match bridge {
-            Some((network, _, _)) => ChildNetwork::Bridge {
+            Some((network, _, _)) => ChildNetwork::Interface {
                 interface: CONTAINER_INTERFACE,
                 addresses,
                 gateways: network.container_gateways(),
             },
             None => match &spec.network {
-                Network::Host => ChildNetwork::Host,
-                Network::Join(path) => ChildNetwork::Join(path.clone()),
+                Network::Host | Network::Join(_) => ChildNetwork::AsItIs,
                 _ => ChildNetwork::Loopback,
             },
         },
         hostname: spec.hostname.clone(),
         domainname: spec.domainname.clone(),
-        join: spec.join.clone(),
+        namespaces: spec.namespaces.clone(),
         sysctl: spec.sysctl.clone(),
         filesystem: FilesystemPlan {
             etc_files,
@@ -265,20 +263,7 @@ fn launch(
         signal_mask: signals.original,
         capabilities: spec.capabilities.clone(),
     };
-    let mut flags = libc::CLONE_NEWNS | spec.more_namespaces;
-    if !matches!(spec.network, Network::Host | Network::Join(_)) {
-        flags |= libc::CLONE_NEWNET;
-    }
-    if !spec
-        .join
-        .iter()
-        .any(|(kind, _)| *kind == CloneFlags::CLONE_NEWUTS)
-    {
-        flags |= libc::CLONE_NEWUTS;
-    }
-    if spec.pid_private {
-        flags |= libc::CLONE_NEWPID;
-    }
+    let flags = spec.namespaces.clone_flags();
     let container = made
         .child
         .insert(clone_into_namespaces(flags, bridge.is_some(), |ends| {

@@ -13,6 +13,7 @@ use nix::sys::signal::{signal, SigHandler, SigSet, Signal};
 use nix::unistd::{execve, getppid, sethostname, Pid};
 
 use crate::container::capabilities::CapabilityPolicy;
+use crate::container::namespaces::{Namespace, Namespaces};
 use crate::container::process::{exit_now, ChildEnds, ExecFailure, Report};
 use crate::container::rootfs::FilesystemPlan;
 use crate::container::user::User;
@@ -20,15 +21,13 @@ use crate::container::user::User;
 /// How the child configures its network namespace.
 #[derive(Debug)]
 pub enum ChildNetwork {
-    /// The host's namespace: nothing to do.
-    Host,
+    /// The host's namespace, or one joined by path (an OCI bundle's): nothing to do.
+    AsItIs,
     /// A new namespace: bring up `lo`.
     Loopback,
-    /// An existing namespace, joined by its path (an OCI bundle's): nothing else to do.
-    Join(PathBuf),
-    /// A new namespace that berth wires to a bridge: bring up `lo`, wait for the veth peer,
-    /// then give it its address and default route.
-    Bridge {
+    /// A new namespace with an interface that berth wires (to a bridge): bring up `lo`, wait
+    /// for the veth peer, then give it its address and default route.
+    Interface {
         /// The peer's name inside the container.
         interface: &'static str,
         /// The container's addresses with their subnets' prefixes.
@@ -49,8 +48,8 @@ pub struct ChildPlan {
     pub hostname: String,
     /// The NIS domain name to set (an OCI config's `domainname`).
     pub domainname: Option<String>,
-    /// Namespaces other than the network one to join by path (CLONE_NEWUTS, CLONE_NEWIPC).
-    pub join: Vec<(CloneFlags, PathBuf)>,
+    /// The namespaces: the clone made the new ones, the child joins those given by path.
+    pub namespaces: Namespaces,
     /// Namespaced sysctls to set (an OCI config's `linux.sysctl`).
     pub sysctl: Vec<(String, String)>,
     /// The root, the mounts and the files over /etc.
@@ -149,19 +148,16 @@ fn prepare(plan: &ChildPlan, ends: &mut ChildEnds) -> Result<Option<Vec<CString>
 
     // The network. `lo` comes up while berth creates the veth; then the peer is configured
     // from in here, through a netlink socket opened in the new namespace.
-    if let ChildNetwork::Join(path) = &plan.network {
-        join(CloneFlags::CLONE_NEWNET, path)?;
-    }
-    for (kind, path) in &plan.join {
-        join(*kind, path)?;
+    for (kind, path) in plan.namespaces.joined() {
+        join(kind, path)?;
     }
     if matches!(
         plan.network,
-        ChildNetwork::Loopback | ChildNetwork::Bridge { .. }
+        ChildNetwork::Loopback | ChildNetwork::Interface { .. }
     ) {
         let mut netlink = Netlink::open().map_err(|e| e.to_string())?;
         netsetup::loopback_up(&mut netlink).map_err(|e| e.to_string())?;
-        if let ChildNetwork::Bridge {
+        if let ChildNetwork::Interface {
             interface,
             addresses,
             gateways,
@@ -176,11 +172,7 @@ fn prepare(plan: &ChildPlan, ends: &mut ChildEnds) -> Result<Option<Vec<CString>
     }
 
     // A joined UTS namespace keeps its names.
-    if !plan
-        .join
-        .iter()
-        .any(|(kind, _)| *kind == CloneFlags::CLONE_NEWUTS)
-    {
+    if plan.namespaces.uts == Namespace::New {
         sethostname(&plan.hostname)
             .map_err(|e| format!("set hostname {:?}: {e}", plan.hostname))?;
     }

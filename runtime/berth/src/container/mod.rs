@@ -6,6 +6,7 @@ pub mod child;
 pub mod init;
 pub mod log;
 pub mod mounts;
+pub mod namespaces;
 pub mod oci;
 pub mod process;
 pub mod read_only_exe;

@@ -7,7 +7,6 @@ use std::ffi::{CString, OsString};
 use std::path::{Path, PathBuf};
 
 use caps::CapsHashSet;
-use nix::sched::CloneFlags;
 use nix::sys::resource::Resource;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use serde_json::Value;
@@ -16,6 +15,7 @@ use crate::cli::{RunArgs, SpecArgs};
 use crate::container::capabilities::{self, CapabilityPolicy, ProcessSets};
 use crate::container::child::ProcessPlan;
 use crate::container::mounts::{self, Mount};
+use crate::container::namespaces::{Namespace, Namespaces};
 use crate::container::rootfs::FilesystemPlan;
 use crate::container::spec::{
     c_string, check_hostname, check_rootfs, choose_network, name_of, Network, RunSpec,
@@ -274,41 +274,46 @@ pub fn spec_from_bundle(dir: &Path, args: &RunArgs, root: &Path) -> Result<RunSp
                 .into(),
         ));
     }
-    let mut join = Vec::new();
-    let mut net_path = None;
-    let has_uts = has(LinuxNamespaceType::Uts);
-    for (kind, path) in joined {
-        match kind {
-            LinuxNamespaceType::Network => net_path = Some(path),
-            LinuxNamespaceType::Uts => join.push((CloneFlags::CLONE_NEWUTS, path)),
-            LinuxNamespaceType::Ipc => join.push((CloneFlags::CLONE_NEWIPC, path)),
-            LinuxNamespaceType::Cgroup => join.push((CloneFlags::CLONE_NEWCGROUP, path)),
-            kind => {
-                return Err(invalid(format!(
-                    "linux.namespaces: joining a {kind} namespace by path is not supported by \
-                     berth (only network, uts, ipc and cgroup)"
-                )))
-            }
+    // Each kind: new if listed without a path, joined if listed with one, else the host's.
+    let namespace = |kind: LinuxNamespaceType| match joined.iter().find(|(k, _)| *k == kind) {
+        Some((_, path)) => Namespace::Join(path.clone()),
+        None if new.contains(&kind) => Namespace::New,
+        None => Namespace::Host,
+    };
+    for (kind, _) in &joined {
+        if !matches!(
+            kind,
+            LinuxNamespaceType::Network
+                | LinuxNamespaceType::Uts
+                | LinuxNamespaceType::Ipc
+                | LinuxNamespaceType::Cgroup
+        ) {
+            return Err(invalid(format!(
+                "linux.namespaces: joining a {kind} namespace by path is not supported by \
+                 berth (only network, uts, ipc and cgroup)"
+            )));
         }
     }
-    let mut more_namespaces = 0;
-    if new.contains(&LinuxNamespaceType::Ipc) {
-        more_namespaces |= libc::CLONE_NEWIPC;
-    }
-    if new.contains(&LinuxNamespaceType::Cgroup) {
-        more_namespaces |= libc::CLONE_NEWCGROUP;
-    }
-    if !has_uts {
+    if !has(LinuxNamespaceType::Uts) {
         return Err(invalid(
             "linux.namespaces: berth gives every container a UTS namespace; list {\"type\": \
              \"uts\"}"
                 .into(),
         ));
     }
-    let pid_private = new.contains(&LinuxNamespaceType::Pid);
-    let joins_uts = join
-        .iter()
-        .any(|(kind, _)| *kind == CloneFlags::CLONE_NEWUTS);
+    let mut namespaces = Namespaces {
+        network: Namespace::Host,
+        uts: namespace(LinuxNamespaceType::Uts),
+        ipc: namespace(LinuxNamespaceType::Ipc),
+        pid: if new.contains(&LinuxNamespaceType::Pid) {
+            Namespace::New
+        } else {
+            Namespace::Host
+        },
+        cgroup: namespace(LinuxNamespaceType::Cgroup),
+    };
+    let pid_private = namespaces.pid == Namespace::New;
+    let joins_uts = matches!(namespaces.uts, Namespace::Join(_));
     let names = config
         .hostname()
         .iter()
@@ -352,7 +357,7 @@ pub fn spec_from_bundle(dir: &Path, args: &RunArgs, root: &Path) -> Result<RunSp
         args.dns.clone()
     };
     let asked = net.is_some() || !publish.is_empty() || ip.is_some() || !dns.is_empty();
-    let network = if let Some(path) = net_path {
+    let network = if let Namespace::Join(path) = namespace(LinuxNamespaceType::Network) {
         if asked {
             return Err(invalid(
                 "the bundle joins a network namespace by path, so berth's network options \
@@ -379,6 +384,7 @@ pub fn spec_from_bundle(dir: &Path, args: &RunArgs, root: &Path) -> Result<RunSp
         }
         Network::Host
     };
+    namespaces.network = network.namespace();
 
     // The process.
     let Some(process) = config.process().clone() else {
@@ -541,7 +547,7 @@ pub fn spec_from_bundle(dir: &Path, args: &RunArgs, root: &Path) -> Result<RunSp
         .into_iter()
         .collect();
     for (key, _) in &sysctl {
-        check_sysctl(key, &network, more_namespaces)?;
+        check_sysctl(key, &namespaces)?;
     }
     Ok(RunSpec {
         id,
@@ -575,9 +581,7 @@ pub fn spec_from_bundle(dir: &Path, args: &RunArgs, root: &Path) -> Result<RunSp
                 )
             }),
         },
-        pid_private,
-        more_namespaces,
-        join,
+        namespaces,
         sysctl,
         domainname: config.domainname().clone().filter(|d| !d.is_empty()),
     })
@@ -617,11 +621,11 @@ fn check_devices(linux: &oci_spec::runtime::Linux) -> Result<()> {
 }
 
 /// A sysctl may be set only if it belongs to a namespace of the container's own.
-fn check_sysctl(key: &str, network: &Network, more_namespaces: libc::c_int) -> Result<()> {
-    let own_ipc = more_namespaces & libc::CLONE_NEWIPC != 0;
+fn check_sysctl(key: &str, namespaces: &Namespaces) -> Result<()> {
+    let own_ipc = namespaces.ipc == Namespace::New;
     let allowed = if key.starts_with("net.") {
         // Not in a joined namespace either: it may be the host's.
-        !matches!(network, Network::Host | Network::Join(_))
+        namespaces.network == Namespace::New
     } else if key.starts_with("kernel.shm")
         || key.starts_with("kernel.msg")
         || key == "kernel.sem"

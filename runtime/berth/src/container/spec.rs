@@ -6,13 +6,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use netsetup::NetworkSpec;
-use nix::sched::CloneFlags;
 
 use crate::cli::RunArgs;
 use crate::container::capabilities::CapabilityPolicy;
 use crate::container::child::ProcessPlan;
 use crate::container::log::LogOptions;
 use crate::container::mounts::{self, Mount};
+use crate::container::namespaces::{Namespace, Namespaces};
 use crate::container::rootfs::FilesystemPlan;
 use crate::container::user::User;
 use crate::engine::networks;
@@ -65,6 +65,15 @@ pub enum Network {
 }
 
 impl Network {
+    /// The network namespace it takes: the host's, one joined by path, or a new one.
+    pub fn namespace(&self) -> Namespace {
+        match self {
+            Network::Host => Namespace::Host,
+            Network::Join(path) => Namespace::Join(path.clone()),
+            Network::None | Network::Bridge { .. } => Namespace::New,
+        }
+    }
+
     /// The name shown for this network (`host`, `none`, or the bridge network's name).
     pub fn name(&self) -> &str {
         match self {
@@ -103,12 +112,8 @@ pub struct RunSpec {
     pub filesystem: FilesystemPlan,
     /// The workload's directory, user, limits, init.
     pub process: ProcessPlan,
-    /// Whether the container has a PID namespace of its own.
-    pub pid_private: bool,
-    /// Further namespaces to make (CLONE_NEWIPC, CLONE_NEWCGROUP).
-    pub more_namespaces: libc::c_int,
-    /// Namespaces to join by path instead (UTS, IPC).
-    pub join: Vec<(CloneFlags, PathBuf)>,
+    /// Its namespaces: new, joined by path, or the host's.
+    pub namespaces: Namespaces,
     /// Namespaced sysctls to set.
     pub sysctl: Vec<(String, String)>,
     /// The NIS domain name.
@@ -241,6 +246,7 @@ impl RunSpec {
             init: args.init,
             ..ProcessPlan::default()
         };
+        let namespaces = Namespaces::for_run(matches!(network, Network::Host), pid_private);
         Ok(RunSpec {
             id,
             name,
@@ -254,9 +260,7 @@ impl RunSpec {
             named,
             filesystem,
             process,
-            pid_private,
-            more_namespaces: 0,
-            join: Vec::new(),
+            namespaces,
             sysctl: Vec::new(),
             domainname: None,
         })

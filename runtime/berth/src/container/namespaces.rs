@@ -1,0 +1,118 @@
+//! The container's namespaces, each kind in one place: new, joined by path, or the host's.
+//! The clone's flags and the order of the joins come from here alone.
+
+use std::path::{Path, PathBuf};
+
+use nix::sched::CloneFlags;
+
+/// How a container has a namespace of one kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Namespace {
+    /// One of its own, made by the clone.
+    New,
+    /// An existing one, joined by its path (an OCI bundle's) after the clone.
+    Join(PathBuf),
+    /// The host's (berth's own), shared.
+    Host,
+}
+
+/// The namespaces of a container; its mount namespace is always a new one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespaces {
+    /// Network.
+    pub network: Namespace,
+    /// Hostname and NIS domain name.
+    pub uts: Namespace,
+    /// System V IPC and POSIX message queues.
+    pub ipc: Namespace,
+    /// Process ids.
+    pub pid: Namespace,
+    /// The cgroup root.
+    pub cgroup: Namespace,
+}
+
+impl Namespaces {
+    /// `berth run`'s: a network namespace of its own unless `host_network`, a UTS one, a PID
+    /// one when `private_pids`; the host's IPC and cgroup namespaces.
+    pub fn for_run(host_network: bool, private_pids: bool) -> Self {
+        let new_or_host = |new: bool| if new { Namespace::New } else { Namespace::Host };
+        Namespaces {
+            network: new_or_host(!host_network),
+            uts: Namespace::New,
+            ipc: Namespace::Host,
+            pid: new_or_host(private_pids),
+            cgroup: Namespace::Host,
+        }
+    }
+
+    /// The clone's flags: CLONE_NEWNS and one CLONE_NEW* for each new namespace.
+    pub fn clone_flags(&self) -> libc::c_int {
+        self.kinds()
+            .into_iter()
+            .filter(|(_, namespace)| **namespace == Namespace::New)
+            .fold(libc::CLONE_NEWNS, |flags, (kind, _)| flags | kind.bits())
+    }
+
+    /// The namespaces to join after the clone, in the order they are joined: the network
+    /// first, then UTS, IPC and cgroup.
+    pub fn joined(&self) -> Vec<(CloneFlags, &Path)> {
+        self.kinds()
+            .into_iter()
+            .filter_map(|(kind, namespace)| match namespace {
+                Namespace::Join(path) => Some((kind, path.as_path())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn kinds(&self) -> [(CloneFlags, &Namespace); 5] {
+        [
+            (CloneFlags::CLONE_NEWNET, &self.network),
+            (CloneFlags::CLONE_NEWUTS, &self.uts),
+            (CloneFlags::CLONE_NEWIPC, &self.ipc),
+            (CloneFlags::CLONE_NEWPID, &self.pid),
+            (CloneFlags::CLONE_NEWCGROUP, &self.cgroup),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_clones_its_namespaces_and_joins_none() {
+        let run = Namespaces::for_run(false, false);
+        assert_eq!(
+            run.clone_flags(),
+            libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWUTS
+        );
+        assert!(run.joined().is_empty());
+        let host_network_private_pids = Namespaces::for_run(true, true);
+        assert_eq!(
+            host_network_private_pids.clone_flags(),
+            libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWPID
+        );
+    }
+
+    #[test]
+    fn joined_namespaces_are_not_cloned_and_the_network_is_joined_first() {
+        let bundle = Namespaces {
+            network: Namespace::Join("/run/netns/a".into()),
+            uts: Namespace::Join("/proc/7/ns/uts".into()),
+            ipc: Namespace::New,
+            pid: Namespace::Host,
+            cgroup: Namespace::Join("/proc/7/ns/cgroup".into()),
+        };
+        assert_eq!(bundle.clone_flags(), libc::CLONE_NEWNS | libc::CLONE_NEWIPC);
+        let kinds: Vec<CloneFlags> = bundle.joined().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            kinds,
+            [
+                CloneFlags::CLONE_NEWNET,
+                CloneFlags::CLONE_NEWUTS,
+                CloneFlags::CLONE_NEWCGROUP
+            ]
+        );
+    }
+}
