@@ -11,7 +11,7 @@ use nix::unistd::getpid;
 use std::os::fd::AsRawFd;
 
 use crate::cli::RunArgs;
-use crate::container::child::{self, ChildNetwork, ChildPlan};
+use crate::container::child::{self, ChildPlan, NetworkHook};
 use crate::container::log;
 use crate::container::process::clone_into_namespaces;
 use crate::container::rootfs::FilesystemPlan;
@@ -19,6 +19,7 @@ use crate::container::spec::{Network, RunSpec};
 use crate::container::state::{claim_name, namespace_inode, release_name, ContainerDir, State};
 use crate::container::supervise::{self, BlockedSignals};
 use crate::container::terminal::{stdin_is_a_terminal, InputPipe, Relay, Terminal};
+use crate::engine::container_network::{ContainerNetwork, WiredInterface};
 use crate::engine::detach;
 use crate::engine::host::{
     canonical_root, check_nft_installed, check_privileges, container_still_attached,
@@ -236,14 +237,16 @@ fn launch(
     let plan = ChildPlan {
         parent: getpid(),
         network: match bridge {
-            Some((network, _, _)) => ChildNetwork::Interface {
-                interface: CONTAINER_INTERFACE,
-                addresses,
-                gateways: network.container_gateways(),
-            },
+            Some((network, _, _)) => Some(Box::new(ContainerNetwork {
+                interface: Some(WiredInterface {
+                    name: CONTAINER_INTERFACE,
+                    addresses,
+                    gateways: network.container_gateways(),
+                }),
+            }) as Box<dyn NetworkHook>),
             None => match &spec.network {
-                Network::Host | Network::Join(_) => ChildNetwork::AsItIs,
-                _ => ChildNetwork::Loopback,
+                Network::Host | Network::Join(_) => None,
+                _ => Some(Box::new(ContainerNetwork { interface: None })),
             },
         },
         hostname: spec.hostname.clone(),

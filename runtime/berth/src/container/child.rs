@@ -1,10 +1,8 @@
 //! The child's side of a run, from the clone to the exec, in the order it happens.
 
 use std::ffi::CString;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use netsetup::{IpNet, Netlink};
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 use nix::sched::{setns, CloneFlags};
@@ -18,23 +16,13 @@ use crate::container::process::{exit_now, ChildEnds, ExecFailure, Report};
 use crate::container::rootfs::FilesystemPlan;
 use crate::container::user::User;
 
-/// How the child configures its network namespace.
-#[derive(Debug)]
-pub enum ChildNetwork {
-    /// The host's namespace, or one joined by path (an OCI bundle's): nothing to do.
-    AsItIs,
-    /// A new namespace: bring up `lo`.
-    Loopback,
-    /// A new namespace with an interface that berth wires (to a bridge): bring up `lo`, wait
-    /// for the veth peer, then give it its address and default route.
-    Interface {
-        /// The peer's name inside the container.
-        interface: &'static str,
-        /// The container's addresses with their subnets' prefixes.
-        addresses: Vec<IpNet>,
-        /// The default routes' gateways (none on an internal network).
-        gateways: Vec<IpAddr>,
-    },
+/// What a caller does in the child's network namespace, in the child, before its mounts: the
+/// mechanism knows no network library, so the engine brings the network up through this.
+pub trait NetworkHook: std::fmt::Debug {
+    /// Runs in the child once its namespaces are joined. `go` waits for berth's go-ahead (the
+    /// host's side of the wiring done) and is `false` when berth gave up instead; then the
+    /// hook returns `Ok(false)` and the child ends quietly.
+    fn in_child(&self, go: &mut dyn FnMut() -> bool) -> Result<bool, String>;
 }
 
 /// Everything the child needs, prepared by berth before the clone.
@@ -42,8 +30,8 @@ pub enum ChildNetwork {
 pub struct ChildPlan {
     /// berth's pid: the child dies with it.
     pub parent: Pid,
-    /// The network side.
-    pub network: ChildNetwork,
+    /// The network side, in the child: none for the host's namespace or one joined by path.
+    pub network: Option<Box<dyn NetworkHook>>,
     /// The hostname to set.
     pub hostname: String,
     /// The NIS domain name to set (an OCI config's `domainname`).
@@ -146,28 +134,14 @@ fn prepare(plan: &ChildPlan, ends: &mut ChildEnds) -> Result<Option<Vec<CString>
         return Ok(None);
     }
 
-    // The network. `lo` comes up while berth creates the veth; then the peer is configured
-    // from in here, through a netlink socket opened in the new namespace.
+    // The namespaces joined by path, then the network: the hook brings `lo` up while berth
+    // creates the veth, then configures the peer from in here.
     for (kind, path) in plan.namespaces.joined() {
         join(kind, path)?;
     }
-    if matches!(
-        plan.network,
-        ChildNetwork::Loopback | ChildNetwork::Interface { .. }
-    ) {
-        let mut netlink = Netlink::open().map_err(|e| e.to_string())?;
-        netsetup::loopback_up(&mut netlink).map_err(|e| e.to_string())?;
-        if let ChildNetwork::Interface {
-            interface,
-            addresses,
-            gateways,
-        } = &plan.network
-        {
-            if !ends.wait_for_go() {
-                return Ok(None);
-            }
-            netsetup::configure_container_interface(&mut netlink, interface, addresses, gateways)
-                .map_err(|e| e.to_string())?;
+    if let Some(network) = &plan.network {
+        if !network.in_child(&mut || ends.wait_for_go())? {
+            return Ok(None);
         }
     }
 

@@ -2,6 +2,7 @@
 //! published ports, the split of a detached run, what is asked of the host). Commands call it;
 //! none calls another command.
 
+pub mod container_network;
 pub mod detach;
 pub mod host;
 pub mod networks;
