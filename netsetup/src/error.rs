@@ -104,10 +104,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// A failed operation on a file; opened with O_NOFOLLOW, ELOOP means a link was planted.
     pub(crate) fn file(path: impl Into<PathBuf>, source: io::Error) -> Self {
-        let path = path.into();
-        if source.raw_os_error() == Some(libc::ELOOP) {
-            return Error::SymbolicLink { path };
-        }
-        Error::File { path, source }
+        berth_state::Error::file(path, source).into()
     }
 }

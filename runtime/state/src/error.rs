@@ -29,7 +29,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// A failed operation on a file opened with O_NOFOLLOW, where ELOOP means a planted link.
-    pub(crate) fn file(path: impl Into<PathBuf>, source: io::Error) -> Self {
+    pub fn file(path: impl Into<PathBuf>, source: io::Error) -> Self {
         let path = path.into();
         if source.raw_os_error() == Some(libc::ELOOP) {
             return Error::SymbolicLink { path };

@@ -122,8 +122,8 @@ fn launch(
         .then(|| log::Writer::open(container_dir.path(), spec.log_options))
         .transpose()?;
 
-    // 3. The lease, then the network (bridge only): the lease first, so that a bad lease file
-    // or a taken address stops the run before any interface is touched.
+    // 3. The lease, then 4. the network (bridge only): the lease first, so that a bad lease
+    // file or a taken address stops the run before any interface is touched.
     let mut host_netlink = None;
     let mut member_hosts = None;
     // The container's addresses with their prefixes: IPv4, and IPv6 on a dual-stack network.
@@ -153,6 +153,7 @@ fn launch(
             made.lease = Some((leases, spec.id.clone()));
             fault::point("after-lease");
             trace::step("leased an address");
+            // 4. The network.
             let bridge = netsetup::ensure_network(&mut netlink, network, &state_dir, || {
                 networks::specs(root)
             })?;
@@ -208,12 +209,12 @@ fn launch(
     };
     trace::step("network ready");
 
-    // The files bound read-only over /etc in the container.
+    // 5. The files bound read-only over /etc in the container.
     let addr = bridge.map(|(_, addr, _)| addr);
     let etc_files = write_etc_files(container_dir, spec, addr, member_hosts)?;
     trace::step("wrote the container's files");
 
-    // 4. The clone: the child waits for the go-ahead while berth wires its network.
+    // 6. The clone: the child waits for the go-ahead while berth wires its network.
     supervise::become_subreaper()?;
     let signal_fd = signals.listen()?;
     let terminal = spec
@@ -300,7 +301,8 @@ fn launch(
     container_dir.write_state(&state)?;
     trace::step("cloned the child");
 
-    // 5. The veth: one netlink message, the peer born in the child's namespace as eth0.
+    // 7. Child and parent in parallel. The veth: one netlink message, the peer born in the
+    // child's namespace as eth0.
     if let (Some((_, addr, bridge_index)), Some(netlink), Some(host_name)) =
         (bridge, host_netlink.as_mut(), &state.host_interface)
     {
@@ -325,7 +327,7 @@ fn launch(
     }
     trace::step("created the veth");
 
-    // 6. The child sets its hostname, mounts and capabilities and execs; wait for the exec.
+    // Still 7: the child sets its hostname, mounts and capabilities and execs; wait for that.
     container.wait_for_exec(&spec.command_name())?;
     if let Some(notifier) = notifier.as_mut() {
         notifier.started();
@@ -333,7 +335,7 @@ fn launch(
     fault::point("after-exec");
     trace::step("the workload runs");
 
-    // 7. Supervise, then tear down: what the workload left running, then what `made` holds.
+    // 8. Supervise; then 9. tear down: what the workload left running, then what `made` holds.
     let relay = terminal_master.map(Relay::start).transpose()?;
     if let Some(input) = input {
         input.start();
@@ -342,6 +344,7 @@ fn launch(
     made.child = None;
     trace::step("the workload ended");
     fault::point("before-teardown");
+    // 9. Tear down.
     supervise::kill_leftovers();
     let execs = made
         .container_dir
