@@ -113,7 +113,11 @@ fn launch(
     fault::point("after-state");
     if spec.named {
         claim_name(root, &spec.name, &spec.id)?;
-        made.name = Some((root.to_path_buf(), spec.name.clone(), spec.id.clone()));
+        made.name = Some(NameClaim {
+            root: root.to_path_buf(),
+            name: spec.name.clone(),
+            id: spec.id.clone(),
+        });
     }
     // A detached workload writes into pipes (or its terminal); the supervisor writes the log
     // (its own messages from here on go there too).
@@ -150,7 +154,10 @@ fn launch(
                     attached
                 })
                 .map_err(crate::engine::host::with_repair_hint)?;
-            made.lease = Some((leases, spec.id.clone()));
+            made.lease = Some(Lease {
+                file: leases,
+                container: spec.id.clone(),
+            });
             fault::point("after-lease");
             trace::step("leased an address");
             // 4. The network.
@@ -183,7 +190,7 @@ fn launch(
                 }
                 hosts.add(addr, &names)?;
                 member_hosts = Some(hosts.path().to_path_buf());
-                made.member = Some((hosts, addr));
+                made.member = Some(MemberLine { hosts, addr });
             }
             addresses = network.container_addresses(addr);
             if !publish.is_empty() {
@@ -192,7 +199,10 @@ fn launch(
                 let reservation = ports::reserve(publish, &ips, &network.name, root)?;
                 ports::publish(root, &spec.id, &reservation.mappings)?;
                 state.ports = reservation.mappings.clone();
-                made.ports = Some((reservation, root.to_path_buf()));
+                made.ports = Some(PublishedPorts {
+                    reservation,
+                    root: root.to_path_buf(),
+                });
                 trace::step("published its ports");
             }
             fault::point("after-network");
@@ -360,9 +370,7 @@ fn launch(
                  ends them later",
                 spec.name
             );
-            made.lease = None;
-            made.name = None;
-            made.container_dir = None;
+            made.keep_for_gc();
         }
     }
     if let Some(relay) = log_relay.as_mut() {
@@ -441,18 +449,56 @@ fn write_etc_files(
     ])
 }
 
-/// What a run has made so far, undone in reverse when the run ends or fails. The host's veth
+/// What a run has made so far, undone when the run ends or fails, in the one order that
+/// `Drop` writes down: the workload and what it left running; its line in the network's
+/// hosts file; its published ports (their elements, then the host ports); its lease; its name;
+/// its directory; last the hold on the network, once nothing of the container is on it (and
+/// then the netfilter socket's release, whose child inherits what is open). The host's veth
 /// end is not here: it goes with the container's network namespace when its last process ends.
-/// The hold on the network is let go last, once nothing of the container is left on it.
 #[derive(Default)]
 struct Made {
-    container_dir: Option<ContainerDir>,
-    name: Option<(PathBuf, String, String)>,
-    lease: Option<(LeaseFile, String)>,
-    member: Option<(MemberHosts, Ipv4Addr)>,
-    ports: Option<(Reservation, PathBuf)>,
     child: Option<crate::container::process::Child>,
+    member: Option<MemberLine>,
+    ports: Option<PublishedPorts>,
+    lease: Option<Lease>,
+    name: Option<NameClaim>,
+    container_dir: Option<ContainerDir>,
     network: Option<networks::InUse>,
+}
+
+/// The container's address, leased on a network.
+struct Lease {
+    file: LeaseFile,
+    container: String,
+}
+
+/// The container's line in a created network's shared hosts file.
+struct MemberLine {
+    hosts: MemberHosts,
+    addr: Ipv4Addr,
+}
+
+/// The container's published ports: the host ports held and the firewall's elements.
+struct PublishedPorts {
+    reservation: Reservation,
+    root: PathBuf,
+}
+
+/// The container's claim on its name.
+struct NameClaim {
+    root: PathBuf,
+    name: String,
+    id: String,
+}
+
+impl Made {
+    /// Leaves the lease, the name and the record in place for `berth gc`: something of the
+    /// container (a port's element, a process) may still use its address.
+    fn keep_for_gc(&mut self) {
+        self.lease = None;
+        self.name = None;
+        self.container_dir = None;
+    }
 }
 
 impl Drop for Made {
@@ -461,35 +507,32 @@ impl Drop for Made {
             child.kill_and_reap();
             supervise::kill_leftovers();
         }
-        if let Some((hosts, addr)) = self.member.take() {
+        if let Some(MemberLine { hosts, addr }) = self.member.take() {
             if let Err(e) = hosts.remove(addr) {
                 eprintln!("berth: {e}");
             }
         }
         let mut unpublished_any = false;
-        if let Some((reservation, root)) = self.ports.take() {
+        if let Some(PublishedPorts { reservation, root }) = self.ports.take() {
             // The elements first, then the host ports (when the reservation drops).
             let unpublished = ports::lock(&root)
                 .and_then(|_lock| Ok(netsetup::firewall::ports::unpublish(&reservation.mappings)?));
             drop(reservation);
             unpublished_any = unpublished.is_ok();
             if let Err(e) = unpublished {
-                // Its address must not go to another container while ports lead to it: the
-                // lease and the record stay, for berth gc.
+                // Its address must not go to another container while ports lead to it.
                 eprintln!("berth: {e}; berth gc removes what is left");
-                self.lease = None;
-                self.name = None;
-                self.container_dir = None;
+                self.keep_for_gc();
             }
             trace::step("unpublished its ports");
         }
-        if let Some((leases, container)) = self.lease.take() {
-            if let Err(e) = leases.release(&container) {
+        if let Some(Lease { file, container }) = self.lease.take() {
+            if let Err(e) = file.release(&container) {
                 eprintln!("berth: releasing the lease of {container}: {e}");
             }
         }
         fault::point("during-teardown");
-        if let Some((root, name, id)) = self.name.take() {
+        if let Some(NameClaim { root, name, id }) = self.name.take() {
             release_name(&root, &name, &id);
         }
         if let Some(dir) = self.container_dir.take() {
@@ -497,7 +540,6 @@ impl Drop for Made {
                 eprintln!("berth: {e}");
             }
         }
-        // Last, when nothing else is held: the child it forks inherits what is open.
         drop(self.network.take());
         if unpublished_any {
             ports::release_netfilter_socket();
