@@ -81,6 +81,9 @@ pub enum Error {
     /// A process-information lookup in /proc failed.
     #[error("cannot read {0}")]
     Proc(String),
+    /// Another failure of a record of berth-state's, said as it says it.
+    #[error(transparent)]
+    State(berth_state::Error),
 }
 
 impl From<berth_state::Error> for Error {
@@ -90,10 +93,7 @@ impl From<berth_state::Error> for Error {
             berth_state::Error::File { path, source } => Error::File { path, source },
             berth_state::Error::SymbolicLink { path } => Error::SymbolicLink { path },
             berth_state::Error::Proc(what) => Error::Proc(what),
-            berth_state::Error::NotADirectory { path, what } => Error::File {
-                path,
-                source: std::io::Error::other(format!("{what}, where a directory belongs")),
-            },
+            e @ berth_state::Error::NotADirectory { .. } => Error::State(e),
         }
     }
 }

@@ -5,14 +5,23 @@
 //! only on berth-state, berth-cni on those two. File cycles are found over `crate::` and `super::` paths; the ones the
 //! redesign has yet to break are listed in `KNOWN_CYCLES`, so that a new cycle fails and a broken
 //! one asks to be struck from the list.
+//!
+//! What it does not see: a path into a crate's root module (`crate::Error`, a re-export), which
+//! nearly every file names, so that an item defined in `lib.rs` or `main.rs` and the files
+//! it calls can form a cycle unseen; cycles of more than four files; `self::` paths and groups
+//! nested in groups; anything after a file's first `#[cfg(test)]`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The workspace's crates: package name and directory.
-const CRATES: &[(&str, &str)] =
-    &[("berth", "runtime/berth"), ("berth-state", "runtime/state"), ("netsetup", "netsetup")];
+const CRATES: &[(&str, &str)] = &[
+    ("berth", "runtime/berth"),
+    ("berth-state", "runtime/state"),
+    ("netsetup", "netsetup"),
+    ("berth-cni", "netsetup/cni"),
+];
 
 /// For each crate, the crates of berth's it may depend on (its `[dependencies]`).
 const MAY_DEPEND_ON: &[(&str, &[&str])] = &[

@@ -346,11 +346,11 @@ pub fn thread_count() -> io::Result<usize> {
 /// Fails unless this process has one thread. A forked child of a single-threaded process may
 /// run any code (no lock can be held by a thread it lacks); the SAFETY argument of each fork
 /// that lets its child allocate rests on this check, made just before it (a few microseconds).
-pub fn check_single_threaded(fork: &str) -> io::Result<()> {
+pub fn check_single_threaded() -> io::Result<()> {
     match thread_count()? {
         1 => Ok(()),
         n => Err(io::Error::other(format!(
-            "{fork}: berth runs {n} threads here, and forks only with one (a bug of berth's)"
+            "berth runs {n} threads here, and forks only with one (a bug of berth's)"
         ))),
     }
 }
@@ -480,8 +480,8 @@ mod tests {
             started.wait();
             // This test's thread and the one it started, at least (other tests' may run too).
             assert!(thread_count().unwrap() >= 2);
-            let refused = check_single_threaded("fork").unwrap_err().to_string();
-            assert!(refused.starts_with("fork: berth runs "), "{refused}");
+            let refused = check_single_threaded().unwrap_err().to_string();
+            assert!(refused.starts_with("berth runs "), "{refused}");
             release.wait();
         });
     }

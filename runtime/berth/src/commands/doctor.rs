@@ -134,7 +134,7 @@ fn probe_in_throwaway_namespace(with_nft: bool) -> Vec<(Verdict, String, String)
     let Ok((read, write)) = pipe() else {
         return vec![(Verdict::Fail, "probe".into(), "cannot create a pipe".into())];
     };
-    if let Err(e) = crate::sys::check_single_threaded("probe") {
+    if let Err(e) = crate::sys::check_single_threaded() {
         return vec![(Verdict::Fail, "probe".into(), e.to_string())];
     }
     // SAFETY: berth has one thread (checked just above), so the child may allocate; it ends

@@ -115,7 +115,7 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
     let input = stdin_is_a_terminal().then(InputPipe::new).transpose()?;
     let signals = BlockedSignals::block()?;
     let signal_fd = signals.listen()?;
-    crate::sys::check_single_threaded("fork").map_err(|e| Error::system("fork", e))?;
+    crate::sys::check_single_threaded().map_err(|e| Error::system("fork", e))?;
     for (file, kind, what) in [
         (&network, CloneFlags::CLONE_NEWNET, "network"),
         (&uts, CloneFlags::CLONE_NEWUTS, "UTS"),

@@ -29,6 +29,9 @@ pub struct Namespaces {
     pub pid: Namespace,
     /// The cgroup root.
     pub cgroup: Namespace,
+    /// The order in which the namespaces other than the network one are joined (an OCI
+    /// config's order); a kind joined by path but missing here comes after these.
+    pub join_order: Vec<CloneFlags>,
 }
 
 impl Namespaces {
@@ -42,6 +45,7 @@ impl Namespaces {
             ipc: Namespace::Host,
             pid: new_or_host(private_pids),
             cgroup: Namespace::Host,
+            join_order: Vec::new(),
         }
     }
 
@@ -54,15 +58,28 @@ impl Namespaces {
     }
 
     /// The namespaces to join after the clone, in the order they are joined: the network
-    /// first, then UTS, IPC and cgroup.
+    /// first, then the others in `join_order`.
     pub fn joined(&self) -> Vec<(CloneFlags, &Path)> {
-        self.kinds()
+        let mut joined: Vec<(CloneFlags, &Path)> = self
+            .kinds()
             .into_iter()
             .filter_map(|(kind, namespace)| match namespace {
                 Namespace::Join(path) => Some((kind, path.as_path())),
                 _ => None,
             })
-            .collect()
+            .collect();
+        let rank = |kind: CloneFlags| match kind {
+            CloneFlags::CLONE_NEWNET => 0,
+            kind => {
+                1 + self
+                    .join_order
+                    .iter()
+                    .position(|k| *k == kind)
+                    .unwrap_or(usize::MAX - 1)
+            }
+        };
+        joined.sort_by_key(|(kind, _)| rank(*kind));
+        joined
     }
 
     fn kinds(&self) -> [(CloneFlags, &Namespace); 5] {
@@ -103,6 +120,8 @@ mod tests {
             ipc: Namespace::New,
             pid: Namespace::Host,
             cgroup: Namespace::Join("/proc/7/ns/cgroup".into()),
+            // As config.json lists them: cgroup before uts.
+            join_order: vec![CloneFlags::CLONE_NEWCGROUP, CloneFlags::CLONE_NEWUTS],
         };
         assert_eq!(bundle.clone_flags(), libc::CLONE_NEWNS | libc::CLONE_NEWIPC);
         let kinds: Vec<CloneFlags> = bundle.joined().into_iter().map(|(k, _)| k).collect();
@@ -110,8 +129,8 @@ mod tests {
             kinds,
             [
                 CloneFlags::CLONE_NEWNET,
-                CloneFlags::CLONE_NEWUTS,
-                CloneFlags::CLONE_NEWCGROUP
+                CloneFlags::CLONE_NEWCGROUP,
+                CloneFlags::CLONE_NEWUTS
             ]
         );
     }

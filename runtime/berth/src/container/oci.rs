@@ -7,6 +7,7 @@ use std::ffi::{CString, OsString};
 use std::path::{Path, PathBuf};
 
 use caps::CapsHashSet;
+use nix::sched::CloneFlags;
 use nix::sys::resource::Resource;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use serde_json::Value;
@@ -311,6 +312,15 @@ pub fn spec_from_bundle(dir: &Path, args: &RunArgs, root: &Path) -> Result<RunSp
             Namespace::Host
         },
         cgroup: namespace(LinuxNamespaceType::Cgroup),
+        join_order: joined
+            .iter()
+            .filter_map(|(kind, _)| match kind {
+                LinuxNamespaceType::Uts => Some(CloneFlags::CLONE_NEWUTS),
+                LinuxNamespaceType::Ipc => Some(CloneFlags::CLONE_NEWIPC),
+                LinuxNamespaceType::Cgroup => Some(CloneFlags::CLONE_NEWCGROUP),
+                _ => None,
+            })
+            .collect(),
     };
     let pid_private = namespaces.pid == Namespace::New;
     let joins_uts = matches!(namespaces.uts, Namespace::Join(_));

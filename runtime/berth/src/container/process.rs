@@ -186,8 +186,7 @@ pub fn clone_into_namespaces(
         (None, None)
     };
 
-    sys::check_single_threaded("clone into new namespaces")
-        .map_err(|e| Error::system("clone into new namespaces", e))?;
+    sys::check_single_threaded().map_err(|e| Error::system("clone into new namespaces", e))?;
     // SAFETY: berth has one thread (checked just above), so the child may run any code: no
     // lock can be held by a thread it lacks.
     let pid = unsafe { sys::clone_process(flags) };

@@ -68,7 +68,8 @@ enum Step {
     TakeSource(usize),
     /// Take the host's device nodes, for a /dev tmpfs.
     TakeDevices,
-    /// Take berth's generated file `i` for /etc.
+    /// Take berth's generated file `i` for /etc (in a root filesystem: in the host's root,
+    /// binding it takes it).
     TakeEtcFile(usize),
     /// Take the host's /dev/null, once for each masked file.
     TakeNulls,
@@ -107,8 +108,9 @@ fn steps(plan: &FilesystemPlan) -> Vec<Step> {
     let mounts = 0..plan.mounts.len();
     let etc_files = 0..plan.etc_files.len();
     if plan.rootfs.is_none() {
+        // Each /etc file is taken once its target is known to be there (see BindEtcFile).
         return etc_files
-            .flat_map(|i| [Step::TakeEtcFile(i), Step::BindEtcFile(i)])
+            .map(Step::BindEtcFile)
             .chain(mounts.flat_map(|i| [Step::TakeSource(i), Step::Mount(i)]))
             .chain([Step::TakeNulls, Step::MaskAndProtect, Step::ChangeDirectory])
             .collect();
@@ -219,8 +221,7 @@ impl Making<'_> {
                 populate_dev(self.root(), devices)?;
             }
             Step::BindEtcFile(i) => {
-                let target = Path::new(plan.etc_files[i].1);
-                let source = self.etc_files[i].take().expect("taken before it is bound");
+                let (source, target) = (&plan.etc_files[i].0, Path::new(plan.etc_files[i].1));
                 // A host without /etc/hostname has nothing to cover; the other two always
                 // exist.
                 let hosts_root = plan.rootfs.is_none();
@@ -230,6 +231,11 @@ impl Making<'_> {
                 {
                     return Ok(());
                 }
+                // Taken before the pivot in a root filesystem; in the host's root, here.
+                let source = match self.etc_files[i].take() {
+                    Some(taken) => taken,
+                    None => detached(source, false)?,
+                };
                 bind_read_only(self.root(), source, target)?;
             }
             Step::EnterWorkdir => {
@@ -829,6 +835,8 @@ mod tests {
             "nothing is made in the host's root"
         );
         assert_eq!(steps.last(), Some(&Step::ChangeDirectory));
+        // An /etc file is taken only where its target is (the host may have no /etc/hostname).
+        assert!(!steps.iter().any(|s| matches!(s, Step::TakeEtcFile(_))));
         for i in 0..plan.mounts.len() {
             assert_eq!(
                 position(&steps, Step::TakeSource(i)) + 1,

@@ -43,8 +43,7 @@ impl Notifier {
 /// Splits berth into the caller and the supervisor of container `id`.
 pub fn split(id: &str) -> Result<Side> {
     let (read, write) = pipe().map_err(|e| Error::system("create a pipe", e))?;
-    crate::sys::check_single_threaded("fork the supervisor")
-        .map_err(|e| Error::system("fork the supervisor", e))?;
+    crate::sys::check_single_threaded().map_err(|e| Error::system("fork the supervisor", e))?;
     // SAFETY: berth has one thread (checked just above), so the child may go on as a full
     // process.
     match unsafe { fork() }.map_err(|e| Error::system("fork the supervisor", e))? {
