@@ -334,12 +334,8 @@ fn close_range(first: u32, last: u32) -> io::Result<()> {
 
 /// The number of threads of this process (field 20 of /proc/self/stat).
 pub fn thread_count() -> io::Result<usize> {
-    let stat = std::fs::read("/proc/self/stat")?;
-    // The command name (field 2) may hold spaces and parentheses: skip past its last ')'.
-    let after_name = stat.iter().rposition(|&b| b == b')').map_or(0, |i| i + 1);
-    std::str::from_utf8(&stat[after_name..])
-        .ok()
-        .and_then(|fields| fields.split_whitespace().nth(17)?.parse().ok())
+    berth_state::ProcStat::of("self")
+        .and_then(|stat| stat.field(20)?.parse().ok())
         .ok_or_else(|| io::Error::other("/proc/self/stat has no thread count"))
 }
 
@@ -441,16 +437,12 @@ pub fn redirect(file: BorrowedFd<'_>, fd: i32) -> io::Result<()> {
 /// Replaces this process's command line, which every user may read in /proc/PID/cmdline for
 /// as long as the supervisor lives, with `title`: the caller's line holds its `-e` values.
 pub fn hide_command_line(title: &str) {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+    let Some(stat) = berth_state::ProcStat::of("self") else {
         return;
     };
-    // The fields after the command's name, which ends at the last ')': arg_start and arg_end
-    // are fields 48 and 49 of proc(5), the 46th and 47th of these.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
-    let bound = |i: usize| fields.get(i).and_then(|f| f.parse::<usize>().ok());
-    let (Some(start), Some(end)) = (bound(45), bound(46)) else {
+    // Where the argument area starts and ends: arg_start and arg_end.
+    let bound = |field: usize| stat.field(field).and_then(|f| f.parse::<usize>().ok());
+    let (Some(start), Some(end)) = (bound(48), bound(49)) else {
         return;
     };
     let Some(length) = end.checked_sub(start).filter(|&n| n > 0) else {

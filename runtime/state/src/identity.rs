@@ -44,16 +44,36 @@ pub fn process_alive(pid: u32, start: u64, boot: &str) -> bool {
 /// The start time of process `pid` in clock ticks after boot (field 22 of /proc/PID/stat),
 /// or `None` when there is no such process, or it has ended and awaits its parent (a zombie).
 pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: skip past its last ')'.
-    let after_name = stat.iter().rposition(|&b| b == b')')? + 1;
-    let fields = std::str::from_utf8(&stat[after_name..]).ok()?;
-    let mut fields = fields.split_whitespace();
-    // Field 3, the state, is the first after the name, so field 22 is the 20th.
-    if matches!(fields.next(), Some("Z" | "X")) {
+    let stat = ProcStat::of(pid)?;
+    if matches!(stat.field(3), Some("Z" | "X")) {
         return None;
     }
-    fields.nth(18)?.parse().ok()
+    stat.field(22)?.parse().ok()
+}
+
+/// /proc/PROCESS/stat, read once, its fields numbered as proc(5) numbers them.
+#[derive(Debug, Clone)]
+pub struct ProcStat {
+    /// What follows the command name: field 3 on.
+    after_name: String,
+}
+
+impl ProcStat {
+    /// The stat of `process` (a pid, or `self`); `None` when there is no such process.
+    pub fn of(process: impl std::fmt::Display) -> Option<Self> {
+        let stat = fs::read(format!("/proc/{process}/stat")).ok()?;
+        // The command name (field 2) may hold spaces and parentheses: skip past its last ')'.
+        let after_name = stat.iter().rposition(|&b| b == b')')? + 1;
+        let after_name = String::from_utf8(stat[after_name..].to_vec()).ok()?;
+        Some(ProcStat { after_name })
+    }
+
+    /// Field `number` (3 for the state, 22 for the start time, ...), if there is one.
+    pub fn field(&self, number: usize) -> Option<&str> {
+        self.after_name
+            .split_whitespace()
+            .nth(number.checked_sub(3)?)
+    }
 }
 
 /// This boot's id (/proc/sys/kernel/random/boot_id).
@@ -96,5 +116,13 @@ mod tests {
         let expected: u64 = after.split(' ').nth(19).unwrap().parse().unwrap();
         assert_eq!(start_time(std::process::id()), Some(expected));
         assert_eq!(start_time(u32::MAX), None);
+        // Fields as proc(5) numbers them: 4 is the parent, 22 the start time.
+        let stat = ProcStat::of("self").unwrap();
+        assert_eq!(stat.field(22), Some(expected.to_string().as_str()));
+        assert_eq!(
+            stat.field(4),
+            Some(std::os::unix::process::parent_id().to_string().as_str())
+        );
+        assert_eq!(stat.field(2), None);
     }
 }

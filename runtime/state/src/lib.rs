@@ -12,5 +12,5 @@ mod ids;
 
 pub use error::{Error, Result};
 pub use files::{lock, private_dir, write_atomically};
-pub use identity::{boot_id, process_alive, start_time, ProcessIdentity};
+pub use identity::{boot_id, process_alive, start_time, ProcStat, ProcessIdentity};
 pub use ids::{new_id, short_id};
