@@ -67,6 +67,25 @@ impl From<berth_state::Error> for Error {
     }
 }
 
+impl From<berth_container::Error> for Error {
+    /// The mechanism's kinds are berth's own, one for one, so that a message and its exit code
+    /// do not depend on which side of the boundary failed.
+    fn from(error: berth_container::Error) -> Self {
+        use berth_container::Error as Mechanism;
+        match error {
+            Mechanism::Invalid(text) => Error::Invalid(text),
+            Mechanism::System { what, source } => Error::System { what, source },
+            Mechanism::File { path, source } => Error::File { path, source },
+            Mechanism::ChildSetup(text) => Error::ChildSetup(text),
+            Mechanism::Failed(text) => Error::Failed(text),
+            Mechanism::CommandNotFound(command) => Error::CommandNotFound(command),
+            Mechanism::NotExecutable { command, source } => {
+                Error::NotExecutable { command, source }
+            }
+        }
+    }
+}
+
 /// berth's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

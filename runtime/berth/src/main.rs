@@ -2,11 +2,9 @@
 
 mod cli;
 mod commands;
-mod container;
 mod engine;
 mod error;
 mod fault;
-mod sys;
 mod trace;
 
 use std::process::ExitCode;
@@ -48,14 +46,14 @@ fn main() -> ExitCode {
         _ => false,
     };
     if enters_a_root_of_its_own {
-        if let Err(e) = container::read_only_exe::ensure() {
+        if let Err(e) = berth_container::read_only_exe::ensure() {
             eprintln!("berth: {e}");
             return ExitCode::from(125);
         }
     }
     let outcome = match cli.command {
         Command::Run(args) => commands::run::run(&cli.root, *args),
-        Command::Spec(args) => crate::container::oci::write_spec(&args).map(|()| 0),
+        Command::Spec(args) => crate::engine::oci::write_spec(&args).map(|()| 0),
         Command::Gc(args) => commands::gc::gc(&cli.root, args),
         Command::Ps(args) => commands::ps::ps(&cli.root, args),
         Command::Exec(args) => commands::exec::exec(&cli.root, args),

@@ -10,9 +10,9 @@ use netsetup::{Netlink, NetworkSpec};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, pipe, ForkResult};
 
-use crate::container::process::exit_now;
 use crate::engine::host::check_privileges;
 use crate::error::Result;
+use berth_container::process::exit_now;
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +134,7 @@ fn probe_in_throwaway_namespace(with_nft: bool) -> Vec<(Verdict, String, String)
     let Ok((read, write)) = pipe() else {
         return vec![(Verdict::Fail, "probe".into(), "cannot create a pipe".into())];
     };
-    if let Err(e) = crate::sys::check_single_threaded() {
+    if let Err(e) = berth_container::sys::check_single_threaded() {
         return vec![(Verdict::Fail, "probe".into(), e.to_string())];
     }
     // SAFETY: berth has one thread (checked just above), so the child may allocate; it ends

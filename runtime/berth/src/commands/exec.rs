@@ -13,17 +13,18 @@ use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::{signal, SigHandler, Signal};
 
 use crate::cli::ExecArgs;
-use crate::container::capabilities::CapabilityPolicy;
-use crate::container::child::exec_searching_path;
-use crate::container::read_only_exe;
-use crate::container::spec::{c_string, environment, path_of};
-use crate::container::state::{namespace_inode, ContainerDir, Status};
-use crate::container::supervise::{self, BlockedSignals};
-use crate::container::terminal::{stdin_is_a_terminal, InputPipe};
-use crate::container::user::User;
 use crate::engine::host::check_privileges;
+use crate::engine::spec::{c_string, environment, path_of};
+use crate::engine::state::{ContainerDir, Status};
 use crate::error::{Error, Result};
-use crate::sys;
+use berth_container::capabilities::CapabilityPolicy;
+use berth_container::child::exec_searching_path;
+use berth_container::namespaces::namespace_inode;
+use berth_container::read_only_exe;
+use berth_container::supervise::{self, BlockedSignals};
+use berth_container::sys;
+use berth_container::terminal::{stdin_is_a_terminal, InputPipe};
+use berth_container::user::User;
 
 /// Changes to `dir`, resolved inside the (container's) root and through no magic link of
 /// /proc: a link the container planted, such as one to /proc/1/root, must not lead the
@@ -115,7 +116,7 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
     let input = stdin_is_a_terminal().then(InputPipe::new).transpose()?;
     let signals = BlockedSignals::block()?;
     let signal_fd = signals.listen()?;
-    crate::sys::check_single_threaded().map_err(|e| Error::system("fork", e))?;
+    berth_container::sys::check_single_threaded().map_err(|e| Error::system("fork", e))?;
     for (file, kind, what) in [
         (&network, CloneFlags::CLONE_NEWNET, "network"),
         (&uts, CloneFlags::CLONE_NEWUTS, "UTS"),
@@ -144,7 +145,7 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
             unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
             nix::unistd::setsid().map_err(|e| Error::system("start a session", e))?;
             if let Some(input) = &input {
-                crate::sys::redirect(input.workload.as_fd(), 0)
+                berth_container::sys::redirect(input.workload.as_fd(), 0)
                     .map_err(|e| Error::system("take the input pipe", e))?;
             }
             signals
@@ -156,7 +157,7 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
             // The child holds the container's teardown back until its exec.
             drop(exec_hold);
             // The caller's line holds the `-e` values, readable by every user.
-            crate::sys::hide_command_line(&format!("berth exec {}", args.name));
+            berth_container::sys::hide_command_line(&format!("berth exec {}", args.name));
             if let Some(input) = input {
                 input.start();
             }
@@ -191,5 +192,7 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
         .map_err(|e| Error::system("reset SIGPIPE", e))?;
 
     let command = args.command[0].to_string_lossy().into_owned();
-    Err(exec_searching_path(&argv, &env, &path).error(&command))
+    Err(exec_searching_path(&argv, &env, &path)
+        .error(&command)
+        .into())
 }

@@ -12,14 +12,14 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::cli::GcArgs;
-use crate::container::state::{release_name, ContainerDir, State};
-use crate::container::supervise;
 use crate::engine::host::{
     canonical_root, check_privileges, container_still_attached, with_repair_hint,
     DYING_NAMESPACE_GRACE,
 };
 use crate::engine::networks;
+use crate::engine::state::{release_name, ContainerDir, State};
 use crate::error::{Error, Result};
+use berth_container::supervise;
 
 /// How old a container directory still being made (`.ID`, no state yet) must be before gc
 /// takes it for the leftover of a launcher killed in that instant.

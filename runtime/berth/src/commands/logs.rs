@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use crate::container::log;
-use crate::container::state::{ContainerDir, Status};
+use crate::engine::state::{ContainerDir, Status};
 use crate::error::{Error, Result};
+use berth_container::log;
 
 /// Runs `berth logs [-f] NAME`.
 pub fn logs(root: &Path, name: &str, follow: bool) -> Result<u8> {

@@ -8,11 +8,11 @@ use serde_json::json;
 
 use crate::cli::{NetworkCommand, NetworkCreateArgs, PsFormat};
 use crate::commands::table::print_columns;
-use crate::container::state::{ContainerDir, State, Status};
 use crate::engine::host::{
     canonical_root, check_privileges, container_still_attached, DYING_NAMESPACE_GRACE,
 };
 use crate::engine::networks::{self, Record};
+use crate::engine::state::{ContainerDir, State, Status};
 use crate::error::{Error, Result};
 
 /// Runs a `berth network` subcommand.

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::cli::{PsArgs, PsFormat};
 use crate::commands::table::print_columns;
-use crate::container::state::{ContainerDir, State, Status};
+use crate::engine::state::{ContainerDir, State, Status};
 use crate::error::{Error, Result};
 
 /// Runs `berth ps`.

@@ -11,14 +11,6 @@ use nix::unistd::getpid;
 use std::os::fd::AsRawFd;
 
 use crate::cli::RunArgs;
-use crate::container::child::{self, ChildPlan, NetworkHook};
-use crate::container::log;
-use crate::container::process::clone_into_namespaces;
-use crate::container::rootfs::FilesystemPlan;
-use crate::container::spec::{Network, RunSpec};
-use crate::container::state::{claim_name, namespace_inode, release_name, ContainerDir, State};
-use crate::container::supervise::{self, BlockedSignals};
-use crate::container::terminal::{stdin_is_a_terminal, InputPipe, Relay, Terminal};
 use crate::engine::container_network::{ContainerNetwork, WiredInterface};
 use crate::engine::detach;
 use crate::engine::host::{
@@ -27,9 +19,18 @@ use crate::engine::host::{
 };
 use crate::engine::networks;
 use crate::engine::ports::{self, Reservation};
+use crate::engine::spec::{Network, RunSpec};
+use crate::engine::state::{claim_name, release_name, ContainerDir, State};
 use crate::error::{Error, Result};
 use crate::fault;
 use crate::trace;
+use berth_container::child::{self, ChildPlan, NetworkHook};
+use berth_container::log;
+use berth_container::namespaces::namespace_inode;
+use berth_container::process::clone_into_namespaces;
+use berth_container::rootfs::FilesystemPlan;
+use berth_container::supervise::{self, BlockedSignals};
+use berth_container::terminal::{stdin_is_a_terminal, InputPipe, Relay, Terminal};
 
 /// The container's interface name on a bridge network.
 const CONTAINER_INTERFACE: &str = "eth0";
@@ -55,7 +56,7 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
         match detach::split(&spec.id)? {
             detach::Side::Caller(code) => return Ok(code),
             detach::Side::Supervisor(supervisor) => {
-                crate::sys::hide_command_line(&format!("berth supervisor {}", spec.name));
+                berth_container::sys::hide_command_line(&format!("berth supervisor {}", spec.name));
                 notifier = Some(supervisor)
             }
         }
@@ -325,11 +326,11 @@ fn launch(
             Namespace::Pid(container.pid.as_raw() as u32),
         )
         .map_err(Error::from)
-        .and_then(|()| container.go());
+        .and_then(|()| container.go().map_err(Error::from));
         if let Err(error) = wired {
             // If the child failed first (and so vanished), its own report says why.
             return Err(match container.wait_for_exec(&spec.command_name()) {
-                Err(child_error @ Error::ChildSetup(_)) => child_error,
+                Err(child_error @ berth_container::Error::ChildSetup(_)) => child_error.into(),
                 _ => error,
             });
         }
@@ -457,7 +458,7 @@ fn write_etc_files(
 /// end is not here: it goes with the container's network namespace when its last process ends.
 #[derive(Default)]
 struct Made {
-    child: Option<crate::container::process::Child>,
+    child: Option<berth_container::process::Child>,
     member: Option<MemberLine>,
     ports: Option<PublishedPorts>,
     lease: Option<Lease>,

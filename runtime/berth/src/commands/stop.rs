@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::container::state::{release_name, ContainerDir, State, Status};
+use crate::engine::state::{release_name, ContainerDir, State, Status};
 use crate::error::{Error, Result};
 
 /// Runs `berth stop [-t SECONDS] NAME...`: SIGTERM, then SIGKILL after the grace period.

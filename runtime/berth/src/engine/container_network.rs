@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use netsetup::{IpNet, Netlink};
 
-use crate::container::child::NetworkHook;
+use berth_container::child::NetworkHook;
 
 /// A new network namespace's side: `lo` up, and the interface berth wires, if any.
 #[derive(Debug)]

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use nix::unistd::{fork, pipe, setsid, ForkResult};
 
 use crate::error::{Error, Result};
-use crate::sys;
+use berth_container::sys;
 use std::os::fd::AsFd;
 
 /// Which side of the split this process is on.
@@ -43,7 +43,8 @@ impl Notifier {
 /// Splits berth into the caller and the supervisor of container `id`.
 pub fn split(id: &str) -> Result<Side> {
     let (read, write) = pipe().map_err(|e| Error::system("create a pipe", e))?;
-    crate::sys::check_single_threaded().map_err(|e| Error::system("fork the supervisor", e))?;
+    berth_container::sys::check_single_threaded()
+        .map_err(|e| Error::system("fork the supervisor", e))?;
     // SAFETY: berth has one thread (checked just above), so the child may go on as a full
     // process.
     match unsafe { fork() }.map_err(|e| Error::system("fork the supervisor", e))? {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use caps::{CapSet, Capability};
 use netsetup::{Error as NetError, Netlink};
 
-use crate::container::state::private_dir;
+use crate::engine::state::private_dir;
 use crate::error::{Error, Result};
 
 /// berth needs CAP_SYS_ADMIN (namespaces, mounts) and CAP_NET_ADMIN (interfaces).

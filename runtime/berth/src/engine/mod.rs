@@ -6,4 +6,7 @@ pub mod container_network;
 pub mod detach;
 pub mod host;
 pub mod networks;
+pub mod oci;
 pub mod ports;
+pub mod spec;
+pub mod state;

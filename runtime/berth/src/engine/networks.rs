@@ -17,7 +17,7 @@ use netsetup::{Ipv4Net, Ipv6Net, MemberHosts, NetworkSpec};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use crate::container::state::private_dir;
+use crate::engine::state::private_dir;
 use crate::error::{Error, Result};
 use berth_state::files::{self, Links};
 
@@ -150,7 +150,7 @@ fn read_record(root: &Path, name: &str) -> Result<Option<Record>> {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            return Err(crate::container::state::root_only(root))
+            return Err(crate::engine::state::root_only(root))
         }
         Err(e) => return Err(Error::file(&path, e)),
     };
@@ -175,7 +175,7 @@ pub fn list(root: &Path) -> Result<Vec<Record>> {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(records),
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            return Err(crate::container::state::root_only(root))
+            return Err(crate::engine::state::root_only(root))
         }
         Err(e) => return Err(Error::file(&dir, e)),
     };

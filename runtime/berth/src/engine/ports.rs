@@ -14,7 +14,7 @@ use std::path::Path;
 
 use netsetup::{PortMapping, Protocol};
 
-use crate::container::state::{ContainerDir, Status};
+use crate::engine::state::{ContainerDir, Status};
 use crate::error::{Error, Result};
 use nix::errno::Errno;
 use nix::fcntl::Flock;
@@ -462,7 +462,7 @@ pub fn release_netfilter_socket() {
             tv_nsec: netsetup::firewall::RELEASE_AFTER.as_nanos() as libc::c_long,
         };
         // Every descriptor but the socket (the caller's pipes and locks among them) closed.
-        let _ = crate::sys::close_all_but(socket.as_fd());
+        let _ = berth_container::sys::close_all_but(socket.as_fd());
         // SAFETY: as above; `_exit` ends the child without running destructors.
         unsafe {
             // Named for what it is in ps, and ended by any signal.

@@ -4,8 +4,8 @@
 use caps::{CapSet, Capability, CapsHashSet};
 use serde::{Deserialize, Serialize};
 
-use crate::container::user::Ids;
 use crate::error::{Error, Result};
+use crate::user::Ids;
 
 /// docker's default capabilities.
 pub const DEFAULT: [Capability; 14] = [

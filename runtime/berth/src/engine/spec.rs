@@ -8,16 +8,16 @@ use std::path::{Path, PathBuf};
 use netsetup::NetworkSpec;
 
 use crate::cli::RunArgs;
-use crate::container::capabilities::CapabilityPolicy;
-use crate::container::child::ProcessPlan;
-use crate::container::log::LogOptions;
-use crate::container::mounts::{self, Mount};
-use crate::container::namespaces::{Namespace, Namespaces};
-use crate::container::rootfs::FilesystemPlan;
-use crate::container::user::User;
 use crate::engine::networks;
 use crate::engine::ports::PublishRequest;
 use crate::error::{Error, Result};
+use berth_container::capabilities::CapabilityPolicy;
+use berth_container::child::ProcessPlan;
+use berth_container::log::LogOptions;
+use berth_container::mounts::{self, Mount};
+use berth_container::namespaces::{Namespace, Namespaces};
+use berth_container::rootfs::FilesystemPlan;
+use berth_container::user::User;
 use berth_state::files;
 
 /// A root filesystem (`what`: `--rootfs` or the bundle's `root.path`): an existing directory
@@ -125,7 +125,7 @@ impl RunSpec {
     /// under `root`); nothing is created here.
     pub fn from_args(args: RunArgs, root: &Path) -> Result<Self> {
         if let Some(bundle) = &args.bundle {
-            return crate::container::oci::spec_from_bundle(bundle, &args, root);
+            return crate::engine::oci::spec_from_bundle(bundle, &args, root);
         }
         let log_options = log_options(&args)?;
         let id = berth_state::new_id()?;
@@ -192,7 +192,7 @@ impl RunSpec {
             .volume
             .iter()
             .map(|text| Mount::parse_volume(text))
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         let mut filesystem = FilesystemPlan {
             read_only: args.read_only,
             ..FilesystemPlan::default()
@@ -295,7 +295,7 @@ pub fn log_options(args: &RunArgs) -> Result<LogOptions> {
                 .into(),
         ));
     }
-    LogOptions::parse(&args.log_opt)
+    Ok(LogOptions::parse(&args.log_opt)?)
 }
 
 /// The container's name (`--name`, checked, or the id's first 12 digits) and whether it was

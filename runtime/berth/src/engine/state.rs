@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use crate::container::capabilities::SetNames;
 use crate::error::{Error, Result};
+use berth_container::capabilities::SetNames;
+use berth_container::namespaces::namespace_inode;
 use berth_state::files::{self, check_real_dir};
 pub use berth_state::private_dir;
 
@@ -131,15 +132,6 @@ impl State {
     pub fn short_id(&self) -> &str {
         berth_state::short_id(&self.id)
     }
-}
-
-/// The inode of the namespace of `kind` (`mnt`, `net`, ...) that `process` (a pid, or `self`)
-/// is in; `None` once it has ended.
-pub fn namespace_inode(process: impl std::fmt::Display, kind: &str) -> Option<u64> {
-    use std::os::unix::fs::MetadataExt;
-    fs::metadata(format!("/proc/{process}/ns/{kind}"))
-        .ok()
-        .map(|m| m.ino())
 }
 
 /// The error for a user who may not read berth's state under `root` (it is root's, 0700).

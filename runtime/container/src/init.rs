@@ -9,7 +9,7 @@ use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 
-use crate::container::process::{exit_now, ChildEnds};
+use crate::process::{exit_now, ChildEnds};
 
 /// Forks: returns in the child, which goes on to exec the workload; the parent stays the
 /// namespace's init and never returns. Every signal must be blocked on entry (the child

@@ -33,7 +33,7 @@ use nix::sys::stat::{Mode, SFlag};
 use nix::sys::statfs::{PROC_SUPER_MAGIC, SYSFS_MAGIC};
 use nix::unistd::{chdir, fchdir, pivot_root};
 
-use crate::container::mounts::{Mount, Source};
+use crate::mounts::{Mount, Source};
 use crate::sys::{self, resolve, MountAttr};
 
 /// The device nodes of the container's /dev, bound from the host's.
@@ -714,7 +714,7 @@ fn errno(error: &io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::container::mounts::{proc_for_private_pids, rootfs_defaults};
+    use crate::mounts::{proc_for_private_pids, rootfs_defaults};
 
     fn position(steps: &[Step], step: Step) -> usize {
         steps

@@ -8,9 +8,9 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::os::fd::AsFd;
 
-use crate::container::log;
-use crate::container::state::namespace_inode;
 use crate::error::{Error, Result};
+use crate::log;
+use crate::namespaces::namespace_inode;
 
 /// The signals berth passes on to its workload.
 pub const FORWARDED: [Signal; 7] = [

@@ -10,11 +10,11 @@ use nix::sys::resource::Resource;
 use nix::sys::signal::{signal, SigHandler, SigSet, Signal};
 use nix::unistd::{execve, getppid, sethostname, Pid};
 
-use crate::container::capabilities::CapabilityPolicy;
-use crate::container::namespaces::{Namespace, Namespaces};
-use crate::container::process::{exit_now, ChildEnds, ExecFailure, Report};
-use crate::container::rootfs::FilesystemPlan;
-use crate::container::user::User;
+use crate::capabilities::CapabilityPolicy;
+use crate::namespaces::{Namespace, Namespaces};
+use crate::process::{exit_now, ChildEnds, ExecFailure, Report};
+use crate::rootfs::FilesystemPlan;
+use crate::user::User;
 
 /// What a caller does in the child's network namespace, in the child, before its mounts: the
 /// mechanism knows no network library, so the engine brings the network up through this.
@@ -173,7 +173,7 @@ fn prepare(plan: &ChildPlan, ends: &mut ChildEnds) -> Result<Option<Vec<CString>
     .map_err(|e| format!("make the container's mounts private: {e}"))?;
     let process = &plan.process;
     let workdir = process.workdir.as_deref().unwrap_or(Path::new("/"));
-    crate::container::rootfs::enter(&plan.filesystem, workdir)?;
+    crate::rootfs::enter(&plan.filesystem, workdir)?;
 
     // The process: limits and user, in the container's own root.
     for (resource, soft, hard) in &process.rlimits {
@@ -189,7 +189,7 @@ fn prepare(plan: &ChildPlan, ends: &mut ChildEnds) -> Result<Option<Vec<CString>
     }
     let ids = process.user.as_ref().map(User::resolve).transpose()?;
     if let Some(slave) = plan.terminal {
-        crate::container::terminal::take_as_controlling(slave)?;
+        crate::terminal::take_as_controlling(slave)?;
     }
     let mut env = plan.env.clone();
     if let Some(home) = ids.as_ref().and_then(|ids| ids.home.as_deref()) {
@@ -232,7 +232,7 @@ fn exec(plan: &ChildPlan, env: &[CString], ends: &mut ChildEnds) -> ! {
         if SigSet::all().thread_block().is_err() {
             exit_now(125);
         }
-        crate::container::init::fork_workload(ends);
+        crate::init::fork_workload(ends);
         if plan.signal_mask.thread_set_mask().is_err() {
             exit_now(125);
         }

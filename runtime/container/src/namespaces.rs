@@ -93,6 +93,15 @@ impl Namespaces {
     }
 }
 
+/// The inode of the namespace of `kind` (`mnt`, `net`, ...) that `process` (a pid, or `self`)
+/// is in; `None` once it has ended.
+pub fn namespace_inode(process: impl std::fmt::Display, kind: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{process}/ns/{kind}"))
+        .ok()
+        .map(|m| m.ino())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,17 +13,17 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use serde_json::Value;
 
 use crate::cli::{RunArgs, SpecArgs};
-use crate::container::capabilities::{self, CapabilityPolicy, ProcessSets};
-use crate::container::child::ProcessPlan;
-use crate::container::mounts::{self, Mount};
-use crate::container::namespaces::{Namespace, Namespaces};
-use crate::container::rootfs::FilesystemPlan;
-use crate::container::spec::{
+use crate::engine::networks;
+use crate::engine::spec::{
     c_string, check_hostname, check_rootfs, choose_network, name_of, Network, RunSpec,
 };
-use crate::container::user::User;
-use crate::engine::networks;
 use crate::error::{Error, Result};
+use berth_container::capabilities::{self, CapabilityPolicy, ProcessSets};
+use berth_container::child::ProcessPlan;
+use berth_container::mounts::{self, Mount};
+use berth_container::namespaces::{Namespace, Namespaces};
+use berth_container::rootfs::FilesystemPlan;
+use berth_container::user::User;
 use berth_state::files;
 
 /// The shape of the config.json keys berth carries out.
@@ -507,7 +507,7 @@ pub fn spec_from_bundle(dir: &Path, args: &RunArgs, root: &Path) -> Result<RunSp
                 &bundle,
             )
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     check_devices(&linux)?;
     match linux.rootfs_propagation().as_deref() {
         None | Some("private" | "rprivate") => {}
@@ -568,7 +568,7 @@ pub fn spec_from_bundle(dir: &Path, args: &RunArgs, root: &Path) -> Result<RunSp
         env,
         capabilities,
         detached: args.detach,
-        log_options: crate::container::spec::log_options(args)?,
+        log_options: crate::engine::spec::log_options(args)?,
         named,
         filesystem,
         process: ProcessPlan {
@@ -721,7 +721,7 @@ fn default_config(rootfs: &Path) -> Value {
             "terminal": false,
             "user": {"uid": 0, "gid": 0},
             "args": ["sh"],
-            "env": [format!("PATH={}", crate::container::spec::DEFAULT_PATH), "TERM=xterm"],
+            "env": [format!("PATH={}", crate::engine::spec::DEFAULT_PATH), "TERM=xterm"],
             "cwd": "/",
             "capabilities": {
                 "bounding": names, "effective": names, "permitted": names
