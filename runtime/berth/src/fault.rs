@@ -1,5 +1,6 @@
 //! Fault injection for the crash tests: built only with the `fault-injection` feature, it
-//! lets a test make berth kill itself with SIGKILL at a named step (`BERTH_FAULT=after-lease`).
+//! lets a test make berth kill itself with SIGKILL at a named step (`BERTH_FAULT=after-lease`),
+//! or stop itself there with SIGSTOP (`BERTH_FAULT=after-veth:stop`) until a SIGCONT.
 
 /// The named steps, in the order a run passes them.
 #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
@@ -14,12 +15,19 @@ pub const STEPS: [&str; 8] = [
     "during-teardown",
 ];
 
-/// Dies with SIGKILL here when `BERTH_FAULT` names `step`.
+/// Dies with SIGKILL here when `BERTH_FAULT` names `step`; stops with SIGSTOP when it names
+/// `step:stop`.
 #[cfg(feature = "fault-injection")]
 pub fn point(step: &str) {
+    use nix::sys::signal::{raise, Signal};
     debug_assert!(STEPS.contains(&step));
-    if std::env::var_os("BERTH_FAULT").is_some_and(|s| s == step) {
-        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    let Some(fault) = std::env::var_os("BERTH_FAULT") else {
+        return;
+    };
+    if fault == step {
+        let _ = raise(Signal::SIGKILL);
+    } else if fault.to_str().and_then(|f| f.strip_suffix(":stop")) == Some(step) {
+        let _ = raise(Signal::SIGSTOP);
     }
 }
 

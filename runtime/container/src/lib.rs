@@ -7,6 +7,7 @@ pub mod capabilities;
 pub mod child;
 pub mod error;
 pub mod init;
+pub mod lifecycle;
 pub mod log;
 pub mod mounts;
 pub mod namespaces;
@@ -19,3 +20,4 @@ pub mod terminal;
 pub mod user;
 
 pub use error::{Error, Result};
+pub use lifecycle::Lifecycle;

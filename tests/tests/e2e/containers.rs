@@ -145,6 +145,35 @@ fn exec_joins_the_container_with_its_capabilities_and_passes_the_exit_code_back(
 }
 
 #[test]
+fn exec_is_refused_until_the_workload_runs() {
+    let w = World::new();
+    // The launcher halted once the veth is wired: the record names the workload's pid, but
+    // berth has not seen the child through its mounts and capabilities to the exec.
+    let mut run = w.spawn(
+        w.cmd(berth_fault_bin())
+            .arg("--root")
+            .arg(w.root())
+            .env("BERTH_FAULT", "after-veth:stop")
+            .args(["run", "--name", "early", "--net", "bridge", "sleep", "30"]),
+    );
+    let stopped = poll(Duration::from_secs(10), Duration::from_millis(10), || {
+        (sys::proc_state(run.pid()) == Some('T')).then_some(())
+    });
+    assert!(stopped.is_some(), "berth must stop at after-veth");
+    let early = w.run(w.berth().args(["exec", "early", "true"]));
+    early.expect_berth_error(&["early is still being created"]);
+    run.signal(libc::SIGCONT);
+    let entered = poll(Duration::from_secs(10), Duration::from_millis(20), || {
+        let out = w.run(w.berth().args(["exec", "early", "hostname"]));
+        (out.code() == 0).then_some(out)
+    });
+    assert_eq!(entered.expect("exec once the workload runs").stdout, "early\n");
+    run.signal(libc::SIGTERM);
+    run.wait(Duration::from_secs(10));
+    w.assert_clean();
+}
+
+#[test]
 fn a_name_belongs_to_one_container_until_it_is_removed() {
     let w = World::new();
     start_detached(&w, "solo", "true");

@@ -25,6 +25,7 @@ use berth_container::supervise::{self, BlockedSignals};
 use berth_container::sys;
 use berth_container::terminal::{stdin_is_a_terminal, InputPipe};
 use berth_container::user::User;
+use berth_container::Lifecycle;
 
 /// Changes to `dir`, resolved inside the (container's) root and through no magic link of
 /// /proc: a link the container planted, such as one to /proc/1/root, must not lead the
@@ -45,6 +46,12 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
     let (dir, state) = ContainerDir::find(root, &args.name)?;
     if state.status() != Status::Running {
         return Err(Error::Invalid(format!("{} is not running", args.name)));
+    }
+    if state.lifecycle() != Lifecycle::Running {
+        return Err(Error::Invalid(format!(
+            "{} is still being created",
+            args.name
+        )));
     }
     let Some(pid) = state.live_workload() else {
         return Err(Error::Invalid(format!(

@@ -31,6 +31,7 @@ use berth_container::process::clone_into_namespaces;
 use berth_container::rootfs::FilesystemPlan;
 use berth_container::supervise::{self, BlockedSignals};
 use berth_container::terminal::{stdin_is_a_terminal, InputPipe, Relay, Terminal};
+use berth_container::Lifecycle;
 
 /// The container's interface name on a bridge network.
 const CONTAINER_INTERFACE: &str = "eth0";
@@ -106,6 +107,7 @@ fn launch(
         workdir: spec.process.workdir.clone(),
         host_root: spec.filesystem.rootfs.is_none(),
         exit_code: None,
+        lifecycle: Some(Lifecycle::Creating),
     };
     let mut made = Made::default();
     let container_dir = &*made
@@ -340,6 +342,11 @@ fn launch(
 
     // Still 7: the child sets its hostname, mounts and capabilities and execs; wait for that.
     container.wait_for_exec(&spec.command_name())?;
+    // Made, and its workload executed: from here `berth exec` may enter it (not before: its
+    // filesystem may still be the host's, its capabilities not yet dropped).
+    state.advance(Lifecycle::Created)?;
+    state.advance(Lifecycle::Running)?;
+    container_dir.write_state(&state)?;
     if let Some(notifier) = notifier.as_mut() {
         notifier.started();
     }
@@ -392,6 +399,7 @@ fn launch(
     drop(made);
     if let Some(dir) = kept {
         state.exit_code = Some(code);
+        state.advance(Lifecycle::Stopped)?;
         dir.write_state(&state)?;
     }
     trace::step("tore down");

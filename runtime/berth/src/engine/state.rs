@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use berth_container::capabilities::SetNames;
 use berth_container::namespaces::namespace_inode;
+use berth_container::Lifecycle;
 use berth_state::files::{self, check_real_dir};
 pub use berth_state::private_dir;
 
@@ -83,6 +84,10 @@ pub struct State {
     /// for `berth logs` and `berth ps -a` until `berth rm`).
     #[serde(default)]
     pub exit_code: Option<i32>,
+    /// Where it is in its life (OCI's creating, created, running, stopped); see
+    /// [`State::lifecycle`] for a record of a berth that did not write it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
 }
 
 /// Where a container stands.
@@ -119,6 +124,24 @@ impl State {
             None if self.launcher_alive() => Status::Running,
             None => Status::Dead,
         }
+    }
+
+    /// Where the container is in its life. A record without it, of an older berth, was
+    /// written once the workload ran: running, or stopped once it has an exit code.
+    pub fn lifecycle(&self) -> Lifecycle {
+        self.lifecycle.unwrap_or(match self.exit_code {
+            Some(_) => Lifecycle::Stopped,
+            None => Lifecycle::Running,
+        })
+    }
+
+    /// Moves the container to `next`, if its lifecycle allows it; the caller writes the
+    /// record.
+    pub fn advance(&mut self, next: Lifecycle) -> Result<()> {
+        let mut lifecycle = self.lifecycle();
+        lifecycle.advance(next)?;
+        self.lifecycle = Some(lifecycle);
+        Ok(())
     }
 
     /// The workload's pid, if that pid still is the workload: its mount namespace is the
@@ -391,5 +414,33 @@ mod tests {
         assert_eq!(worker.workdir.as_deref(), Some(Path::new("/tmp")));
         assert_eq!(worker.capabilities, ["CAP_NET_RAW"]);
         assert_eq!(worker.network, "none");
+
+        // They were written once the workload ran, and kept on once it exited.
+        for state in [&before_hardening, &web, &db, &worker] {
+            assert_eq!(state.lifecycle, None);
+            let expected = match state.exit_code {
+                Some(_) => Lifecycle::Stopped,
+                None => Lifecycle::Running,
+            };
+            assert_eq!(state.lifecycle(), expected, "{}", state.name);
+        }
+    }
+
+    #[test]
+    fn a_record_moves_through_its_lifecycle_and_keeps_it() {
+        let mut state = record(include_str!(
+            "../../../../tests/fixtures/9563353/state-web.json"
+        ));
+        state.lifecycle = Some(Lifecycle::Creating);
+        state.advance(Lifecycle::Created).unwrap();
+        state.advance(Lifecycle::Running).unwrap();
+        let text = serde_json::to_string(&state).unwrap();
+        assert!(text.contains(r#""lifecycle":"running""#), "{text}");
+        let mut read = record(&text);
+        assert_eq!(read.lifecycle(), Lifecycle::Running);
+        assert!(read.advance(Lifecycle::Created).is_err());
+        assert_eq!(read.lifecycle(), Lifecycle::Running);
+        read.advance(Lifecycle::Stopped).unwrap();
+        assert_eq!(read.lifecycle(), Lifecycle::Stopped);
     }
 }
