@@ -3,9 +3,8 @@
 //!
 //! The crate rules are ARCHITECTURE.md's: berth-state depends on nothing of berth's, netsetup
 //! only on berth-state, berth-cni on those two, the mechanism (berth-container) only on
-//! berth-state and never on a command-line parser. File cycles are found over `crate::` and `super::` paths; the ones the
-//! redesign has yet to break are listed in `KNOWN_CYCLES`, so that a new cycle fails and a broken
-//! one asks to be struck from the list.
+//! berth-state and never on a command-line parser. No two files may import each other, directly or
+//! through others (found over `crate::` and `super::` paths).
 //!
 //! What it does not see: a path into a crate's root module (`crate::Error`, a re-export), which
 //! nearly every file names, so that an item defined in `lib.rs` or `main.rs` and the files
@@ -37,10 +36,6 @@ const MAY_DEPEND_ON: &[(&str, &[&str])] = &[
 /// Crates from outside that a crate of berth's must not use: the mechanism takes a plan, never
 /// a command line.
 const MUST_NOT_USE: &[(&str, &[&str])] = &[("berth-container", &["clap", "clap_complete"])];
-
-/// File cycles still there, each as its files in order from the smallest path (crate `::`
-/// module path). The redesign's later steps break them.
-const KNOWN_CYCLES: &[&[&str]] = &[&["berth::engine::oci", "berth::engine::spec"]];
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -231,13 +226,7 @@ fn no_command_imports_another() {
 }
 
 #[test]
-fn no_files_import_each_other_in_a_new_cycle() {
-    let graph = import_graph();
-    let found = cycles(&graph, 4);
-    let known: BTreeSet<Vec<String>> =
-        KNOWN_CYCLES.iter().map(|cycle| cycle.iter().map(|s| s.to_string()).collect()).collect();
-    let new: Vec<_> = found.difference(&known).collect();
-    let gone: Vec<_> = known.difference(&found).collect();
-    assert!(new.is_empty(), "files import each other in a cycle: {new:?}");
-    assert!(gone.is_empty(), "cycles broken (strike them from KNOWN_CYCLES): {gone:?}");
+fn no_files_import_each_other_in_a_cycle() {
+    let found = cycles(&import_graph(), 4);
+    assert!(found.is_empty(), "files import each other in a cycle: {found:?}");
 }

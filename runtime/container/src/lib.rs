@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod log;
 pub mod mounts;
 pub mod namespaces;
+pub mod plan;
 pub mod process;
 pub mod read_only_exe;
 pub mod rootfs;

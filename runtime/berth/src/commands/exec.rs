@@ -116,7 +116,7 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
         .command
         .iter()
         .map(|arg| c_string(arg, "command argument"))
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     let path = path_of(&env).to_vec();
 
     // A terminal as stdin is berth's to read, never the container's (see InputPipe).
@@ -184,7 +184,7 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
     if let Some(home) = ids.as_ref().and_then(|ids| ids.home.as_deref()) {
         if home_is_default {
             env.retain(|entry| !entry.as_bytes().starts_with(b"HOME="));
-            env.push(c_string(&format!("HOME={home}").into(), "HOME")?);
+            env.push(c_string(format!("HOME={home}").as_ref(), "HOME")?);
         }
     }
     CapabilityPolicy::from_names(

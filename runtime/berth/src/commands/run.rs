@@ -18,6 +18,7 @@ use crate::engine::host::{
     warn_about_forward_drops, DYING_NAMESPACE_GRACE,
 };
 use crate::engine::networks;
+use crate::engine::oci;
 use crate::engine::ports::{self, Reservation};
 use crate::engine::spec::{Network, RunSpec};
 use crate::engine::state::{claim_name, release_name, ContainerDir, State};
@@ -39,7 +40,10 @@ const CONTAINER_INTERFACE: &str = "eth0";
 /// Runs a container in the foreground; returns the workload's exit code.
 pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
     // 1. One validated spec, and the privileges and tools it needs, before anything is made.
-    let spec = RunSpec::from_args(args, root)?;
+    let spec = match &args.bundle {
+        Some(bundle) => oci::spec_from_bundle(bundle, &args, root)?,
+        None => RunSpec::from_args(args, root)?,
+    };
     check_privileges("run")?;
     if matches!(spec.network, Network::Bridge { .. }) {
         check_nft_installed()?;
@@ -259,7 +263,7 @@ fn launch(
                 }),
             }) as Box<dyn NetworkHook>),
             None => match &spec.network {
-                Network::Host | Network::Join(_) => None,
+                Network::Host | Network::Join => None,
                 _ => Some(Box::new(ContainerNetwork { interface: None })),
             },
         },
@@ -307,7 +311,7 @@ fn launch(
     state.mount_namespace = namespace_inode(container.pid.as_raw(), "mnt");
     // Its own network namespace, where a process of the container could outlive it.
     state.network_namespace = match spec.network {
-        Network::Host | Network::Join(_) => None,
+        Network::Host | Network::Join => None,
         _ => namespace_inode(container.pid.as_raw(), "net"),
     };
 
@@ -425,7 +429,7 @@ fn write_etc_files(
                 host_resolv_conf,
             )
         }
-        Network::None | Network::Join(_) => (
+        Network::None | Network::Join => (
             netsetup::hosts_file(&spec.hostname, &spec.name, None),
             netsetup::container_resolv_conf(&host_resolv_conf, &[]),
         ),

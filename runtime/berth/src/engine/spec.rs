@@ -1,8 +1,7 @@
 //! `RunSpec`: everything a run will do, validated before anything is created.
 
-use std::ffi::{CString, OsString};
+use std::ffi::{CString, OsStr};
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use netsetup::NetworkSpec;
@@ -15,29 +14,11 @@ use berth_container::capabilities::CapabilityPolicy;
 use berth_container::child::ProcessPlan;
 use berth_container::log::LogOptions;
 use berth_container::mounts::{self, Mount};
-use berth_container::namespaces::{Namespace, Namespaces};
+use berth_container::namespaces::Namespaces;
+pub use berth_container::plan::{c_string, check_hostname, check_rootfs};
 use berth_container::rootfs::FilesystemPlan;
 use berth_container::user::User;
 use berth_state::files;
-
-/// A root filesystem (`what`: `--rootfs` or the bundle's `root.path`): an existing directory
-/// other than the host's root, by its canonical path.
-pub fn check_rootfs(dir: &Path, what: &str) -> Result<PathBuf> {
-    let canonical = std::fs::canonicalize(dir)
-        .map_err(|e| Error::Invalid(format!("{what} {}: {e}", dir.display())))?;
-    if !canonical.is_dir() {
-        return Err(Error::Invalid(format!(
-            "{what} {}: not a directory",
-            dir.display()
-        )));
-    }
-    if canonical == Path::new("/") {
-        return Err(Error::Invalid(format!(
-            "{what} /: that is the host's own root; leave it out"
-        )));
-    }
-    Ok(canonical)
-}
 
 /// The PATH a workload gets unless `-e PATH=...` says otherwise (docker's).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -49,8 +30,9 @@ pub enum Network {
     Host,
     /// A new network namespace with only `lo`.
     None,
-    /// An existing network namespace, by its path (an OCI bundle's).
-    Join(PathBuf),
+    /// An existing network namespace, an OCI bundle's, joined by the path its namespaces
+    /// hold.
+    Join,
     /// A new network namespace wired to a bridge network.
     Bridge {
         /// The network to join.
@@ -65,21 +47,12 @@ pub enum Network {
 }
 
 impl Network {
-    /// The network namespace it takes: the host's, one joined by path, or a new one.
-    pub fn namespace(&self) -> Namespace {
-        match self {
-            Network::Host => Namespace::Host,
-            Network::Join(path) => Namespace::Join(path.clone()),
-            Network::None | Network::Bridge { .. } => Namespace::New,
-        }
-    }
-
     /// The name shown for this network (`host`, `none`, or the bridge network's name).
     pub fn name(&self) -> &str {
         match self {
             Network::Host => "host",
             Network::None => "none",
-            Network::Join(_) => "joined",
+            Network::Join => "joined",
             Network::Bridge { network, .. } => &network.name,
         }
     }
@@ -121,12 +94,10 @@ pub struct RunSpec {
 }
 
 impl RunSpec {
-    /// Checks every input of `berth run` and builds the spec (a named network is looked up
-    /// under `root`); nothing is created here.
+    /// Checks every input of `berth run` without `--bundle` (see `oci::spec_from_bundle`)
+    /// and builds the spec (a named network is looked up under `root`); nothing is created
+    /// here.
     pub fn from_args(args: RunArgs, root: &Path) -> Result<Self> {
-        if let Some(bundle) = &args.bundle {
-            return crate::engine::oci::spec_from_bundle(bundle, &args, root);
-        }
         let log_options = log_options(&args)?;
         let id = berth_state::new_id()?;
         let (name, named) = name_of(args.name.as_deref(), &id)?;
@@ -152,7 +123,7 @@ impl RunSpec {
             .command
             .iter()
             .map(|arg| c_string(arg, "command argument"))
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         let mut entries = Vec::new();
         for file in &args.env_file {
             entries.extend(read_env_file(file)?);
@@ -402,25 +373,6 @@ fn check_name(name: &str) -> Result<()> {
     }
 }
 
-/// RFC 1123 hostnames: dot-separated labels of letters, digits and '-', each 1 to 63
-/// characters, not starting or ending with '-'; at most 64 bytes in all (the kernel's limit).
-pub fn check_hostname(hostname: &str) -> Result<()> {
-    let label_ok = |label: &str| {
-        !label.is_empty()
-            && label.len() <= 63
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-    };
-    if hostname.len() <= 64 && hostname.split('.').all(label_ok) {
-        Ok(())
-    } else {
-        Err(Error::Invalid(format!(
-            "invalid hostname {hostname:?}: use dot-separated labels of letters, digits and '-' (at most 64 characters)"
-        )))
-    }
-}
-
 /// The PATH in environment `env`, or docker's default.
 pub fn path_of(env: &[CString]) -> &[u8] {
     env.iter()
@@ -453,14 +405,13 @@ pub fn environment(entries: &[String], hostname: &str) -> Result<Vec<CString>> {
         env.push((key.to_owned(), value));
     }
     env.into_iter()
-        .map(|(k, v)| c_string(&OsString::from(format!("{k}={v}")), "environment entry"))
+        .map(|(k, v)| {
+            Ok(c_string(
+                OsStr::new(&format!("{k}={v}")),
+                "environment entry",
+            )?)
+        })
         .collect()
-}
-
-/// `text` as a C string, refused when it holds a NUL byte.
-pub fn c_string(text: &OsString, what: &str) -> Result<CString> {
-    CString::new(text.as_bytes())
-        .map_err(|_| Error::Invalid(format!("{what} {text:?} contains a NUL byte")))
 }
 
 #[cfg(test)]
@@ -472,14 +423,6 @@ mod tests {
         assert!(check_name("web_1.a-b").is_ok());
         for bad in ["", "-web", "_web", "we b", "web/1", &"x".repeat(64)] {
             assert!(check_name(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn hostnames_follow_rfc_1123() {
-        assert!(check_hostname("web-1.example").is_ok());
-        for bad in ["", "web_1", "-web", "web-", "a..b", &"x".repeat(65)] {
-            assert!(check_hostname(bad).is_err(), "{bad:?}");
         }
     }
 
