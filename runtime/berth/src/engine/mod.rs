@@ -1,9 +1,11 @@
-//! The engine: docker's semantics between the commands and the mechanism (the network registry,
-//! published ports, the split of a detached run, what is asked of the host). Commands call it;
+//! The engine: docker's semantics between the commands and the mechanism (the two front ends
+//! that make a `RunSpec`, the containers' records, the network registry, published ports, the
+//! split of a detached run, garbage collection, what is asked of the host). Commands call it;
 //! none calls another command.
 
 pub mod container_network;
 pub mod detach;
+pub mod gc;
 pub mod host;
 pub mod networks;
 pub mod oci;
