@@ -75,12 +75,22 @@ fn invalid(why: String) -> Error {
     Error::Invalid(format!("config.json: {why}"))
 }
 
+/// The first section: `config`'s namespaces, checked with the UTS names that depend on them.
+/// The caller may then decide one differently (berth's `--net host` takes the host's network
+/// namespace whatever the config lists) before it hands them to [`Plan::from_spec`].
+pub fn config_namespaces(config: &Spec) -> Result<Namespaces> {
+    let namespaces = namespaces(config.linux().as_ref().unwrap_or(&Linux::default()))?;
+    uts_names(config, &namespaces)?;
+    Ok(namespaces)
+}
+
 impl Plan {
-    /// Checks `config` (of the bundle at `bundle`, whose relative paths it resolves) section
-    /// by section, in this order, and builds the plan; nothing is made here.
-    pub fn from_spec(config: &Spec, bundle: &Path) -> Result<Plan> {
+    /// Checks the rest of `config` (of the bundle at `bundle`, whose relative paths it
+    /// resolves) section by section, in this order, with `namespaces` from
+    /// [`config_namespaces`] as the caller settled them, and builds the plan; nothing is made
+    /// here.
+    pub fn from_spec(config: &Spec, bundle: &Path, namespaces: Namespaces) -> Result<Plan> {
         let linux = config.linux().clone().unwrap_or_default();
-        let namespaces = namespaces(&linux)?;
         let (hostname, domainname) = uts_names(config, &namespaces)?;
         let Some(process) = config.process() else {
             return Err(invalid("process is missing".into()));

@@ -431,6 +431,19 @@ fn a_bundle_from_berth_spec_runs_as_it_is_and_bad_bundles_are_refused() {
         serde_json::json!(["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"]);
     let with_sysctl = bundle(&w, "sysctl", &sysctl);
     assert_eq!(w.berth_run(&["--bundle", with_sysctl.to_str().unwrap()]).ok(), "80\n");
+    // --net host shares the host's network namespace, though the config lists one of its
+    // own; a sysctl of a namespace not the container's own is then refused.
+    let mut namespace = config.clone();
+    namespace["process"]["args"] = serde_json::json!(["readlink", "/proc/self/ns/net"]);
+    let which = bundle(&w, "which-netns", &namespace);
+    let hosts = std::fs::read_link(format!("/proc/{}/ns/net", w.host_pid())).unwrap();
+    let on_host = w.berth_run(&["--bundle", which.to_str().unwrap(), "--net", "host"]);
+    assert_eq!(on_host.ok().trim(), hosts.to_str().unwrap(), "the host's\n{on_host}");
+    let own = w.berth_run(&["--bundle", which.to_str().unwrap(), "--net", "none"]);
+    assert_ne!(own.ok().trim(), hosts.to_str().unwrap(), "one of its own\n{own}");
+    w.berth_run(&["--bundle", with_sysctl.to_str().unwrap(), "--net", "host"]).expect_berth_error(
+        &["linux.sysctl net.ipv4.ip_unprivileged_port_start is not in a namespace"],
+    );
 
     // Refused by name, with nothing made.
     let mut seccomp = config.clone();

@@ -78,9 +78,9 @@ pub fn spec_from_bundle(dir: &Path, args: &RunArgs, root: &Path) -> Result<RunSp
             )));
         }
     }
-    // The mechanism's part: namespaces, names, process, filesystem, resources, sysctls.
-    let plan = Plan::from_spec(&config, &bundle)?;
-    let annotation = |key: &str| plan.annotations.get(key).map(String::as_str);
+    // The mechanism's first section: the namespaces, which the network settles below.
+    let mut namespaces = plan::config_namespaces(&config)?;
+    let annotation = |key: &str| annotations.get(key).map(String::as_str);
     let list = |key: &str| -> Vec<String> {
         annotation(key)
             .map(|v| {
@@ -123,7 +123,7 @@ pub fn spec_from_bundle(dir: &Path, args: &RunArgs, root: &Path) -> Result<RunSp
         args.dns.clone()
     };
     let asked = net.is_some() || !publish.is_empty() || ip.is_some() || !dns.is_empty();
-    let network = match &plan.namespaces.network {
+    let network = match &namespaces.network {
         Namespace::Join(_) => {
             if asked {
                 return Err(invalid(
@@ -152,6 +152,12 @@ pub fn spec_from_bundle(dir: &Path, args: &RunArgs, root: &Path) -> Result<RunSp
             Network::Host
         }
     };
+    // `--net host` (or org.berth.net) takes the host's namespace whatever the config lists.
+    if matches!(network, Network::Host) {
+        namespaces.network = Namespace::Host;
+    }
+    // The rest of the mechanism's part: process, filesystem, resources, sysctls.
+    let plan = Plan::from_spec(&config, &bundle, namespaces)?;
 
     let init = match annotation("org.berth.init") {
         None => args.init,
