@@ -73,18 +73,63 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
     outcome
 }
 
-/// Makes the container, runs and supervises the workload, and tears down.
+/// Makes the container, runs and supervises the workload, and tears down: the phases below,
+/// in the order ARCHITECTURE.md numbers them. Everything a phase makes goes into `made`,
+/// which undoes it if a later phase fails, and at the end.
 fn launch(
     root: &Path,
     spec: &RunSpec,
     signals: &BlockedSignals,
     mut notifier: Option<&mut detach::Notifier>,
 ) -> Result<u8> {
-    // 2. The owner on record before anything is made for the container: its directory appears
-    // with its state in it. Everything below is undone by `made` if the run fails, and by
-    // `berth gc` if berth is killed.
     let owner = LeaseOwner::this_process(&spec.id)?;
-    let mut state = State {
+    let mut made = Made::default();
+    // 2. The owner on record before anything is made for the container.
+    let (mut state, dir) = record(root, spec, &owner, &mut made)?;
+    // A detached workload writes into pipes (or its terminal); the supervisor writes the log
+    // (its own messages from here on go there too).
+    let log_writer = spec
+        .detached
+        .then(|| log::Writer::open(dir.path(), spec.log_options))
+        .transpose()?;
+    // 3. The lease, then 4. the network (bridge only).
+    let mut attached = attach(root, spec, &owner, &mut state, &mut made)?;
+    trace::step("network ready");
+    // 5. The files bound read-only over /etc in the container.
+    let etc_files = write_etc_files(
+        &dir,
+        spec,
+        attached.as_ref().map(|a| a.addr),
+        attached.as_mut().and_then(|a| a.member_hosts.take()),
+    )?;
+    trace::step("wrote the container's files");
+    // 6. The clone, and 7. the veth while the child makes the container, then its exec.
+    let mut started = start(
+        spec, signals, &dir, &mut state, &mut made, attached, etc_files, log_writer,
+    )?;
+    if let Some(notifier) = notifier.as_mut() {
+        notifier.started();
+    }
+    fault::point("after-exec");
+    trace::step("the workload runs");
+    // 8. Supervise; then 9. tear down.
+    let code = supervise_workload(&mut started)?;
+    made.child = None;
+    trace::step("the workload ended");
+    fault::point("before-teardown");
+    tear_down(spec, state, made, started, code)
+}
+
+/// Step 2, the owner on record: the container's directory appears with its state in it,
+/// before anything is made for it; then its name is claimed. Returns the record and the
+/// directory.
+fn record(
+    root: &Path,
+    spec: &RunSpec,
+    owner: &LeaseOwner,
+    made: &mut Made,
+) -> Result<(State, ContainerDir)> {
+    let state = State {
         id: spec.id.clone(),
         name: spec.name.clone(),
         hostname: spec.hostname.clone(),
@@ -113,10 +158,10 @@ fn launch(
         exit_code: None,
         lifecycle: Some(Lifecycle::Creating),
     };
-    let mut made = Made::default();
-    let container_dir = &*made
+    let dir = made
         .container_dir
-        .insert(ContainerDir::create(root, &state)?);
+        .insert(ContainerDir::create(root, &state)?)
+        .clone();
     fault::point("after-state");
     if spec.named {
         claim_name(root, &spec.name, &spec.id)?;
@@ -126,112 +171,149 @@ fn launch(
             id: spec.id.clone(),
         });
     }
-    // A detached workload writes into pipes (or its terminal); the supervisor writes the log
-    // (its own messages from here on go there too).
-    let log_writer = spec
-        .detached
-        .then(|| log::Writer::open(container_dir.path(), spec.log_options))
-        .transpose()?;
+    Ok((state, dir))
+}
 
-    // 3. The lease, then 4. the network (bridge only): the lease first, so that a bad lease
-    // file or a taken address stops the run before any interface is touched.
-    let mut host_netlink = None;
-    let mut member_hosts = None;
-    // The container's addresses with their prefixes: IPv4, and IPv6 on a dual-stack network.
-    let mut addresses = Vec::new();
-    let bridge = match &spec.network {
-        Network::Bridge {
-            network,
-            requested,
-            publish,
-            ..
-        } => {
-            made.network = Some(networks::InUse::hold(root, network)?);
-            let state_dir = networks::state_dir(root, &network.name)?;
-            let leases = network.lease_file(&state_dir);
-            let mut netlink = Netlink::open()?;
-            let deadline = Instant::now() + DYING_NAMESPACE_GRACE;
-            let mut taken_over = Vec::new();
-            let addr = leases
-                .allocate(&owner, *requested, |container| {
-                    let attached = container_still_attached(&mut netlink, container, deadline);
-                    if !attached {
-                        taken_over.push(container.to_owned());
-                    }
-                    attached
-                })
-                .map_err(crate::engine::host::with_repair_hint)?;
-            made.lease = Some(Lease {
-                file: leases,
-                container: spec.id.clone(),
-            });
-            fault::point("after-lease");
-            trace::step("leased an address");
-            // 4. The network.
-            let bridge = netsetup::ensure_network(&mut netlink, network, &state_dir, || {
-                networks::specs(root)
-            })?;
-            if !taken_over.is_empty() {
-                // The address may have been a dead container's: nothing it published may lead
-                // here any more.
-                let _lock = ports::lock(root)?;
-                netsetup::firewall::ports::unpublish_owned_by(&taken_over)?;
-            }
-            if bridge.freshly_installed {
-                // The table was flushed: the running containers' ports go back in with it.
-                if let Err(e) = ports::republish_running(root) {
-                    eprintln!(
-                        "berth: warning: publishing the ports of running containers again: {e}"
-                    );
-                }
-            }
-            if !network.internal {
-                warn_about_forward_drops(&network.bridge);
-            }
-            if network.name != networks::DEFAULT {
-                // Members of a created network find each other by name in a shared hosts file.
-                let hosts = networks::member_hosts(&state_dir);
-                let mut names = vec![spec.name.as_str()];
-                if spec.hostname != spec.name {
-                    names.push(&spec.hostname);
-                }
-                hosts.add(addr, &names)?;
-                member_hosts = Some(hosts.path().to_path_buf());
-                made.member = Some(MemberLine { hosts, addr });
-            }
-            addresses = network.container_addresses(addr);
-            if !publish.is_empty() {
-                let _lock = ports::lock(root)?;
-                let ips: Vec<IpAddr> = addresses.iter().map(|net| net.addr()).collect();
-                let reservation = ports::reserve(publish, &ips, &network.name, root)?;
-                ports::publish(root, &spec.id, &reservation.mappings)?;
-                state.ports = reservation.mappings.clone();
-                made.ports = Some(PublishedPorts {
-                    reservation,
-                    root: root.to_path_buf(),
-                });
-                trace::step("published its ports");
-            }
-            fault::point("after-network");
-            host_netlink = Some(netlink);
-            state.address = Some(addr.to_string());
-            state.address6 = addresses
-                .iter()
-                .find(|net| matches!(net, netsetup::IpNet::V6(_)))
-                .map(|net| net.addr().to_string());
-            state.host_interface = Some(netsetup::host_interface_name(&spec.id));
-            Some((network, addr, bridge.index))
-        }
-        _ => None,
+/// A container's place on a bridge network, once leased and ready.
+struct Attached<'a> {
+    network: &'a netsetup::NetworkSpec,
+    addr: Ipv4Addr,
+    bridge_index: u32,
+    netlink: Netlink,
+    /// A created network's shared hosts file, which the container's /etc/hosts is.
+    member_hosts: Option<PathBuf>,
+    /// The container's addresses with their prefixes: IPv4, and IPv6 on a dual-stack network.
+    addresses: Vec<netsetup::IpNet>,
+}
+
+/// Steps 3 and 4, the lease and then the network, on a bridge network (none otherwise): the
+/// lease first, so that a bad lease file or a taken address stops the run before any
+/// interface is touched; then the bridge and berth's table, the shared hosts file's line, the
+/// published ports. The record gains the addresses, ports and host interface name.
+fn attach<'a>(
+    root: &Path,
+    spec: &'a RunSpec,
+    owner: &LeaseOwner,
+    state: &mut State,
+    made: &mut Made,
+) -> Result<Option<Attached<'a>>> {
+    let Network::Bridge {
+        network,
+        requested,
+        publish,
+        ..
+    } = &spec.network
+    else {
+        return Ok(None);
     };
-    trace::step("network ready");
+    made.network = Some(networks::InUse::hold(root, network)?);
+    let state_dir = networks::state_dir(root, &network.name)?;
+    let leases = network.lease_file(&state_dir);
+    let mut netlink = Netlink::open()?;
+    let deadline = Instant::now() + DYING_NAMESPACE_GRACE;
+    let mut taken_over = Vec::new();
+    let addr = leases
+        .allocate(owner, *requested, |container| {
+            let attached = container_still_attached(&mut netlink, container, deadline);
+            if !attached {
+                taken_over.push(container.to_owned());
+            }
+            attached
+        })
+        .map_err(crate::engine::host::with_repair_hint)?;
+    made.lease = Some(Lease {
+        file: leases,
+        container: spec.id.clone(),
+    });
+    fault::point("after-lease");
+    trace::step("leased an address");
+    // 4. The network.
+    let bridge =
+        netsetup::ensure_network(&mut netlink, network, &state_dir, || networks::specs(root))?;
+    if !taken_over.is_empty() {
+        // The address may have been a dead container's: nothing it published may lead here
+        // any more.
+        let _lock = ports::lock(root)?;
+        netsetup::firewall::ports::unpublish_owned_by(&taken_over)?;
+    }
+    if bridge.freshly_installed {
+        // The table was flushed: the running containers' ports go back in with it.
+        if let Err(e) = ports::republish_running(root) {
+            eprintln!("berth: warning: publishing the ports of running containers again: {e}");
+        }
+    }
+    if !network.internal {
+        warn_about_forward_drops(&network.bridge);
+    }
+    let mut member_hosts = None;
+    if network.name != networks::DEFAULT {
+        // Members of a created network find each other by name in a shared hosts file.
+        let hosts = networks::member_hosts(&state_dir);
+        let mut names = vec![spec.name.as_str()];
+        if spec.hostname != spec.name {
+            names.push(&spec.hostname);
+        }
+        hosts.add(addr, &names)?;
+        member_hosts = Some(hosts.path().to_path_buf());
+        made.member = Some(MemberLine { hosts, addr });
+    }
+    let addresses = network.container_addresses(addr);
+    if !publish.is_empty() {
+        let _lock = ports::lock(root)?;
+        let ips: Vec<IpAddr> = addresses.iter().map(|net| net.addr()).collect();
+        let reservation = ports::reserve(publish, &ips, &network.name, root)?;
+        ports::publish(root, &spec.id, &reservation.mappings)?;
+        state.ports = reservation.mappings.clone();
+        made.ports = Some(PublishedPorts {
+            reservation,
+            root: root.to_path_buf(),
+        });
+        trace::step("published its ports");
+    }
+    fault::point("after-network");
+    state.address = Some(addr.to_string());
+    state.address6 = addresses
+        .iter()
+        .find(|net| matches!(net, netsetup::IpNet::V6(_)))
+        .map(|net| net.addr().to_string());
+    state.host_interface = Some(netsetup::host_interface_name(&spec.id));
+    Ok(Some(Attached {
+        network,
+        addr,
+        bridge_index: bridge.index,
+        netlink,
+        member_hosts,
+        addresses,
+    }))
+}
 
-    // 5. The files bound read-only over /etc in the container.
-    let addr = bridge.map(|(_, addr, _)| addr);
-    let etc_files = write_etc_files(container_dir, spec, addr, member_hosts)?;
-    trace::step("wrote the container's files");
+/// The running workload, as supervision and teardown need it.
+struct Started {
+    pid: nix::unistd::Pid,
+    signal_fd: nix::sys::signalfd::SignalFd,
+    log_relay: Option<log::Relay>,
+    terminal_master: Option<std::os::fd::OwnedFd>,
+    input: Option<InputPipe>,
+    /// The terminal's relay, from the start of supervision until teardown has ended what
+    /// the workload left (its last output then reaches berth's terminal).
+    relay: Option<Relay>,
+}
 
-    // 6. The clone: the child waits for the go-ahead while berth wires its network.
+/// Step 6, the clone: the child waits for the go-ahead while berth wires its network; then
+/// step 7, child and parent in parallel: the veth (one netlink message, the peer born in the
+/// child's namespace as eth0) while the child sets its hostname, mounts and capabilities and
+/// execs. Returns once the exec is reported, the record saying the container runs.
+#[allow(clippy::too_many_arguments)]
+fn start(
+    spec: &RunSpec,
+    signals: &BlockedSignals,
+    dir: &ContainerDir,
+    state: &mut State,
+    made: &mut Made,
+    attached: Option<Attached>,
+    etc_files: Vec<(PathBuf, &'static str)>,
+    log_writer: Option<log::Writer>,
+) -> Result<Started> {
     supervise::become_subreaper()?;
     let signal_fd = signals.listen()?;
     let terminal = spec
@@ -252,21 +334,28 @@ fn launch(
         stdio[2] = Some(pipes.workload[1].as_raw_fd());
     }
     stdio[0] = input.as_ref().map(|pipe| pipe.workload.as_raw_fd());
-    let plan = ChildPlan {
-        parent: getpid(),
-        network: match bridge {
-            Some((network, _, _)) => Some(Box::new(ContainerNetwork {
+    let (wired, network_hook) = match attached {
+        Some(attached) => {
+            let hook = ContainerNetwork {
                 interface: Some(WiredInterface {
                     name: CONTAINER_INTERFACE,
-                    addresses,
-                    gateways: network.container_gateways(),
+                    addresses: attached.addresses.clone(),
+                    gateways: attached.network.container_gateways(),
                 }),
-            }) as Box<dyn NetworkHook>),
-            None => match &spec.network {
-                Network::Host | Network::Join => None,
-                _ => Some(Box::new(ContainerNetwork { interface: None })),
-            },
+            };
+            (Some(attached), Some(Box::new(hook) as Box<dyn NetworkHook>))
+        }
+        None => match &spec.network {
+            Network::Host | Network::Join => (None, None),
+            _ => (
+                None,
+                Some(Box::new(ContainerNetwork { interface: None }) as Box<dyn NetworkHook>),
+            ),
         },
+    };
+    let plan = ChildPlan {
+        parent: getpid(),
+        network: network_hook,
         hostname: spec.hostname.clone(),
         domainname: spec.domainname.clone(),
         namespaces: spec.namespaces.clone(),
@@ -287,13 +376,13 @@ fn launch(
     let flags = spec.namespaces.clone_flags();
     let container = made
         .child
-        .insert(clone_into_namespaces(flags, bridge.is_some(), |ends| {
+        .insert(clone_into_namespaces(flags, wired.is_some(), |ends| {
             child::run(&plan, ends)
         })?);
     // berth keeps only its end of the terminal, and of the log's pipes: the output ends when
     // the workload's ends do. A detached container's terminal goes to its log.
     let mut terminal_master = terminal.map(|terminal| terminal.master);
-    let mut log_relay = match (log_writer, log_pipes, terminal_master.take()) {
+    let log_relay = match (log_writer, log_pipes, terminal_master.take()) {
         (Some(writer), Some(pipes), _) => {
             let [out, err] = pipes.supervisor;
             Some(log::Relay::new([Some(out), Some(err)], writer))
@@ -315,20 +404,17 @@ fn launch(
         _ => namespace_inode(container.pid.as_raw(), "net"),
     };
 
-    container_dir.write_state(&state)?;
+    dir.write_state(state)?;
     trace::step("cloned the child");
 
-    // 7. Child and parent in parallel. The veth: one netlink message, the peer born in the
-    // child's namespace as eth0.
-    if let (Some((_, addr, bridge_index)), Some(netlink), Some(host_name)) =
-        (bridge, host_netlink.as_mut(), &state.host_interface)
-    {
+    // 7. The veth.
+    if let (Some(mut attached), Some(host_name)) = (wired, &state.host_interface) {
         let wired = netsetup::attach(
-            netlink,
-            bridge_index,
+            &mut attached.netlink,
+            attached.bridge_index,
             host_name,
             CONTAINER_INTERFACE,
-            addr,
+            attached.addr,
             Namespace::Pid(container.pid.as_raw() as u32),
         )
         .map_err(Error::from)
@@ -350,23 +436,46 @@ fn launch(
     // filesystem may still be the host's, its capabilities not yet dropped).
     state.advance(Lifecycle::Created)?;
     state.advance(Lifecycle::Running)?;
-    container_dir.write_state(&state)?;
-    if let Some(notifier) = notifier.as_mut() {
-        notifier.started();
-    }
-    fault::point("after-exec");
-    trace::step("the workload runs");
+    dir.write_state(state)?;
+    Ok(Started {
+        pid: container.pid,
+        signal_fd,
+        log_relay,
+        terminal_master,
+        input,
+        relay: None,
+    })
+}
 
-    // 8. Supervise; then 9. tear down: what the workload left running, then what `made` holds.
-    let relay = terminal_master.map(Relay::start).transpose()?;
-    if let Some(input) = input {
+/// Step 8, supervision: berth's terminal relayed, its stdin copied in, signals forwarded, the log
+/// written, until the workload ends; returns its exit code.
+fn supervise_workload(started: &mut Started) -> Result<i32> {
+    let relay = started
+        .terminal_master
+        .take()
+        .map(Relay::start)
+        .transpose()?;
+    if let Some(input) = started.input.take() {
         input.start();
     }
-    let code = supervise::supervise(container.pid, &signal_fd, log_relay.as_mut())?;
-    made.child = None;
-    trace::step("the workload ended");
-    fault::point("before-teardown");
-    // 9. Tear down.
+    started.relay = relay;
+    Ok(supervise::supervise(
+        started.pid,
+        &started.signal_fd,
+        started.log_relay.as_mut(),
+    )?)
+}
+
+/// Step 9, teardown: what the workload left running (and what `berth exec` started, once any
+/// exec on its way in has run), the log's last lines, the terminal; then what `made` holds, in
+/// its order. A detached container's record stays, saying it exited.
+fn tear_down(
+    spec: &RunSpec,
+    mut state: State,
+    mut made: Made,
+    mut started: Started,
+    code: i32,
+) -> Result<u8> {
     supervise::kill_leftovers();
     let execs = made
         .container_dir
@@ -385,12 +494,12 @@ fn launch(
             made.keep_for_gc();
         }
     }
-    if let Some(relay) = log_relay.as_mut() {
+    if let Some(relay) = started.log_relay.as_mut() {
         relay.drain();
     }
     // The workload's last output (no process holds its terminal any more), then berth's
     // terminal as it was.
-    drop(relay);
+    drop(started.relay.take());
     // A detached container's record stays for `berth logs` and `berth ps -a`, and its name
     // with it until `berth rm`; it says the container exited once everything else is undone,
     // so that `berth stop` returns when the network is free.
@@ -410,9 +519,9 @@ fn launch(
     Ok(code as u8)
 }
 
-/// Writes the container's hostname, hosts file (so its own name resolves; on a created network
-/// the members' shared one, `member_hosts`, is bound instead) and resolv.conf; returns them
-/// with the paths they are bound over. They are copies: the host's files stay untouched.
+/// Step 5: writes the container's hostname, hosts file (so its own name resolves; on a
+/// created network the members' shared one, `member_hosts`, is bound instead) and
+/// resolv.conf; returns them with the paths they are bound over. They are copies: the host's files stay untouched.
 fn write_etc_files(
     dir: &ContainerDir,
     spec: &RunSpec,

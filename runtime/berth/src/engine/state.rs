@@ -211,7 +211,7 @@ pub fn release_name(root: &Path, name: &str, id: &str) {
 }
 
 /// A container's directory under `ROOT/containers/`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ContainerDir {
     path: PathBuf,
 }
