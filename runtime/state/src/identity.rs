@@ -61,7 +61,13 @@ pub struct ProcStat {
 impl ProcStat {
     /// The stat of `process` (a pid, or `self`); `None` when there is no such process.
     pub fn of(process: impl std::fmt::Display) -> Option<Self> {
-        let stat = fs::read(format!("/proc/{process}/stat")).ok()?;
+        // One read: the kernel writes the whole line at once, and it fits in a page (52
+        // numbers and a 16-byte name). fs::read would first ask for the size (which procfs
+        // gives as 0) and then read in steps: four system calls more, per process, for ps.
+        let mut file = fs::File::open(format!("/proc/{process}/stat")).ok()?;
+        let mut buffer = [0u8; 4096];
+        let length = std::io::Read::read(&mut file, &mut buffer).ok()?;
+        let stat = &buffer[..length];
         // The command name (field 2) may hold spaces and parentheses: skip past its last ')'.
         let after_name = stat.iter().rposition(|&b| b == b')')? + 1;
         let after_name = String::from_utf8(stat[after_name..].to_vec()).ok()?;

@@ -280,6 +280,7 @@ fn bad_network_requests_are_refused_by_name_and_leave_nothing() {
     let cases: &[(&[&str], &str)] = &[
         (&["bridge"], "reserved"),
         (&["host"], "reserved"),
+        (&["joined"], "network name joined is reserved (a container that joined"),
         (&["bad/name"], "invalid network name"),
         (&["taken"], "network taken already exists"),
         (&["--subnet", "10.30.0.128/25", "over"], "overlaps network taken"),

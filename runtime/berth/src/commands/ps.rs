@@ -13,11 +13,17 @@ use crate::error::{Error, Result};
 
 /// Runs `berth ps`.
 pub fn ps(root: &Path, args: PsArgs) -> Result<u8> {
+    // Each container's status is read once (its launcher's /proc/PID/stat), for the filter and
+    // the row alike.
     let mut states = Vec::new();
     for (dir, state) in ContainerDir::list(root)? {
         match state {
-            Ok(state) if args.all || state.status() == Status::Running => states.push(state),
-            Ok(_) => {}
+            Ok(state) => {
+                let status = state.status();
+                if args.all || status == Status::Running {
+                    states.push((state, status));
+                }
+            }
             // Never hidden: said, and left for the administrator (or berth gc) to deal with.
             Err(e) if dir.path().is_dir() => eprintln!(
                 "berth: warning: {e}: berth cannot tell this container's status, nor clean \
@@ -29,7 +35,10 @@ pub fn ps(root: &Path, args: PsArgs) -> Result<u8> {
     }
     match args.format {
         PsFormat::Json => {
-            let list: Vec<_> = states.iter().map(describe).collect();
+            let list: Vec<_> = states
+                .iter()
+                .map(|(state, status)| describe(state, *status))
+                .collect();
             println!("{}", serde_json::Value::Array(list));
         }
         PsFormat::Table => {
@@ -39,8 +48,8 @@ pub fn ps(root: &Path, args: PsArgs) -> Result<u8> {
             ]
             .map(String::from)
             .to_vec()];
-            for state in &states {
-                let status = state.status();
+            for (state, status) in &states {
+                let status = *status;
                 rows.push(vec![
                     state.name.clone(),
                     state.short_id().to_owned(),
@@ -70,17 +79,17 @@ pub fn ps(root: &Path, args: PsArgs) -> Result<u8> {
 /// Runs `berth inspect`: the container's record and status as JSON.
 pub fn inspect(root: &Path, name: &str) -> Result<u8> {
     let (_, state) = ContainerDir::find(root, name)?;
-    let text = serde_json::to_string_pretty(&describe(&state))
+    let text = serde_json::to_string_pretty(&describe(&state, state.status()))
         .map_err(|e| Error::Failed(format!("encode state: {e}")))?;
     println!("{text}");
     Ok(0)
 }
 
 /// A container as `ps --format json` and `inspect` show it: its record, its status.
-fn describe(state: &State) -> serde_json::Value {
+fn describe(state: &State, status: Status) -> serde_json::Value {
     let mut value = serde_json::to_value(state).unwrap_or_else(|_| json!({}));
-    value["status"] = json!(state.status().to_string());
-    value["running"] = json!(state.status() == Status::Running);
+    value["status"] = json!(status.to_string());
+    value["running"] = json!(status == Status::Running);
     value
 }
 

@@ -27,6 +27,10 @@ pub const DEFAULT: &str = "bridge";
 /// Names that `--net` gives a meaning of its own.
 const RESERVED: [&str; 4] = [DEFAULT, "default", "host", "none"];
 
+/// What a container's record names as its network when it joined a network namespace by path
+/// (a bundle's): no network of berth's, so no created network may have this name.
+pub const JOINED: &str = "joined";
+
 /// A created network's record, as `network.json` holds it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
@@ -671,6 +675,12 @@ fn check_network_name(name: &str) -> Result<()> {
     if RESERVED.contains(&name) {
         return Err(Error::Invalid(format!(
             "network name {name} is reserved (bridge, default, host and none are built in)"
+        )));
+    }
+    if name == JOINED {
+        return Err(Error::Invalid(format!(
+            "network name {JOINED} is reserved (a container that joined a network namespace by \
+             path is on record as on network {JOINED})"
         )));
     }
     check_name(name)

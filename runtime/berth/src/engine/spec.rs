@@ -52,7 +52,7 @@ impl Network {
         match self {
             Network::Host => "host",
             Network::None => "none",
-            Network::Join => "joined",
+            Network::Join => networks::JOINED,
             Network::Bridge { network, .. } => &network.name,
         }
     }
