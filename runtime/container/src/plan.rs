@@ -1,11 +1,11 @@
 //! An OCI runtime config, checked section by section against what the mechanism carries out
 //! and turned into the parts of a container's plan: `read_config` (the file and its keys),
-//! then `Plan::from_spec` (namespaces, the UTS names, the process, the filesystem, the
-//! resources, the sysctls). A key berth does not carry out is refused by name, never ignored.
-//! The caller (the engine) adds what is its own: the network, the names, the annotations'
-//! meaning.
+//! `config_namespaces` (the namespaces, with the UTS names that depend on them), then
+//! `Plan::from_spec` (the UTS names, the process, the filesystem, the resources, the
+//! sysctls). A key berth does not carry out is refused by name, never ignored. The caller
+//! (the engine) adds what is its own: the network, the names, the annotations' meaning.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::{CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -36,7 +36,7 @@ pub struct Plan {
     pub process: ProcessPlan,
     /// The five capability sets and no_new_privs.
     pub capabilities: CapabilityPolicy,
-    /// Each kind new, joined by path or the host's; `network` as the config lists it.
+    /// Each kind new, joined by path or the host's, as the caller settled them.
     pub namespaces: Namespaces,
     /// The root, its mounts, the masked and read-only paths.
     pub filesystem: FilesystemPlan,
@@ -46,8 +46,6 @@ pub struct Plan {
     pub domainname: Option<String>,
     /// Namespaced sysctls to set.
     pub sysctl: Vec<(String, String)>,
-    /// The annotations, for the caller to read.
-    pub annotations: HashMap<String, String>,
 }
 
 /// Reads `bundle`'s config.json (a canonical bundle path): every key checked against what
@@ -111,7 +109,6 @@ impl Plan {
             hostname,
             domainname,
             sysctl,
-            annotations: config.annotations().clone().unwrap_or_default(),
         })
     }
 }

@@ -303,7 +303,13 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
 }
 
 /// Closes every descriptor from `first` on but those in `keep`.
-pub fn close_all_from(first: u32, keep: &[BorrowedFd<'_>]) -> io::Result<()> {
+///
+/// # Safety
+///
+/// No other thread may be using a descriptor it closes, and the caller must not use, or
+/// drop, an owner (`File`, `OwnedFd`) of one afterwards: a number it closed may be reused.
+/// Call it in a freshly forked child, or in a process that is about to exec.
+pub unsafe fn close_all_from(first: u32, keep: &[BorrowedFd<'_>]) -> io::Result<()> {
     let mut kept: Vec<u32> = keep.iter().map(|fd| fd.as_raw_fd() as u32).collect();
     kept.sort_unstable();
     let mut from = first;
@@ -318,7 +324,11 @@ pub fn close_all_from(first: u32, keep: &[BorrowedFd<'_>]) -> io::Result<()> {
 
 /// Closes every descriptor but `keep`, allocating nothing: for a forked child, which may only
 /// make async-signal-safe calls while a thread of berth's relays a terminal.
-pub fn close_all_but(keep: BorrowedFd<'_>) -> io::Result<()> {
+///
+/// # Safety
+///
+/// As [`close_all_from`]: nothing may use or drop an owner of a closed descriptor afterwards.
+pub unsafe fn close_all_but(keep: BorrowedFd<'_>) -> io::Result<()> {
     let fd = keep.as_raw_fd() as u32;
     if fd > 0 {
         close_range(0, fd - 1)?;
@@ -327,8 +337,8 @@ pub fn close_all_but(keep: BorrowedFd<'_>) -> io::Result<()> {
 }
 
 fn close_range(first: u32, last: u32) -> io::Result<()> {
-    // SAFETY: close_range(2) closes descriptors only. Its callers run where no other thread
-    // uses them: a forked child, or a process that is about to exec or has just forked.
+    // SAFETY: close_range(2) closes descriptors only; what the closed numbers owned is the
+    // contract of its callers, `close_all_from` and `close_all_but`.
     done(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) })
 }
 
@@ -436,7 +446,12 @@ pub fn redirect(file: BorrowedFd<'_>, fd: i32) -> io::Result<()> {
 
 /// Replaces this process's command line, which every user may read in /proc/PID/cmdline for
 /// as long as the supervisor lives, with `title`: the caller's line holds its `-e` values.
-pub fn hide_command_line(title: &str) {
+///
+/// # Safety
+///
+/// Nothing may read the process's arguments afterwards (`std::env::args` would see the
+/// title), nor while it writes: call it with one thread, once the arguments are parsed.
+pub unsafe fn hide_command_line(title: &str) {
     let Some(stat) = berth_state::ProcStat::of("self") else {
         return;
     };
@@ -452,8 +467,7 @@ pub fn hide_command_line(title: &str) {
     line.truncate(length - 1);
     line.resize(length, 0);
     // SAFETY: [start, end) is this process's own argument area, on its initial stack, which
-    // it may write; the arguments were parsed already, and nothing reads them again
-    // (std::env::args would now see the title).
+    // it may write; that nothing reads it meanwhile or again is the caller's contract.
     unsafe { std::ptr::copy_nonoverlapping(line.as_ptr(), start as *mut u8, length) };
 }
 

@@ -66,7 +66,12 @@ impl ProcStat {
         // gives as 0) and then read in steps: four system calls more, per process, for ps.
         let mut file = fs::File::open(format!("/proc/{process}/stat")).ok()?;
         let mut buffer = [0u8; 4096];
-        let length = std::io::Read::read(&mut file, &mut buffer).ok()?;
+        let length = loop {
+            match std::io::Read::read(&mut file, &mut buffer) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                read => break read.ok()?,
+            }
+        };
         let stat = &buffer[..length];
         // The command name (field 2) may hold spaces and parentheses: skip past its last ')'.
         let after_name = stat.iter().rposition(|&b| b == b')')? + 1;

@@ -164,7 +164,11 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
             // The child holds the container's teardown back until its exec.
             drop(exec_hold);
             // The caller's line holds the `-e` values, readable by every user.
-            berth_container::sys::hide_command_line(&format!("berth exec {}", args.name));
+            // SAFETY: the arguments were parsed, and the process has one thread (checked
+            // before the fork).
+            unsafe {
+                berth_container::sys::hide_command_line(&format!("berth exec {}", args.name))
+            };
             if let Some(input) = input {
                 input.start();
             }

@@ -98,7 +98,7 @@ fn ls(root: &Path, format: PsFormat) -> Result<u8> {
             for name in ["host", "none"] {
                 rows.push([name, "-", "-", "-", "-", "-"].map(String::from).to_vec());
             }
-            print_columns(&rows);
+            print_columns(&rows).map_err(|e| Error::system("write the listing", e))?;
         }
     }
     Ok(0)

@@ -70,7 +70,7 @@ pub fn ps(root: &Path, args: PsArgs) -> Result<u8> {
                     state.command.clone(),
                 ]);
             }
-            print_columns(&rows);
+            print_columns(&rows).map_err(|e| Error::system("write the listing", e))?;
         }
     }
     Ok(0)

@@ -61,7 +61,14 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
         match detach::split(&spec.id)? {
             detach::Side::Caller(code) => return Ok(code),
             detach::Side::Supervisor(supervisor) => {
-                berth_container::sys::hide_command_line(&format!("berth supervisor {}", spec.name));
+                // SAFETY: the arguments were parsed, and the supervisor, just forked, has one
+                // thread.
+                unsafe {
+                    berth_container::sys::hide_command_line(&format!(
+                        "berth supervisor {}",
+                        spec.name
+                    ))
+                };
                 notifier = Some(supervisor)
             }
         }
@@ -297,6 +304,8 @@ struct Started {
     /// The terminal's relay, from the start of supervision until teardown has ended what
     /// the workload left (its last output then reaches berth's terminal).
     relay: Option<Relay>,
+    /// The host's netlink socket of a bridge run, kept until the run's end.
+    _host_netlink: Option<Netlink>,
 }
 
 /// Step 6, the clone: the child waits for the go-ahead while berth wires its network; then
@@ -408,6 +417,7 @@ fn start(
     trace::step("cloned the child");
 
     // 7. The veth.
+    let mut host_netlink = None;
     if let (Some(mut attached), Some(host_name)) = (wired, &state.host_interface) {
         let wired = netsetup::attach(
             &mut attached.netlink,
@@ -427,6 +437,7 @@ fn start(
             });
         }
         fault::point("after-veth");
+        host_netlink = Some(attached.netlink);
     }
     trace::step("created the veth");
 
@@ -444,6 +455,7 @@ fn start(
         terminal_master,
         input,
         relay: None,
+        _host_netlink: host_netlink,
     })
 }
 

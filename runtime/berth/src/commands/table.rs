@@ -3,8 +3,10 @@
 use std::io::Write;
 
 /// Prints `rows` as aligned columns (the last one not padded), in one write where it fits
-/// (stdout alone would write every line on its own: a thousand system calls for `ps`).
-pub fn print_columns(rows: &[Vec<String>]) {
+/// (stdout alone would write every line on its own: a thousand system calls for `ps`). A
+/// reader that went away (`berth ps | head`) ends the listing quietly; any other failure to
+/// write is returned.
+pub fn print_columns(rows: &[Vec<String>]) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     let columns = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..columns)
@@ -19,10 +21,16 @@ pub fn print_columns(rows: &[Vec<String>]) {
                 false => format!("{cell:<width$}", width = widths[i]),
             })
             .collect();
-        // A closed stdout (`berth ps | head`) ends the listing, as println's panic would not.
-        if writeln!(out, "{}", line.join("  ").trim_end()).is_err() {
-            return;
+        if let Err(e) = writeln!(out, "{}", line.join("  ").trim_end()) {
+            return quiet_if_the_reader_left(e);
         }
     }
-    let _ = out.flush();
+    out.flush().or_else(quiet_if_the_reader_left)
+}
+
+fn quiet_if_the_reader_left(error: std::io::Error) -> std::io::Result<()> {
+    match error.kind() {
+        std::io::ErrorKind::BrokenPipe => Ok(()),
+        _ => Err(error),
+    }
 }

@@ -73,7 +73,10 @@ pub fn split(id: &str) -> Result<Side> {
             setsid().map_err(|e| Error::system("start a session", e))?;
             // Nothing of the caller's stays open for the container's lifetime (its locks,
             // pipes, directories): only the pipe back to it.
-            sys::close_all_from(3, &[write.as_fd()])
+            // SAFETY: a freshly forked child of a process with one thread, which owns no
+            // descriptor beyond stdio and this pipe here: the split comes before a run opens
+            // anything, and `read` was dropped above.
+            unsafe { sys::close_all_from(3, &[write.as_fd()]) }
                 .map_err(|e| Error::system("close the caller's descriptors", e))?;
             let null = File::open("/dev/null").map_err(|e| Error::file("/dev/null", e))?;
             // Until the container's log exists, the caller reports what goes wrong (through

@@ -156,9 +156,6 @@ pub fn spec_from_bundle(dir: &Path, args: &RunArgs, root: &Path) -> Result<RunSp
     if matches!(network, Network::Host) {
         namespaces.network = Namespace::Host;
     }
-    // The rest of the mechanism's part: process, filesystem, resources, sysctls.
-    let plan = Plan::from_spec(&config, &bundle, namespaces)?;
-
     let init = match annotation("org.berth.init") {
         None => args.init,
         Some("true") => true,
@@ -169,7 +166,7 @@ pub fn spec_from_bundle(dir: &Path, args: &RunArgs, root: &Path) -> Result<RunSp
             )))
         }
     };
-    if init && plan.namespaces.pid != Namespace::New {
+    if init && namespaces.pid != Namespace::New {
         return Err(invalid(
             "berth's init runs as PID 1 of a private PID namespace: list {\"type\": \"pid\"} \
              in linux.namespaces"
@@ -179,6 +176,10 @@ pub fn spec_from_bundle(dir: &Path, args: &RunArgs, root: &Path) -> Result<RunSp
 
     let id = berth_state::new_id()?;
     let (name, named) = name_of(args.name.as_deref(), &id)?;
+
+    // The engine's checks done (network, init, name), the mechanism checks the rest: process,
+    // filesystem, resources, sysctls.
+    let plan = Plan::from_spec(&config, &bundle, namespaces)?;
     let hostname = plan.hostname.unwrap_or_else(|| name.replace('_', "-"));
     Ok(RunSpec {
         id,

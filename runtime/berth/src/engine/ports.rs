@@ -462,7 +462,8 @@ pub fn release_netfilter_socket() {
             tv_nsec: netsetup::firewall::RELEASE_AFTER.as_nanos() as libc::c_long,
         };
         // Every descriptor but the socket (the caller's pipes and locks among them) closed.
-        let _ = berth_container::sys::close_all_but(socket.as_fd());
+        // SAFETY: a forked child, which ends with `_exit` below and so drops no owner.
+        let _ = unsafe { berth_container::sys::close_all_but(socket.as_fd()) };
         // SAFETY: as above; `_exit` ends the child without running destructors.
         unsafe {
             // Named for what it is in ps, and ended by any signal.

@@ -415,15 +415,20 @@ mod tests {
         assert_eq!(worker.capabilities, ["CAP_NET_RAW"]);
         assert_eq!(worker.network, "none");
 
-        // They were written once the workload ran, and kept on once it exited.
+        // They were written once the workload ran: running, none with a lifecycle of its own.
         for state in [&before_hardening, &web, &db, &worker] {
             assert_eq!(state.lifecycle, None);
-            let expected = match state.exit_code {
-                Some(_) => Lifecycle::Stopped,
-                None => Lifecycle::Running,
-            };
-            assert_eq!(state.lifecycle(), expected, "{}", state.name);
+            assert_eq!(state.lifecycle(), Lifecycle::Running, "{}", state.name);
         }
+        // One that a detached run's end rewrote with its exit code: stopped.
+        let text = include_str!("../../../../tests/fixtures/9563353/state-web.json");
+        let mut ended: serde_json::Value = serde_json::from_str(text).unwrap();
+        ended["exit_code"] = serde_json::json!(3);
+        let ended = record(&ended.to_string());
+        assert_eq!(
+            (ended.exit_code, ended.lifecycle()),
+            (Some(3), Lifecycle::Stopped)
+        );
     }
 
     #[test]
