@@ -769,23 +769,33 @@ impl Drop for Podman<'_> {
             .map(|e| e.path().join(self.cgroup_parent.trim_start_matches('/')))
             .collect();
         dirs.push(cgroups.join(self.cgroup_parent.trim_start_matches('/')));
-        for dir in dirs.iter().filter(|d| d.is_dir()) {
-            let pids = std::process::Command::new("find")
-                .arg(dir)
-                .args(["-name", "cgroup.procs", "-exec", "cat", "{}", "+"])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default();
-            for pid in pids.split_whitespace().filter_map(|p| p.parse::<u32>().ok()) {
-                let _ = berth_e2e::sys::kill(pid, libc::SIGKILL);
+        // A cgroup goes once its last process has been reaped (conmon's cleanup may still be
+        // starting one): kill what is in them and remove them, again, for a few seconds.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let left: Vec<&PathBuf> = dirs.iter().filter(|d| d.is_dir()).collect();
+            if left.is_empty() || std::time::Instant::now() > deadline {
+                break;
             }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        for dir in dirs.iter().filter(|d| d.is_dir()) {
-            let _ = std::process::Command::new("find")
-                .arg(dir)
-                .args(["-depth", "-type", "d", "-exec", "rmdir", "{}", ";"])
-                .status();
+            for dir in &left {
+                let pids = std::process::Command::new("find")
+                    .arg(dir)
+                    .args(["-name", "cgroup.procs", "-exec", "cat", "{}", "+"])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                for pid in pids.split_whitespace().filter_map(|p| p.parse::<u32>().ok()) {
+                    let _ = berth_e2e::sys::kill(pid, libc::SIGKILL);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            for dir in &left {
+                let _ = std::process::Command::new("find")
+                    .arg(dir)
+                    .args(["-depth", "-type", "d", "-exec", "rmdir", "{}", ";"])
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
         }
     }
 }
