@@ -36,23 +36,14 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// Preparing the container failed inside the child, before the exec: its own report.
-    #[error("{0}")]
-    ChildSetup(String),
     /// Another step failed, for the reason given (a record that did not encode, a workload
     /// that a stop did not end).
     #[error("{0}")]
     Failed(String),
-    /// The workload's command was not found.
-    #[error("{0}: command not found")]
-    CommandNotFound(String),
-    /// The workload's command exists but cannot be executed.
-    #[error("{command}: cannot execute: {source}")]
-    NotExecutable {
-        command: String,
-        #[source]
-        source: io::Error,
-    },
+    /// The workload did not start: the child's own report of its setup, or a command not
+    /// found or not executable (the mechanism's words and exit codes, 125, 127, 126).
+    #[error(transparent)]
+    Workload(berth_container::Error),
 }
 
 impl From<berth_state::Error> for Error {
@@ -68,20 +59,18 @@ impl From<berth_state::Error> for Error {
 }
 
 impl From<berth_container::Error> for Error {
-    /// The mechanism's kinds are berth's own, one for one, so that a message and its exit code
-    /// do not depend on which side of the boundary failed.
+    /// The kinds both crates have become berth's own (callers tell a vanished file by
+    /// `Error::File`); the workload's failures to start stay the mechanism's.
     fn from(error: berth_container::Error) -> Self {
         use berth_container::Error as Mechanism;
         match error {
             Mechanism::Invalid(text) => Error::Invalid(text),
             Mechanism::System { what, source } => Error::System { what, source },
             Mechanism::File { path, source } => Error::File { path, source },
-            Mechanism::ChildSetup(text) => Error::ChildSetup(text),
             Mechanism::Failed(text) => Error::Failed(text),
-            Mechanism::CommandNotFound(command) => Error::CommandNotFound(command),
-            Mechanism::NotExecutable { command, source } => {
-                Error::NotExecutable { command, source }
-            }
+            e @ (Mechanism::ChildSetup(_)
+            | Mechanism::CommandNotFound(_)
+            | Mechanism::NotExecutable { .. }) => Error::Workload(e),
         }
     }
 }
@@ -93,8 +82,7 @@ impl Error {
     /// docker's exit codes: 127 command not found, 126 not executable, 125 berth failed.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::CommandNotFound(_) => 127,
-            Error::NotExecutable { .. } => 126,
+            Error::Workload(e) => e.exit_code(),
             _ => 125,
         }
     }
