@@ -134,13 +134,15 @@ fn state_is_private_and_links_planted_under_the_root_are_refused() {
     use std::os::unix::fs::{symlink, PermissionsExt};
     let w = World::new();
     // While a container runs: directories 0700, state 0600, bound files 0644 (the root itself
-    // was made by the test, so its mode is the test's).
+    // was made by the test, so its mode is the test's). Looked at once its record says it runs
+    // (until then berth may be writing the record anew, through a temporary file).
     let out = w.berth_run(&[
         "--net",
         "bridge",
         "sh",
         "-c",
-        &format!("stat -c '%a %n' {0}/containers {0}/containers/* {0}/containers/*/* {0}/networks/bridge {0}/networks/bridge/leases", w.root().display()),
+        &format!("for i in $(seq 500); do grep -q '\"lifecycle\": \"running\"' {0}/containers/*/state.json && break; sleep 0.01; done; \
+                  stat -c '%a %n' {0}/containers {0}/containers/* {0}/containers/*/* {0}/networks/bridge {0}/networks/bridge/leases", w.root().display()),
     ]);
     let modes = out.expect_code(0).stdout.clone();
     for line in modes.lines() {
