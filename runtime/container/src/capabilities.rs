@@ -37,7 +37,8 @@ pub struct CapabilityPolicy {
     pub no_new_privs: bool,
 }
 
-/// An OCI config's process sets by capability name, as a container's record keeps them.
+/// An OCI config's process sets by capability name, as an earlier berth's container record
+/// kept them.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SetNames {
     /// The effective set.
@@ -48,6 +49,25 @@ pub struct SetNames {
     pub inheritable: Vec<String>,
     /// The ambient set.
     pub ambient: Vec<String>,
+}
+
+/// `set` as an OCI config's capabilities.
+pub fn to_oci(set: &CapsHashSet) -> oci_spec::runtime::Capabilities {
+    set.iter()
+        .filter_map(|cap| cap.to_string().strip_prefix("CAP_")?.parse().ok())
+        .collect()
+}
+
+/// An OCI config's capabilities, or the name of the first one berth does not know.
+pub fn from_oci<'a>(
+    set: impl IntoIterator<Item = &'a oci_spec::runtime::Capability>,
+) -> std::result::Result<CapsHashSet, String> {
+    set.into_iter()
+        .map(|cap| {
+            let name = format!("CAP_{cap}");
+            name.parse().map_err(|_| name)
+        })
+        .collect()
 }
 
 fn names_of(set: &CapsHashSet) -> Vec<String> {
@@ -108,39 +128,32 @@ impl CapabilityPolicy {
         names_of(&self.keep)
     }
 
-    /// The OCI config's process sets by name, if it gave them.
-    pub fn set_names(&self) -> Option<SetNames> {
-        self.sets.as_ref().map(|sets| SetNames {
-            effective: names_of(&sets.effective),
-            permitted: names_of(&sets.permitted),
-            inheritable: names_of(&sets.inheritable),
-            ambient: names_of(&sets.ambient),
-        })
-    }
-
-    /// The policy a container recorded (see [`CapabilityPolicy::names`] and
-    /// [`CapabilityPolicy::set_names`]), for `berth exec`. Ambient capabilities that the
-    /// inheritable and permitted sets do not allow are left out: the run skipped them for
-    /// root and refused them for another user, and exec's `-u` may name another user.
+    /// The policy an earlier berth recorded of a container (by name), for `berth exec` (see [`CapabilityPolicy::for_exec`]).
     pub fn from_names(names: &[String], sets: Option<&SetNames>, no_new_privs: bool) -> Self {
         CapabilityPolicy {
             keep: parse_recorded(names),
-            sets: sets.map(|sets| {
-                let inheritable = parse_recorded(&sets.inheritable);
-                let permitted = parse_recorded(&sets.permitted);
-                let ambient = parse_recorded(&sets.ambient)
-                    .into_iter()
-                    .filter(|cap| inheritable.contains(cap) && permitted.contains(cap))
-                    .collect();
-                ProcessSets {
-                    effective: parse_recorded(&sets.effective),
-                    permitted,
-                    inheritable,
-                    ambient,
-                }
+            sets: sets.map(|sets| ProcessSets {
+                effective: parse_recorded(&sets.effective),
+                permitted: parse_recorded(&sets.permitted),
+                inheritable: parse_recorded(&sets.inheritable),
+                ambient: parse_recorded(&sets.ambient),
             }),
             no_new_privs,
         }
+        .for_exec()
+    }
+
+    /// A container's policy for a command `berth exec` starts in it: ambient capabilities
+    /// that the inheritable and permitted sets do not allow are left out (the run skipped
+    /// them for root and refused them for another user, and exec's `-u` may name another
+    /// user).
+    pub fn for_exec(mut self) -> Self {
+        if let Some(sets) = &mut self.sets {
+            let allowed =
+                |cap: &Capability| sets.inheritable.contains(cap) && sets.permitted.contains(cap);
+            sets.ambient = sets.ambient.iter().copied().filter(allowed).collect();
+        }
+        self
     }
 
     /// Applies the policy to the calling thread, becoming user `ids` on the way; call it last
@@ -272,6 +285,14 @@ fn parse_names(names: &[String], flag: &str) -> Result<Names> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_capability_round_trips_through_the_oci_form() {
+        let all = caps::all();
+        let oci = to_oci(&all);
+        assert_eq!(oci.len(), all.len());
+        assert_eq!(from_oci(&oci).unwrap(), all);
+    }
 
     fn policy(add: &[&str], drop: &[&str]) -> CapabilityPolicy {
         let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();

@@ -166,16 +166,6 @@ impl Mount {
                 )))
             }
         };
-        let proc_at_proc = destination == Path::new("/proc")
-            && matches!(&source, Source::Filesystem { kind, .. } if kind == "proc");
-        if destination.starts_with("/proc") && !proc_at_proc {
-            return Err(bad(
-                "berth mounts nothing on /proc or below it but a proc filesystem at /proc \
-                 itself, so that its masked and read-only paths stay as they are (runc's \
-                 exception for lxcfs's binds over a few /proc files is not made)"
-                    .into(),
-            ));
-        }
         Ok(Mount {
             destination,
             source,
@@ -183,6 +173,34 @@ impl Mount {
             propagation: parsed.propagation,
             data: parsed.data.join(","),
         })
+    }
+
+    /// Refuses this mount of an OCI config in a root filesystem of the container's own when
+    /// it goes on /proc or below it, other than a proc filesystem at /proc itself.
+    pub fn check_clear_of_proc(&self) -> Result<()> {
+        let proc_at_proc = self.destination == Path::new("/proc")
+            && matches!(&self.source, Source::Filesystem { kind, .. } if kind == "proc");
+        if self.is_under_proc() && !proc_at_proc {
+            return Err(Error::Invalid(format!(
+                "config.json: mount on {}: berth mounts nothing on /proc or below it but a \
+                 proc filesystem at /proc itself, so that its masked and read-only paths stay \
+                 as they are (runc's exception for lxcfs's binds over a few /proc files is \
+                 not made)",
+                self.destination.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// This mount as an OCI config's.
+    pub fn to_oci_mount(&self) -> oci_spec::runtime::Mount {
+        let (destination, kind, source, options) = self.to_oci();
+        let mut mount = oci_spec::runtime::Mount::default();
+        mount.set_destination(destination.into());
+        mount.set_typ(Some(kind));
+        mount.set_source(Some(source.into()));
+        mount.set_options(Some(options));
+        mount
     }
 
     /// The OCI form of this mount: (destination, type, source, options).
@@ -201,6 +219,13 @@ impl Mount {
                 .filter(|o| !o.is_empty())
                 .map(str::to_owned),
         );
+        if let Some(propagation) = self.propagation {
+            let name = PROPAGATION_NAMES
+                .iter()
+                .find(|(_, flags)| *flags == propagation)
+                .map(|(name, _)| *name);
+            options.extend(name.map(str::to_owned));
+        }
         let (kind, source) = match &self.source {
             Source::Bind { path, recursive } => {
                 options.insert(0, if *recursive { "rbind" } else { "bind" }.into());
@@ -339,6 +364,18 @@ const FLAG_NAMES: [(&str, MsFlags, bool); 23] = [
     ("mand", MsFlags::MS_MANDLOCK, true),
 ];
 
+/// Propagations by name.
+const PROPAGATION_NAMES: [(&str, MsFlags); 8] = [
+    ("private", MsFlags::MS_PRIVATE),
+    ("rprivate", MsFlags::MS_PRIVATE.union(MsFlags::MS_REC)),
+    ("slave", MsFlags::MS_SLAVE),
+    ("rslave", MsFlags::MS_SLAVE.union(MsFlags::MS_REC)),
+    ("shared", MsFlags::MS_SHARED),
+    ("rshared", MsFlags::MS_SHARED.union(MsFlags::MS_REC)),
+    ("unbindable", MsFlags::MS_UNBINDABLE),
+    ("runbindable", MsFlags::MS_UNBINDABLE.union(MsFlags::MS_REC)),
+];
+
 struct Options {
     flags: MsFlags,
     propagation: Option<MsFlags>,
@@ -361,29 +398,14 @@ fn parse_options(options: &[String]) -> Options {
             parsed.flags.set(*flag, *set);
             continue;
         }
-        let propagation = match option.as_str() {
-            "bind" => {
-                parsed.bind = Some(false);
-                continue;
-            }
-            "rbind" => {
-                parsed.bind = Some(true);
-                continue;
-            }
-            "private" => MsFlags::MS_PRIVATE,
-            "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-            "slave" => MsFlags::MS_SLAVE,
-            "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-            "shared" => MsFlags::MS_SHARED,
-            "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
-            "unbindable" => MsFlags::MS_UNBINDABLE,
-            "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
-            _ => {
-                parsed.data.push(option.clone());
-                continue;
-            }
-        };
-        parsed.propagation = Some(propagation);
+        match option.as_str() {
+            "bind" => parsed.bind = Some(false),
+            "rbind" => parsed.bind = Some(true),
+            _ => match PROPAGATION_NAMES.iter().find(|(name, _)| name == option) {
+                Some((_, propagation)) => parsed.propagation = Some(*propagation),
+                None => parsed.data.push(option.clone()),
+            },
+        }
     }
     parsed
 }
@@ -438,8 +460,16 @@ mod tests {
     }
 
     #[test]
-    fn the_defaults_round_trip_through_the_oci_form() {
-        for mount in rootfs_defaults() {
+    fn every_mount_berth_makes_round_trips_through_the_oci_form() {
+        let mut propagated = Mount::parse_volume("/tmp:/data:ro").unwrap();
+        propagated.propagation = Some(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+        let made = rootfs_defaults().into_iter().chain([
+            proc_for_private_pids(),
+            Mount::parse_volume("/tmp:/data").unwrap(),
+            Mount::parse_volume("/tmp:/data:ro").unwrap(),
+            propagated,
+        ]);
+        for mount in made {
             let (destination, kind, source, options) = mount.to_oci();
             let back = Mount::from_oci(
                 Path::new(&destination),

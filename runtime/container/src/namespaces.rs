@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
 
 /// How a container has a namespace of one kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +81,39 @@ impl Namespaces {
         };
         joined.sort_by_key(|(kind, _)| rank(*kind));
         joined
+    }
+
+    /// These namespaces as an OCI config lists them: the mount namespace and each other new
+    /// one without a path, then each joined one with its path in the order it is joined; the
+    /// host's are left out.
+    pub fn to_oci(&self) -> Vec<LinuxNamespace> {
+        let entry = |kind: CloneFlags, path: Option<&Path>| {
+            let typ = match kind {
+                CloneFlags::CLONE_NEWNET => LinuxNamespaceType::Network,
+                CloneFlags::CLONE_NEWUTS => LinuxNamespaceType::Uts,
+                CloneFlags::CLONE_NEWIPC => LinuxNamespaceType::Ipc,
+                CloneFlags::CLONE_NEWPID => LinuxNamespaceType::Pid,
+                CloneFlags::CLONE_NEWCGROUP => LinuxNamespaceType::Cgroup,
+                _ => LinuxNamespaceType::Mount,
+            };
+            let mut namespace = LinuxNamespace::default();
+            namespace.set_typ(typ);
+            namespace.set_path(path.map(Path::to_path_buf));
+            namespace
+        };
+        let new = self
+            .kinds()
+            .into_iter()
+            .filter(|(_, namespace)| **namespace == Namespace::New)
+            .map(|(kind, _)| entry(kind, None));
+        let joined = self
+            .joined()
+            .into_iter()
+            .map(|(kind, path)| entry(kind, Some(path)));
+        std::iter::once(entry(CloneFlags::CLONE_NEWNS, None))
+            .chain(new)
+            .chain(joined)
+            .collect()
     }
 
     fn kinds(&self) -> [(CloneFlags, &Namespace); 5] {

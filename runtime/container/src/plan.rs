@@ -16,7 +16,7 @@ use nix::sys::resource::Resource;
 use oci_spec::runtime::{Linux, LinuxNamespaceType, Process, Spec};
 use serde_json::Value;
 
-use crate::capabilities::{CapabilityPolicy, ProcessSets};
+use crate::capabilities::{self, CapabilityPolicy, ProcessSets};
 use crate::child::ProcessPlan;
 use crate::error::{Error, Result};
 use crate::mounts::Mount;
@@ -82,19 +82,29 @@ pub fn config_namespaces(config: &Spec) -> Result<Namespaces> {
     Ok(namespaces)
 }
 
+/// Where a config comes from, which decides what it may leave out.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// A bundle's config.json; the bundle's canonical path resolves its relative paths, and
+    /// it must give a root.
+    Bundle(&'a Path),
+    /// The engine's own front end (`berth run`'s flags): without a root the container keeps
+    /// the host's, and its paths are absolute.
+    Engine,
+}
+
 impl Plan {
-    /// Checks the rest of `config` (of the bundle at `bundle`, whose relative paths it
-    /// resolves) section by section, in this order, with `namespaces` from
-    /// [`config_namespaces`] as the caller settled them, and builds the plan; nothing is made
-    /// here.
-    pub fn from_spec(config: &Spec, bundle: &Path, namespaces: Namespaces) -> Result<Plan> {
+    /// Checks the rest of `config` (from `origin`) section by section, in this order, with
+    /// `namespaces` from [`config_namespaces`] as the caller settled them, and builds the
+    /// plan; nothing is made here.
+    pub fn from_spec(config: &Spec, origin: Origin, namespaces: Namespaces) -> Result<Plan> {
         let linux = config.linux().clone().unwrap_or_default();
         let (hostname, domainname) = uts_names(config, &namespaces)?;
         let Some(process) = config.process() else {
             return Err(invalid("process is missing".into()));
         };
         let (argv, env, process_plan, capabilities) = process_section(process)?;
-        let filesystem = filesystem(config, &linux, bundle)?;
+        let filesystem = filesystem(config, &linux, origin)?;
         if let Some(hostname) = &hostname {
             check_hostname(hostname)?;
         }
@@ -111,6 +121,16 @@ impl Plan {
             sysctl,
         })
     }
+}
+
+/// The process section of `config` alone, checked: its directory, user, limits and
+/// capabilities (for a command that joins the container later, as `berth exec`).
+pub fn process_and_capabilities(config: &Spec) -> Result<(ProcessPlan, CapabilityPolicy)> {
+    let Some(process) = config.process() else {
+        return Err(invalid("process is missing".into()));
+    };
+    let (_, _, plan, capabilities) = process_section(process)?;
+    Ok((plan, capabilities))
 }
 
 /// `linux.namespaces`: a mount and a UTS namespace always, no user or time namespace; each
@@ -259,17 +279,8 @@ fn process_section(
         })
         .collect::<Result<Vec<_>>>()?;
     let capability_set = |set: &Option<oci_spec::runtime::Capabilities>| -> Result<CapsHashSet> {
-        set.iter()
-            .flatten()
-            .map(|cap| {
-                let name = serde_json::to_value(cap)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default();
-                name.parse()
-                    .map_err(|_| invalid(format!("process.capabilities: unknown {name}")))
-            })
-            .collect()
+        capabilities::from_oci(set.iter().flatten())
+            .map_err(|name| invalid(format!("process.capabilities: unknown {name}")))
     };
     let oci_caps = process.capabilities().clone().unwrap_or_default();
     let capabilities = CapabilityPolicy {
@@ -305,27 +316,39 @@ fn process_section(
     Ok((argv, env, plan, capabilities))
 }
 
-/// `root` (a directory of the bundle's, not the host's root), `mounts`, the device rules
-/// (`linux.resources`), `linux.rootfsPropagation` (private only), and the masked and
-/// read-only paths (absolute).
-fn filesystem(config: &Spec, linux: &Linux, bundle: &Path) -> Result<FilesystemPlan> {
-    let Some(root) = config.root() else {
-        return Err(invalid("root is missing".into()));
+/// `root` (a directory of the bundle's, not the host's root; the engine's may leave it out
+/// for the host's), `mounts` (nothing over /proc in a root of the container's own), the
+/// device rules (`linux.resources`), `linux.rootfsPropagation` (private only), and the masked
+/// and read-only paths (absolute).
+fn filesystem(config: &Spec, linux: &Linux, origin: Origin) -> Result<FilesystemPlan> {
+    let bundle = match origin {
+        Origin::Bundle(bundle) => bundle,
+        Origin::Engine => Path::new("/"),
     };
-    let rootfs = check_rootfs(&bundle.join(root.path()), "root.path")?;
+    let root = match (config.root(), origin) {
+        (Some(root), _) => Some(root),
+        (None, Origin::Engine) => None,
+        (None, Origin::Bundle(_)) => return Err(invalid("root is missing".into())),
+    };
+    let rootfs = root
+        .map(|root| check_rootfs(&bundle.join(root.path()), "root.path"))
+        .transpose()?;
     let mounts = config
         .mounts()
-        .clone()
-        .unwrap_or_default()
         .iter()
+        .flatten()
         .map(|m| {
-            Mount::from_oci(
+            let mount = Mount::from_oci(
                 m.destination(),
                 m.typ().as_deref(),
                 m.source().as_deref(),
                 m.options().as_deref().unwrap_or_default(),
                 bundle,
-            )
+            )?;
+            if rootfs.is_some() {
+                mount.check_clear_of_proc()?;
+            }
+            Ok(mount)
         })
         .collect::<Result<Vec<_>>>()?;
     check_devices(linux)?;
@@ -352,8 +375,8 @@ fn filesystem(config: &Spec, linux: &Linux, bundle: &Path) -> Result<FilesystemP
             .collect()
     };
     Ok(FilesystemPlan {
-        rootfs: Some(rootfs),
-        read_only: root.readonly().unwrap_or(false),
+        rootfs,
+        read_only: root.and_then(|root| root.readonly()).unwrap_or(false),
         mounts,
         etc_files: Vec::new(),
         masked_paths: absolute(linux.masked_paths(), "linux.maskedPaths")?,
@@ -716,6 +739,27 @@ mod tests {
     }
 
     #[test]
+    fn namespaces_round_trip_through_the_oci_form() {
+        let bundle = Namespaces {
+            network: Namespace::Join("/run/netns/a".into()),
+            uts: Namespace::Join("/proc/7/ns/uts".into()),
+            ipc: Namespace::New,
+            pid: Namespace::Host,
+            cgroup: Namespace::Join("/proc/7/ns/cgroup".into()),
+            join_order: vec![CloneFlags::CLONE_NEWCGROUP, CloneFlags::CLONE_NEWUTS],
+        };
+        for made in [
+            Namespaces::for_run(false, false),
+            Namespaces::for_run(true, true),
+            bundle,
+        ] {
+            let mut linux = Linux::default();
+            linux.set_namespaces(Some(made.to_oci()));
+            assert_eq!(namespaces(&linux).unwrap(), made);
+        }
+    }
+
+    #[test]
     fn namespaces_berth_cannot_give_are_refused_by_kind() {
         let refused = |list: Value, expected: &str| {
             let err = error(namespaces_of(list));
@@ -846,7 +890,11 @@ mod tests {
         std::fs::create_dir_all(bundle.join("rootfs")).unwrap();
         let of = |patch: Value| {
             let config = minimal(patch);
-            filesystem(&config, config.linux().as_ref().unwrap(), &bundle)
+            filesystem(
+                &config,
+                config.linux().as_ref().unwrap(),
+                Origin::Bundle(&bundle),
+            )
         };
         let plan = of(serde_json::json!({
             "root": {"path": "rootfs", "readonly": true},
@@ -890,9 +938,29 @@ mod tests {
         let mut rootless = serde_json::to_value(minimal(serde_json::json!({}))).unwrap();
         rootless.as_object_mut().unwrap().remove("root");
         let config = spec(rootless);
-        let err = error(filesystem(&config, &Linux::default(), &bundle));
+        let err = error(filesystem(
+            &config,
+            &Linux::default(),
+            Origin::Bundle(&bundle),
+        ));
         assert_eq!(err, "config.json: root is missing");
         std::fs::remove_dir_all(&bundle).unwrap();
+    }
+
+    #[test]
+    fn the_engines_config_may_keep_the_hosts_root_and_mount_over_its_proc() {
+        let mut config = serde_json::to_value(minimal(serde_json::json!({
+            "root": {"path": "/tmp"},
+            "mounts": [{"destination": "/proc/sys/x", "type": "bind", "source": "/tmp",
+                        "options": ["rbind"]}]
+        })))
+        .unwrap();
+        let in_root = filesystem(&spec(config.clone()), &Linux::default(), Origin::Engine);
+        assert!(error(in_root).contains("mounts nothing on /proc or below it"));
+        config.as_object_mut().unwrap().remove("root");
+        let plan = filesystem(&spec(config), &Linux::default(), Origin::Engine).unwrap();
+        assert_eq!(plan.rootfs, None, "the host's root");
+        assert_eq!(plan.mounts[0].destination, Path::new("/proc/sys/x"));
     }
 
     #[test]

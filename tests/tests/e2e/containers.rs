@@ -145,6 +145,66 @@ fn exec_joins_the_container_with_its_capabilities_and_passes_the_exit_code_back(
 }
 
 #[test]
+fn exec_takes_its_defaults_from_the_kept_config_or_from_an_earlier_berths_record() {
+    let w = World::new();
+    let out = w.berth_run(&[
+        "-d", "--name", "kept", "--net", "none", "-u", "1000:100", "-w", "/tmp", "sleep", "30",
+    ]);
+    let dir = w.containers_dir().join(out.ok().trim());
+    // The run's effective config, kept beside its record: the flags as a bundle would say
+    // them, with berth's annotations for what a config cannot say.
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["process"]["args"], serde_json::json!(["sleep", "30"]), "{config}");
+    assert_eq!(config["process"]["cwd"], "/tmp", "{config}");
+    assert_eq!(config["annotations"]["org.berth.run.user"], "1000:100", "{config}");
+    assert_eq!(config["annotations"]["org.berth.net"], "none", "{config}");
+    let script = "id -u; id -g; pwd; grep CapEff /proc/self/status";
+    let exec = || w.run(w.berth().args(["exec", "kept", "sh", "-c", script]));
+    let out = exec();
+    let lines: Vec<&str> = out.ok().lines().collect();
+    assert_eq!(
+        lines[..3],
+        ["1000", "100", "/tmp"],
+        "the run's user and directory
+{out}"
+    );
+    assert!(
+        lines[3].ends_with("0000000000000000"),
+        "a user other than root keeps none
+{out}"
+    );
+
+    // A container of a berth that kept no config: its record holds exec's defaults.
+    std::fs::remove_file(dir.join("config.json")).unwrap();
+    let record = dir.join("state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    for (key, value) in [
+        ("user", serde_json::json!("0")),
+        ("workdir", serde_json::json!("/")),
+        ("capabilities", serde_json::json!(["CAP_KILL"])),
+        ("no_new_privs", serde_json::json!(true)),
+        ("host_root", serde_json::json!(true)),
+    ] {
+        state[key] = value;
+    }
+    std::fs::write(&record, serde_json::to_vec(&state).unwrap()).unwrap();
+    let out = exec();
+    let lines: Vec<&str> = out.ok().lines().collect();
+    assert_eq!(
+        lines[..3],
+        ["0", "0", "/"],
+        "the record's user and directory
+{out}"
+    );
+    assert!(lines[3].ends_with("0000000000000020"), "CAP_KILL alone\n{out}");
+    w.run(w.berth().args(["stop", "kept"])).ok();
+    w.run(w.berth().args(["rm", "kept"])).ok();
+    w.assert_clean();
+}
+
+#[test]
 fn exec_is_refused_until_the_workload_runs() {
     let w = World::new();
     // The launcher halted once the veth is wired: the record names the workload's pid, but

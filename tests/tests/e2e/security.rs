@@ -133,7 +133,8 @@ fn the_hosts_loopback_services_are_unreachable_from_a_bridge_container() {
 fn state_is_private_and_links_planted_under_the_root_are_refused() {
     use std::os::unix::fs::{symlink, PermissionsExt};
     let w = World::new();
-    // While a container runs: directories 0700, state 0600, bound files 0644 (the root itself
+    // While a container runs: directories 0700, state and the kept config (with the `-e`
+    // values) 0600, bound files 0644 (the root itself
     // was made by the test, so its mode is the test's). Looked at once its record says it runs
     // (until then berth may be writing the record anew, through a temporary file).
     let out = w.berth_run(&[
@@ -150,7 +151,10 @@ fn state_is_private_and_links_planted_under_the_root_are_refused() {
         let want =
             if path.ends_with(".conf") || path.ends_with("/hosts") || path.ends_with("/hostname") {
                 "644"
-            } else if path.ends_with("state.json") || path.ends_with("/leases") {
+            } else if path.ends_with("state.json")
+                || path.ends_with("/config.json")
+                || path.ends_with("/leases")
+            {
                 "600"
             } else {
                 "700"

@@ -14,10 +14,10 @@ use nix::sys::signal::{signal, SigHandler, Signal};
 
 use crate::cli::ExecArgs;
 use crate::engine::host::check_privileges;
+use crate::engine::kept::ExecDefaults;
 use crate::engine::spec::{c_string, environment, path_of};
 use crate::engine::state::{ContainerDir, Status};
 use crate::error::{Error, Result};
-use berth_container::capabilities::CapabilityPolicy;
 use berth_container::child::exec_searching_path;
 use berth_container::namespaces::namespace_inode;
 use berth_container::read_only_exe;
@@ -62,7 +62,8 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
     // A container with a root of its own must not reach berth's binary (see read_only_exe);
     // one in the host's root shares the host's files anyway. Its record says which: nothing
     // the container can change (its processes may chroot, say).
-    if !state.host_root {
+    let defaults = ExecDefaults::of(&dir, &state)?;
+    if !defaults.host_root {
         read_only_exe::ensure()?;
     }
     // From before it looks at the workload until its command runs, an exec holds the
@@ -109,7 +110,7 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
     let user = args
         .user
         .as_deref()
-        .or(state.user.as_deref())
+        .or(defaults.user.as_deref())
         .map(User::parse)
         .transpose()?;
     let argv = args
@@ -178,7 +179,7 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
     let workdir = args
         .workdir
         .as_deref()
-        .or(state.workdir.as_deref())
+        .or(defaults.workdir.as_deref())
         .unwrap_or(Path::new("/"));
     change_directory_in_root(workdir).map_err(|e| Error::file(workdir, e))?;
     // The user is looked up in the container's own /etc/passwd, as the run did.
@@ -191,13 +192,10 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
             env.push(c_string(format!("HOME={home}").as_ref(), "HOME")?);
         }
     }
-    CapabilityPolicy::from_names(
-        &state.capabilities,
-        state.capability_sets.as_ref(),
-        state.no_new_privs,
-    )
-    .apply(ids.as_ref())
-    .map_err(Error::Failed)?;
+    defaults
+        .capabilities
+        .apply(ids.as_ref())
+        .map_err(Error::Failed)?;
     // SAFETY: restoring the default disposition installs no handler.
     unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }
         .map_err(|e| Error::system("reset SIGPIPE", e))?;

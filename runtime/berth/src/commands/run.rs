@@ -156,12 +156,13 @@ fn record(
         mount_namespace: None,
         network_namespace: None,
         detached: spec.detached,
-        capabilities: spec.capabilities.names(),
-        no_new_privs: spec.capabilities.no_new_privs,
-        capability_sets: spec.capabilities.set_names(),
-        user: spec.process.user.as_ref().map(|user| user.to_string()),
-        workdir: spec.process.workdir.clone(),
-        host_root: spec.filesystem.rootfs.is_none(),
+        // The run's process is kept in config.json (see `start`).
+        capabilities: Vec::new(),
+        no_new_privs: false,
+        capability_sets: None,
+        user: None,
+        workdir: None,
+        host_root: false,
         exit_code: None,
         lifecycle: Some(Lifecycle::Creating),
     };
@@ -326,9 +327,10 @@ fn start(
     supervise::become_subreaper()?;
     let signal_fd = signals.listen()?;
     let terminal = spec
+        .plan
         .process
         .terminal
-        .then(|| Terminal::open(spec.process.console_size))
+        .then(|| Terminal::open(spec.plan.process.console_size))
         .transpose()?;
     let log_pipes = (spec.detached && terminal.is_none())
         .then(log::Pipes::new)
@@ -366,23 +368,23 @@ fn start(
         parent: getpid(),
         network: network_hook,
         hostname: spec.hostname.clone(),
-        domainname: spec.domainname.clone(),
-        namespaces: spec.namespaces.clone(),
-        sysctl: spec.sysctl.clone(),
+        domainname: spec.plan.domainname.clone(),
+        namespaces: spec.plan.namespaces.clone(),
+        sysctl: spec.plan.sysctl.clone(),
         filesystem: FilesystemPlan {
             etc_files,
-            ..spec.filesystem.clone()
+            ..spec.plan.filesystem.clone()
         },
-        process: spec.process.clone(),
+        process: spec.plan.process.clone(),
         terminal: terminal.as_ref().map(|t| t.slave.as_raw_fd()),
         stdio,
-        argv: spec.argv.clone(),
-        env: spec.env.clone(),
+        argv: spec.plan.argv.clone(),
+        env: spec.plan.env.clone(),
         path: spec.path().to_vec(),
         signal_mask: signals.original,
-        capabilities: spec.capabilities.clone(),
+        capabilities: spec.plan.capabilities.clone(),
     };
-    let flags = spec.namespaces.clone_flags();
+    let flags = spec.plan.namespaces.clone_flags();
     let container = made
         .child
         .insert(clone_into_namespaces(flags, wired.is_some(), |ends| {
@@ -441,6 +443,9 @@ fn start(
     }
     trace::step("created the veth");
 
+    // While the child sets itself up: the effective config, kept before `berth exec` may
+    // enter (once the record says running), which takes its defaults from it.
+    dir.write_config(&spec.config)?;
     // Still 7: the child sets its hostname, mounts and capabilities and execs; wait for that.
     container.wait_for_exec(&spec.command_name())?;
     // Made, and its workload executed: from here `berth exec` may enter it (not before: its

@@ -7,6 +7,7 @@ pub mod container_network;
 pub mod detach;
 pub mod gc;
 pub mod host;
+pub mod kept;
 pub mod networks;
 pub mod oci;
 pub mod ports;

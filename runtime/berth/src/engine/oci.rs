@@ -8,13 +8,12 @@ use serde_json::Value;
 
 use crate::cli::{RunArgs, SpecArgs};
 use crate::engine::networks;
-use crate::engine::spec::{choose_network, name_of, Network, RunSpec};
+use crate::engine::spec::{choose_network, name_of, Engine, Network, RunSpec};
 use crate::error::{Error, Result};
 use berth_container::capabilities;
-use berth_container::child::ProcessPlan;
 use berth_container::mounts;
 use berth_container::namespaces::Namespace;
-use berth_container::plan::{self, Plan};
+use berth_container::plan::{self, Origin};
 
 /// The berth annotations of a bundle.
 const ANNOTATIONS: [&str; 5] = [
@@ -176,31 +175,18 @@ pub fn spec_from_bundle(dir: &Path, args: &RunArgs, root: &Path) -> Result<RunSp
 
     let id = berth_state::new_id()?;
     let (name, named) = name_of(args.name.as_deref(), &id)?;
-
-    // The engine's checks done (network, init, name), the mechanism checks the rest: process,
-    // filesystem, resources, sysctls.
-    let plan = Plan::from_spec(&config, &bundle, namespaces)?;
-    let hostname = plan.hostname.unwrap_or_else(|| name.replace('_', "-"));
-    Ok(RunSpec {
+    let engine = Engine {
         id,
         name,
-        hostname,
+        named,
         network,
-        argv: plan.argv,
-        env: plan.env,
-        capabilities: plan.capabilities,
+        init,
         detached: args.detach,
         log_options: crate::engine::spec::log_options(args)?,
-        named,
-        filesystem: plan.filesystem,
-        process: ProcessPlan {
-            init,
-            ..plan.process
-        },
-        namespaces: plan.namespaces,
-        sysctl: plan.sysctl,
-        domainname: plan.domainname,
-    })
+    };
+    // The engine's checks done (network, init, name), the mechanism checks the rest: process,
+    // filesystem, resources, sysctls.
+    RunSpec::plan(config, Origin::Bundle(&bundle), namespaces, engine)
 }
 
 /// `berth spec`: writes BUNDLE/config.json, refusing to overwrite one.

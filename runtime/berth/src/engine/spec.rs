@@ -1,5 +1,6 @@
 //! `RunSpec`: everything a run will do, validated before anything is created.
 
+use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -10,15 +11,17 @@ use crate::cli::RunArgs;
 use crate::engine::networks;
 use crate::engine::ports::PublishRequest;
 use crate::error::{Error, Result};
-use berth_container::capabilities::CapabilityPolicy;
+use berth_container::capabilities::{self, CapabilityPolicy};
 use berth_container::child::ProcessPlan;
 use berth_container::log::LogOptions;
 use berth_container::mounts::{self, Mount};
 use berth_container::namespaces::Namespaces;
+use berth_container::plan::{self, Origin, Plan};
 pub use berth_container::plan::{c_string, check_hostname, check_rootfs};
 use berth_container::rootfs::FilesystemPlan;
 use berth_container::user::User;
 use berth_state::files;
+use oci_spec::runtime::{Linux, LinuxCapabilities, Process, Root, Spec};
 
 /// The PATH a workload gets unless `-e PATH=...` says otherwise (docker's).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -58,7 +61,93 @@ impl Network {
     }
 }
 
-/// One validated `berth run`.
+/// Annotations that berth's own front end writes, for what its flags ask and an OCI config
+/// cannot say; a bundle may not set them (it says the same in OCI's terms).
+pub mod annotation {
+    /// `flags`: the config was made from `berth run`'s flags. Its capabilities then follow
+    /// docker's rule: the bounding set is the permitted and effective one for root only
+    /// (`-u 1000` keeps none), where a config's process sets survive the change of user. And
+    /// `process.user` is not read: the workload keeps berth's user and groups unless [`USER`].
+    pub const FRONT: &str = "org.berth.run";
+    /// `-u USER[:GROUP]`, looked up in the container's own passwd and group files.
+    pub const USER: &str = "org.berth.run.user";
+    /// `passwd`: HOME is the user's home in the container's passwd file (no `-e HOME`).
+    pub const HOME: &str = "org.berth.run.home";
+}
+
+/// The process and capabilities of `config` as berth runs them: a config made from the flags
+/// (see [`annotation`]) as its annotations say, any other as it is.
+pub fn process_of(config: &Spec) -> Result<(ProcessPlan, CapabilityPolicy)> {
+    let (mut process, mut capabilities) = plan::process_and_capabilities(config)?;
+    from_flags(config, &mut process, &mut capabilities)?;
+    Ok((process, capabilities))
+}
+
+/// What berth's annotations of a config made from the flags say of its process.
+fn from_flags(
+    config: &Spec,
+    process: &mut ProcessPlan,
+    capabilities: &mut CapabilityPolicy,
+) -> Result<()> {
+    let annotations = config.annotations().as_ref();
+    let given = |key: &str| annotations.and_then(|a| a.get(key)).map(String::as_str);
+    if given(annotation::FRONT) != Some("flags") {
+        return Ok(());
+    }
+    process.user = given(annotation::USER).map(User::parse).transpose()?;
+    process.home_is_default = given(annotation::HOME) == Some("passwd");
+    capabilities.sets = None;
+    Ok(())
+}
+
+/// What the engine settles of a run besides its config.
+#[derive(Debug)]
+pub struct Engine {
+    /// 64 hex digits, random.
+    pub id: String,
+    /// The container's name.
+    pub name: String,
+    /// Whether the name was given (`--name`), and so must be claimed.
+    pub named: bool,
+    /// Its network.
+    pub network: Network,
+    /// Whether berth's init runs as PID 1 (`--init`, `org.berth.init`).
+    pub init: bool,
+    /// Whether it runs in the background (`-d`).
+    pub detached: bool,
+    /// How large a detached container's log may grow.
+    pub log_options: LogOptions,
+}
+
+impl Network {
+    /// Records this network (published as `publish` says) and `init` in `annotations` as a
+    /// bundle would ask for them.
+    fn annotate(&self, annotations: &mut HashMap<String, String>, publish: &[String], init: bool) {
+        let mut set = |key: &str, value: String| annotations.insert(key.to_owned(), value);
+        set("org.berth.net", self.name().to_owned());
+        if init {
+            set("org.berth.init", "true".into());
+        }
+        if let Network::Bridge { requested, dns, .. } = self {
+            if let Some(addr) = requested {
+                set("org.berth.ip", addr.to_string());
+            }
+            let joined = |texts: Vec<String>| texts.join(",");
+            if !dns.is_empty() {
+                set(
+                    "org.berth.dns",
+                    joined(dns.iter().map(IpAddr::to_string).collect()),
+                );
+            }
+            if !publish.is_empty() {
+                set("org.berth.publish", joined(publish.to_vec()));
+            }
+        }
+    }
+}
+
+/// One validated `berth run`: its OCI config, what the engine settled, and the mechanism's
+/// plan of it.
 #[derive(Debug)]
 pub struct RunSpec {
     /// 64 hex digits, random.
@@ -69,28 +158,16 @@ pub struct RunSpec {
     pub hostname: String,
     /// Its network.
     pub network: Network,
-    /// The workload's argv.
-    pub argv: Vec<CString>,
-    /// The workload's environment, as KEY=VALUE.
-    pub env: Vec<CString>,
-    /// The capabilities it keeps.
-    pub capabilities: CapabilityPolicy,
     /// Whether it runs in the background (`-d`).
     pub detached: bool,
     /// How large a detached container's log may grow.
     pub log_options: LogOptions,
     /// Whether the name was given (`--name`), and so must be claimed.
     pub named: bool,
-    /// The root, the mounts (its files over /etc are added by the run).
-    pub filesystem: FilesystemPlan,
-    /// The workload's directory, user, limits, init.
-    pub process: ProcessPlan,
-    /// Its namespaces: new, joined by path, or the host's.
-    pub namespaces: Namespaces,
-    /// Namespaced sysctls to set.
-    pub sysctl: Vec<(String, String)>,
-    /// The NIS domain name.
-    pub domainname: Option<String>,
+    /// The run as an OCI config: the bundle's, or the one the flags make.
+    pub config: Spec,
+    /// What the mechanism will do: process, capabilities, namespaces, filesystem, sysctls.
+    pub plan: Plan,
 }
 
 impl RunSpec {
@@ -101,10 +178,10 @@ impl RunSpec {
         let log_options = log_options(&args)?;
         let id = berth_state::new_id()?;
         let (name, named) = name_of(args.name.as_deref(), &id)?;
-        let hostname = match args.hostname {
+        let hostname = match &args.hostname {
             Some(hostname) => {
-                check_hostname(&hostname)?;
-                hostname
+                check_hostname(hostname)?;
+                hostname.clone()
             }
             // The name's own rule keeps it a hostname the kernel takes (at most 63 bytes).
             None => name.replace('_', "-"),
@@ -210,36 +287,74 @@ impl RunSpec {
                 )));
             }
         }
-        let process = ProcessPlan {
-            workdir: args.workdir.clone(),
-            user: args.user.as_deref().map(User::parse).transpose()?,
-            home_is_default,
-            init: args.init,
-            ..ProcessPlan::default()
-        };
+        let user = args.user.as_deref().map(User::parse).transpose()?;
         let namespaces = Namespaces::for_run(matches!(network, Network::Host), pid_private);
-        Ok(RunSpec {
+        let mut annotations = HashMap::from([(annotation::FRONT.to_owned(), "flags".to_owned())]);
+        if let (Some(text), Some(_)) = (&args.user, &user) {
+            annotations.insert(annotation::USER.into(), text.clone());
+        }
+        if home_is_default {
+            annotations.insert(annotation::HOME.into(), "passwd".into());
+        }
+        network.annotate(&mut annotations, &args.publish, args.init);
+        let config = flags_config(FlagsConfig {
+            argv: &argv,
+            env: &env,
+            workdir: args.workdir.as_deref(),
+            capabilities: &capabilities,
+            hostname: args.hostname.as_deref(),
+            filesystem: &filesystem,
+            namespaces: &namespaces,
+            annotations,
+        });
+        let engine = Engine {
             id,
             name,
-            hostname,
+            named,
             network,
-            argv,
-            env,
-            capabilities,
+            init: args.init,
             detached: args.detach,
             log_options,
-            named,
-            filesystem,
-            process,
-            namespaces,
-            sysctl: Vec::new(),
-            domainname: None,
+        };
+        let mut spec = RunSpec::plan(config, Origin::Engine, namespaces, engine)?;
+        // A config's strings are UTF-8; the command line need not be, and runs as typed.
+        spec.plan.argv = argv;
+        Ok(spec)
+    }
+
+    /// The run of `config` (from `origin`), its namespaces (from [`plan::config_namespaces`])
+    /// as the engine settled them: the mechanism's sections checked and planned, then what
+    /// berth's own annotations say (of a config made from the flags only).
+    pub fn plan(
+        config: Spec,
+        origin: Origin,
+        namespaces: Namespaces,
+        engine: Engine,
+    ) -> Result<Self> {
+        let mut plan = Plan::from_spec(&config, origin, namespaces)?;
+        plan.process.init = engine.init;
+        from_flags(&config, &mut plan.process, &mut plan.capabilities)?;
+        let hostname = plan
+            .hostname
+            .clone()
+            .unwrap_or_else(|| engine.name.replace('_', "-"));
+        Ok(RunSpec {
+            id: engine.id,
+            name: engine.name,
+            hostname,
+            network: engine.network,
+            detached: engine.detached,
+            log_options: engine.log_options,
+            named: engine.named,
+            config,
+            plan,
         })
     }
 
     /// The workload's command as the user typed it.
     pub fn command_line(&self) -> String {
-        self.argv
+        self.plan
+            .argv
             .iter()
             .map(|arg| arg.to_string_lossy())
             .collect::<Vec<_>>()
@@ -248,14 +363,86 @@ impl RunSpec {
 
     /// The workload's command (its first word), for messages.
     pub fn command_name(&self) -> String {
-        self.argv[0].to_string_lossy().into_owned()
+        self.plan.argv[0].to_string_lossy().into_owned()
     }
 
     /// The PATH the workload's command is looked up in.
     pub fn path(&self) -> &[u8] {
-        path_of(&self.env)
+        path_of(&self.plan.env)
     }
 }
+
+/// What the flags ask, checked, for [`flags_config`].
+struct FlagsConfig<'a> {
+    argv: &'a [CString],
+    env: &'a [CString],
+    workdir: Option<&'a Path>,
+    capabilities: &'a CapabilityPolicy,
+    /// `--hostname`; without it the engine names the host after the container, as it
+    /// does for a bundle without one.
+    hostname: Option<&'a str>,
+    filesystem: &'a FilesystemPlan,
+    namespaces: &'a Namespaces,
+    annotations: HashMap<String, String>,
+}
+
+/// The OCI config of checked flags: what a bundle would say for them, with berth's
+/// annotations for the rest; no `root` is the host's.
+fn flags_config(flags: FlagsConfig) -> Spec {
+    let text = |c: &CString| c.to_string_lossy().into_owned();
+    let mut user = oci_spec::runtime::User::default();
+    user.set_uid(0);
+    user.set_gid(0);
+    let keep = capabilities::to_oci(&flags.capabilities.keep);
+    let mut sets = LinuxCapabilities::default();
+    sets.set_bounding(Some(keep.clone()));
+    sets.set_permitted(Some(keep.clone()));
+    sets.set_effective(Some(keep));
+    sets.set_inheritable(None);
+    sets.set_ambient(None);
+    let mut process = Process::default();
+    process.set_terminal(None);
+    process.set_user(user);
+    process.set_args(Some(flags.argv.iter().map(text).collect()));
+    process.set_env(Some(flags.env.iter().map(text).collect()));
+    process.set_cwd(flags.workdir.unwrap_or(Path::new("/")).to_path_buf());
+    process.set_capabilities(Some(sets));
+    process.set_no_new_privileges(Some(flags.capabilities.no_new_privs));
+    process.set_rlimits(None);
+    let filesystem = flags.filesystem;
+    let paths = |paths: &[PathBuf]| {
+        (!paths.is_empty()).then(|| {
+            paths
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect()
+        })
+    };
+    let mut linux = Linux::default();
+    linux.set_resources(None);
+    linux.set_namespaces(Some(flags.namespaces.to_oci()));
+    linux.set_masked_paths(paths(&filesystem.masked_paths));
+    linux.set_readonly_paths(paths(&filesystem.read_only_paths));
+    let mut config = Spec::default();
+    config.set_version(OCI_VERSION.into());
+    config.set_process(Some(process));
+    config.set_root(filesystem.rootfs.as_ref().map(|dir| {
+        let mut root = Root::default();
+        root.set_path(dir.clone());
+        root.set_readonly(Some(filesystem.read_only));
+        root
+    }));
+    config.set_hostname(flags.hostname.map(str::to_owned));
+    config.set_mounts(Some(
+        filesystem.mounts.iter().map(Mount::to_oci_mount).collect(),
+    ));
+    config.set_annotations(Some(flags.annotations));
+    config.set_linux(Some(linux));
+    config
+}
+
+/// The OCI runtime specification's version of the configs berth writes.
+pub const OCI_VERSION: &str = "1.0.2";
 
 /// `--log-opt`, which only a detached container's log takes.
 pub fn log_options(args: &RunArgs) -> Result<LogOptions> {
@@ -415,8 +602,113 @@ pub fn environment(entries: &[String], hostname: &str) -> Result<Vec<CString>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use berth_container::namespaces::Namespace;
+    use clap::Parser;
+    use std::os::unix::ffi::OsStrExt;
+
+    /// `berth run ARGS` as the flags' front end plans it (no network is looked up).
+    pub(crate) fn planned<S: AsRef<OsStr>>(args: &[S]) -> RunSpec {
+        let words = [OsStr::new("berth"), OsStr::new("run")]
+            .into_iter()
+            .chain(args.iter().map(AsRef::as_ref));
+        let crate::cli::Command::Run(args) = crate::cli::Cli::parse_from(words).command else {
+            unreachable!("a run")
+        };
+        RunSpec::from_args(*args, Path::new("/nonexistent")).unwrap()
+    }
+
+    fn words(text: &str) -> Vec<&OsStr> {
+        text.split(' ').map(OsStr::new).collect()
+    }
+
+    #[test]
+    fn the_flags_make_a_config_a_bundle_could_give_and_plan_it_as_before() {
+        let spec = planned(&words(
+            "--net none --name web -u 1000:100 -e A=1 -v /tmp:/tmp:ro --cap-drop ALL \
+             --cap-add CAP_KILL -w /srv sleep 1",
+        ));
+        let config = serde_json::to_value(&spec.config).unwrap();
+        berth_container::plan::check_keys(&config).unwrap();
+        assert_eq!(config["process"]["args"], serde_json::json!(["sleep", "1"]));
+        assert!(config.get("root").is_none(), "the host's root");
+        let annotations = &config["annotations"];
+        assert_eq!(annotations["org.berth.net"], "none");
+        assert_eq!(annotations[annotation::FRONT], "flags");
+        assert_eq!(annotations[annotation::USER], "1000:100");
+        let plan = &spec.plan;
+        assert_eq!(
+            plan.process.user,
+            Some(User::Lookup {
+                user: "1000".into(),
+                group: Some("100".into())
+            }),
+            "looked up in the container, not taken as ids"
+        );
+        assert!(plan.process.home_is_default);
+        assert_eq!(plan.capabilities.names(), ["CAP_KILL"]);
+        assert_eq!(
+            plan.capabilities.sets, None,
+            "docker's rule: a user other than root keeps none"
+        );
+        assert!(plan.capabilities.no_new_privs);
+        assert_eq!(plan.namespaces, Namespaces::for_run(false, false));
+        assert_eq!(plan.filesystem.rootfs, None);
+        assert_eq!(
+            plan.filesystem.mounts,
+            [Mount::parse_volume("/tmp:/tmp:ro").unwrap()]
+        );
+        assert!(plan.filesystem.masked_paths.is_empty());
+        assert_eq!(plan.process.workdir.as_deref(), Some(Path::new("/srv")));
+        let env: Vec<_> = plan.env.iter().map(|e| e.to_str().unwrap()).collect();
+        assert_eq!(
+            env,
+            [
+                &format!("PATH={DEFAULT_PATH}"),
+                "HOSTNAME=web",
+                "HOME=/root",
+                "A=1"
+            ]
+        );
+        assert_eq!(spec.hostname, "web");
+    }
+
+    #[test]
+    fn a_root_filesystem_gets_its_defaults_and_the_command_runs_byte_for_byte() {
+        let rootfs = std::env::temp_dir();
+        let not_utf8 = OsStr::from_bytes(b"caf\xe9");
+        let spec = planned(&[
+            OsStr::new("--net"),
+            OsStr::new("host"),
+            OsStr::new("--rootfs"),
+            rootfs.as_os_str(),
+            OsStr::new("-e"),
+            OsStr::new("HOME=/home/x"),
+            OsStr::new("echo"),
+            not_utf8,
+        ]);
+        let plan = &spec.plan;
+        assert_eq!(plan.argv[1].as_bytes(), not_utf8.as_bytes());
+        assert_eq!(
+            plan.filesystem.rootfs,
+            Some(std::fs::canonicalize(&rootfs).unwrap())
+        );
+        assert_eq!(plan.filesystem.mounts, mounts::rootfs_defaults());
+        assert_eq!(
+            plan.filesystem.masked_paths.len(),
+            mounts::MASKED_PATHS.len()
+        );
+        assert_eq!(plan.namespaces.network, Namespace::Host);
+        assert_eq!(
+            plan.namespaces.pid,
+            Namespace::New,
+            "a root of its own has its own PIDs"
+        );
+        assert_eq!(plan.process.user, None, "berth's own user");
+        assert!(!plan.process.home_is_default, "-e HOME");
+        assert_eq!(plan.capabilities.names().len(), capabilities::DEFAULT.len());
+    }
 
     #[test]
     fn names_follow_dockers_rule() {

@@ -15,6 +15,9 @@ use berth_container::Lifecycle;
 use berth_state::files::{self, check_real_dir};
 pub use berth_state::private_dir;
 
+/// The name of the run's kept config in its container's directory.
+const CONFIG: &str = "config.json";
+
 /// What berth records of a container, before it makes anything for it: enough for `berth gc`
 /// to find and remove all of it once its launcher is gone.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,26 +62,28 @@ pub struct State {
     /// Whether it runs in the background (`run -d`), its output in `log`.
     #[serde(default)]
     pub detached: bool,
-    /// The capabilities the workload keeps (by name), and whether no_new_privs is set: `berth
-    /// exec` gives its commands the same.
-    #[serde(default)]
+    /// Of a record of a berth that kept no config.json (this one keeps the run's process there,
+    /// see `engine::kept`): the capabilities the workload keeps (by name), and whether
+    /// no_new_privs is set; `berth exec` gives its commands the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capabilities: Vec<String>,
     /// See `capabilities`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_new_privs: bool,
-    /// A bundle's process capability sets, which `berth exec` gives its commands too.
+    /// Of an earlier berth's record: a bundle's process capability sets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capability_sets: Option<SetNames>,
-    /// The user the workload runs as (`-u`, or a bundle's `uid:gid`); `berth exec`'s default.
+    /// Of an earlier berth's record: the user the workload runs as (`-u`, or a bundle's
+    /// `uid:gid`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    /// The workload's working directory; `berth exec`'s default.
+    /// Of an earlier berth's record: the workload's working directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workdir: Option<std::path::PathBuf>,
-    /// Whether the container runs in the host's root (no root filesystem of its own): then it
-    /// shares the host's files, berth's binary among them. A record without it (of an older
-    /// berth) is taken for a container with a root of its own.
-    #[serde(default)]
+    /// Of an earlier berth's record: whether the container runs in the host's root. A record
+    /// without it (of a berth before the hardening) is taken for a container with a root of
+    /// its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub host_root: bool,
     /// The workload's exit code, once a detached container has ended (its record is kept
     /// for `berth logs` and `berth ps -a` until `berth rm`).
@@ -339,6 +344,26 @@ impl ContainerDir {
         let json = serde_json::to_vec_pretty(state)
             .map_err(|e| Error::Failed(format!("encode state: {e}")))?;
         self.write("state.json", &json, 0o600).map(drop)
+    }
+
+    /// Keeps the run's effective OCI config (`config.json`, as runc keeps its bundle's).
+    pub fn write_config(&self, config: &oci_spec::runtime::Spec) -> Result<()> {
+        let json = serde_json::to_vec_pretty(config)
+            .map_err(|e| Error::Failed(format!("encode config.json: {e}")))?;
+        self.write(CONFIG, &json, 0o600).map(drop)
+    }
+
+    /// Reads the run's kept config; `None` for a container of a berth that kept none.
+    pub fn read_config(&self) -> Result<Option<oci_spec::runtime::Spec>> {
+        let path = self.path.join(CONFIG);
+        let text = match files::read_regular(&path, files::CONFIG_LIMIT, files::Links::Refuse) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::file(&path, e)),
+        };
+        serde_json::from_slice(&text)
+            .map(Some)
+            .map_err(|e| Error::Invalid(format!("{} is not a valid config: {e}", path.display())))
     }
 
     /// Reads the state record.
