@@ -38,7 +38,7 @@ pub struct CapabilityPolicy {
 }
 
 /// An OCI config's process sets by capability name, as an earlier berth's container record
-/// kept them.
+/// kept them and `berth inspect` shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SetNames {
     /// The effective set.
@@ -54,7 +54,11 @@ pub struct SetNames {
 /// `set` as an OCI config's capabilities.
 pub fn to_oci(set: &CapsHashSet) -> oci_spec::runtime::Capabilities {
     set.iter()
-        .filter_map(|cap| cap.to_string().strip_prefix("CAP_")?.parse().ok())
+        .map(|cap| {
+            let name = cap.to_string();
+            let known = name.strip_prefix("CAP_").and_then(|name| name.parse().ok());
+            known.expect("oci-spec names every capability caps knows (a unit test checks)")
+        })
         .collect()
 }
 
@@ -128,7 +132,17 @@ impl CapabilityPolicy {
         names_of(&self.keep)
     }
 
-    /// The policy an earlier berth recorded of a container (by name), for `berth exec` (see [`CapabilityPolicy::for_exec`]).
+    /// The OCI config's process sets by name, if it gave them.
+    pub fn set_names(&self) -> Option<SetNames> {
+        self.sets.as_ref().map(|sets| SetNames {
+            effective: names_of(&sets.effective),
+            permitted: names_of(&sets.permitted),
+            inheritable: names_of(&sets.inheritable),
+            ambient: names_of(&sets.ambient),
+        })
+    }
+
+    /// The policy an earlier berth recorded of a container, by name.
     pub fn from_names(names: &[String], sets: Option<&SetNames>, no_new_privs: bool) -> Self {
         CapabilityPolicy {
             keep: parse_recorded(names),
@@ -140,7 +154,6 @@ impl CapabilityPolicy {
             }),
             no_new_privs,
         }
-        .for_exec()
     }
 
     /// A container's policy for a command `berth exec` starts in it: ambient capabilities

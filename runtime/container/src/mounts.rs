@@ -192,13 +192,17 @@ impl Mount {
         Ok(())
     }
 
-    /// This mount as an OCI config's.
+    /// This mount as an OCI config's, its paths as they are (a config in memory holds any
+    /// path; only its JSON needs UTF-8).
     pub fn to_oci_mount(&self) -> oci_spec::runtime::Mount {
-        let (destination, kind, source, options) = self.to_oci();
+        let (_, kind, source, options) = self.to_oci();
         let mut mount = oci_spec::runtime::Mount::default();
-        mount.set_destination(destination.into());
+        mount.set_destination(self.destination.clone());
         mount.set_typ(Some(kind));
-        mount.set_source(Some(source.into()));
+        mount.set_source(Some(match &self.source {
+            Source::Bind { path, .. } => path.clone(),
+            _ => source.into(),
+        }));
         mount.set_options(Some(options));
         mount
     }
@@ -461,25 +465,35 @@ mod tests {
 
     #[test]
     fn every_mount_berth_makes_round_trips_through_the_oci_form() {
+        use std::os::unix::ffi::OsStrExt;
         let mut propagated = Mount::parse_volume("/tmp:/data:ro").unwrap();
         propagated.propagation = Some(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+        // A host path that is no UTF-8, reached through a link that is.
+        let scratch = std::env::temp_dir().join(format!("berth-mounts-{}", std::process::id()));
+        let latin1 = scratch.join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+        std::fs::create_dir_all(&latin1).unwrap();
+        let link = scratch.join("link");
+        std::os::unix::fs::symlink(&latin1, &link).unwrap();
+        let not_utf8 = Mount::parse_volume(&format!("{}:/data", link.display())).unwrap();
         let made = rootfs_defaults().into_iter().chain([
             proc_for_private_pids(),
             Mount::parse_volume("/tmp:/data").unwrap(),
             Mount::parse_volume("/tmp:/data:ro").unwrap(),
             propagated,
+            not_utf8,
         ]);
         for mount in made {
-            let (destination, kind, source, options) = mount.to_oci();
+            let oci = mount.to_oci_mount();
             let back = Mount::from_oci(
-                Path::new(&destination),
-                Some(&kind),
-                Some(Path::new(&source)),
-                &options,
+                oci.destination(),
+                oci.typ().as_deref(),
+                oci.source().as_deref(),
+                oci.options().as_deref().unwrap_or_default(),
                 Path::new("/"),
             )
             .unwrap();
             assert_eq!(back, mount);
         }
+        std::fs::remove_dir_all(&scratch).unwrap();
     }
 }

@@ -94,7 +94,8 @@ impl Namespaces {
                 CloneFlags::CLONE_NEWIPC => LinuxNamespaceType::Ipc,
                 CloneFlags::CLONE_NEWPID => LinuxNamespaceType::Pid,
                 CloneFlags::CLONE_NEWCGROUP => LinuxNamespaceType::Cgroup,
-                _ => LinuxNamespaceType::Mount,
+                CloneFlags::CLONE_NEWNS => LinuxNamespaceType::Mount,
+                _ => unreachable!("a container's namespaces are the mount one and `kinds`"),
             };
             let mut namespace = LinuxNamespace::default();
             namespace.set_typ(typ);

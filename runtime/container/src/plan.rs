@@ -88,9 +88,9 @@ pub enum Origin<'a> {
     /// A bundle's config.json; the bundle's canonical path resolves its relative paths, and
     /// it must give a root.
     Bundle(&'a Path),
-    /// The engine's own front end (`berth run`'s flags): without a root the container keeps
-    /// the host's, and its paths are absolute.
-    Engine,
+    /// `berth run`'s flags, made into a config by the engine: without a root the container
+    /// keeps the host's (this origin only), and every path is absolute.
+    Flags,
 }
 
 impl Plan {
@@ -316,20 +316,28 @@ fn process_section(
     Ok((argv, env, plan, capabilities))
 }
 
-/// `root` (a directory of the bundle's, not the host's root; the engine's may leave it out
-/// for the host's), `mounts` (nothing over /proc in a root of the container's own), the
+/// `root` (a directory of the bundle's, not the host's root; the flags' may leave it out for
+/// the host's), `mounts` (nothing over /proc in a root of the container's own), the
 /// device rules (`linux.resources`), `linux.rootfsPropagation` (private only), and the masked
 /// and read-only paths (absolute).
 fn filesystem(config: &Spec, linux: &Linux, origin: Origin) -> Result<FilesystemPlan> {
     let bundle = match origin {
         Origin::Bundle(bundle) => bundle,
-        Origin::Engine => Path::new("/"),
+        Origin::Flags => Path::new("/"),
     };
     let root = match (config.root(), origin) {
         (Some(root), _) => Some(root),
-        (None, Origin::Engine) => None,
+        (None, Origin::Flags) => None,
         (None, Origin::Bundle(_)) => return Err(invalid("root is missing".into())),
     };
+    if let (Some(root), Origin::Flags) = (root, origin) {
+        if !root.path().is_absolute() {
+            return Err(invalid(format!(
+                "root.path {} is not absolute",
+                root.path().display()
+            )));
+        }
+    }
     let rootfs = root
         .map(|root| check_rootfs(&bundle.join(root.path()), "root.path"))
         .transpose()?;
@@ -955,10 +963,10 @@ mod tests {
                         "options": ["rbind"]}]
         })))
         .unwrap();
-        let in_root = filesystem(&spec(config.clone()), &Linux::default(), Origin::Engine);
+        let in_root = filesystem(&spec(config.clone()), &Linux::default(), Origin::Flags);
         assert!(error(in_root).contains("mounts nothing on /proc or below it"));
         config.as_object_mut().unwrap().remove("root");
-        let plan = filesystem(&spec(config), &Linux::default(), Origin::Engine).unwrap();
+        let plan = filesystem(&spec(config), &Linux::default(), Origin::Flags).unwrap();
         assert_eq!(plan.rootfs, None, "the host's root");
         assert_eq!(plan.mounts[0].destination, Path::new("/proc/sys/x"));
     }

@@ -151,8 +151,8 @@ fn exec_takes_its_defaults_from_the_kept_config_or_from_an_earlier_berths_record
         "-d", "--name", "kept", "--net", "none", "-u", "1000:100", "-w", "/tmp", "sleep", "30",
     ]);
     let dir = w.containers_dir().join(out.ok().trim());
-    // The run's effective config, kept beside its record: the flags as a bundle would say
-    // them, with berth's annotations for what a config cannot say.
+    // The run's config, kept beside its record: the flags as a bundle would say them, with
+    // berth's annotations for what a config cannot say.
     let config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["process"]["args"], serde_json::json!(["sleep", "30"]), "{config}");
@@ -163,24 +163,19 @@ fn exec_takes_its_defaults_from_the_kept_config_or_from_an_earlier_berths_record
     let exec = || w.run(w.berth().args(["exec", "kept", "sh", "-c", script]));
     let out = exec();
     let lines: Vec<&str> = out.ok().lines().collect();
-    assert_eq!(
-        lines[..3],
-        ["1000", "100", "/tmp"],
-        "the run's user and directory
-{out}"
-    );
-    assert!(
-        lines[3].ends_with("0000000000000000"),
-        "a user other than root keeps none
-{out}"
-    );
+    assert_eq!(lines[..3], ["1000", "100", "/tmp"], "the run's user and directory\n{out}");
+    assert!(lines[3].ends_with("0000000000000000"), "a user other than root keeps none\n{out}");
+
+    // Its record says the config is kept: without it, exec refuses rather than guess.
+    std::fs::remove_file(dir.join("config.json")).unwrap();
+    exec().expect_berth_error(&["the record says the run kept its config, but there is none"]);
 
     // A container of a berth that kept no config: its record holds exec's defaults.
-    std::fs::remove_file(dir.join("config.json")).unwrap();
     let record = dir.join("state.json");
     let mut state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
     for (key, value) in [
+        ("kept_config", serde_json::json!(false)),
         ("user", serde_json::json!("0")),
         ("workdir", serde_json::json!("/")),
         ("capabilities", serde_json::json!(["CAP_KILL"])),
@@ -192,15 +187,26 @@ fn exec_takes_its_defaults_from_the_kept_config_or_from_an_earlier_berths_record
     std::fs::write(&record, serde_json::to_vec(&state).unwrap()).unwrap();
     let out = exec();
     let lines: Vec<&str> = out.ok().lines().collect();
-    assert_eq!(
-        lines[..3],
-        ["0", "0", "/"],
-        "the record's user and directory
-{out}"
-    );
+    assert_eq!(lines[..3], ["0", "0", "/"], "the record's user and directory\n{out}");
     assert!(lines[3].ends_with("0000000000000020"), "CAP_KILL alone\n{out}");
     w.run(w.berth().args(["stop", "kept"])).ok();
     w.run(w.berth().args(["rm", "kept"])).ok();
+    w.assert_clean();
+}
+
+#[test]
+fn a_host_path_that_is_not_utf8_is_mounted_as_it_is() {
+    use std::os::unix::ffi::OsStrExt;
+    let w = World::new();
+    // Reached through a link whose own name is text, as `-v` takes text.
+    let latin1 = w.path("caf").with_file_name(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+    std::fs::create_dir(&latin1).unwrap();
+    std::fs::write(latin1.join("menu"), "soup\n").unwrap();
+    let link = w.path("cafe-link");
+    std::os::unix::fs::symlink(&latin1, &link).unwrap();
+    let volume = format!("{}:/mnt:ro", link.display());
+    let out = w.berth_run(&["--net", "none", "-v", &volume, "cat", "/mnt/menu"]);
+    assert_eq!(out.ok(), "soup\n");
     w.assert_clean();
 }
 

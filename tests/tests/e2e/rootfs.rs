@@ -444,6 +444,32 @@ fn a_bundle_from_berth_spec_runs_as_it_is_and_bad_bundles_are_refused() {
     w.berth_run(&["--bundle", with_sysctl.to_str().unwrap(), "--net", "host"]).expect_berth_error(
         &["linux.sysctl net.ipv4.ip_unprivileged_port_start is not in a namespace"],
     );
+    // The run's config is kept as it ran: the host's network namespace, as --net host asked.
+    let mut sleeper = config.clone();
+    sleeper["process"]["args"] = serde_json::json!(["sleep", "30"]);
+    let sleeping = bundle(&w, "sleeper", &sleeper);
+    let started = w.berth_run(&[
+        "-d",
+        "--name",
+        "kept",
+        "--bundle",
+        sleeping.to_str().unwrap(),
+        "--net",
+        "host",
+    ]);
+    let kept_path = w.containers_dir().join(started.ok().trim()).join("config.json");
+    let kept = crate::json(&std::fs::read_to_string(&kept_path).unwrap());
+    let kinds: Vec<&str> = kept["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|namespace| namespace["type"].as_str().unwrap())
+        .collect();
+    assert!(!kinds.contains(&"network") && kinds.contains(&"pid"), "{kept}");
+    assert_eq!(kept["annotations"]["org.berth.net"], "host", "{kept}");
+    assert_eq!(kept["process"]["args"], serde_json::json!(["sleep", "30"]), "{kept}");
+    w.run(w.berth().args(["stop", "kept"])).ok();
+    w.run(w.berth().args(["rm", "kept"])).ok();
 
     // Refused by name, with nothing made.
     let mut seccomp = config.clone();
@@ -458,6 +484,14 @@ fn a_bundle_from_berth_spec_runs_as_it_is_and_bad_bundles_are_refused() {
         .push(serde_json::json!({"type": "user"}));
     let bad = bundle(&w, "userns", &user_ns);
     w.berth_run(&["--bundle", bad.to_str().unwrap()]).expect_berth_error(&["user namespace"]);
+    // berth's own front end's annotations are not a bundle's to give.
+    for key in ["org.berth.run", "org.berth.run.user"] {
+        let mut ours = config.clone();
+        ours["annotations"][key] = serde_json::json!("flags");
+        let bad = bundle(&w, "ours", &ours);
+        w.berth_run(&["--bundle", bad.to_str().unwrap()])
+            .expect_berth_error(&[&format!("config.json: unknown annotation {key} (berth reads")]);
+    }
     w.berth_run(&["--bundle", dir.to_str().unwrap(), "--rootfs", "/tmp"])
         .expect_berth_error(&["root.path"]);
     w.assert_clean();

@@ -14,7 +14,7 @@ use nix::sys::signal::{signal, SigHandler, Signal};
 
 use crate::cli::ExecArgs;
 use crate::engine::host::check_privileges;
-use crate::engine::kept::ExecDefaults;
+use crate::engine::kept::KeptProcess;
 use crate::engine::spec::{c_string, environment, path_of};
 use crate::engine::state::{ContainerDir, Status};
 use crate::error::{Error, Result};
@@ -60,10 +60,11 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
         )));
     };
     // A container with a root of its own must not reach berth's binary (see read_only_exe);
-    // one in the host's root shares the host's files anyway. Its record says which: nothing
-    // the container can change (its processes may chroot, say).
-    let defaults = ExecDefaults::of(&dir, &state)?;
-    if !defaults.host_root {
+    // one in the host's root shares the host's files anyway. Its kept config (an earlier
+    // berth's record) says which: nothing the container can change (its processes may
+    // chroot, say).
+    let kept = KeptProcess::of(&dir, &state)?;
+    if !kept.host_root {
         read_only_exe::ensure()?;
     }
     // From before it looks at the workload until its command runs, an exec holds the
@@ -110,7 +111,7 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
     let user = args
         .user
         .as_deref()
-        .or(defaults.user.as_deref())
+        .or(kept.user.as_deref())
         .map(User::parse)
         .transpose()?;
     let argv = args
@@ -179,7 +180,7 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
     let workdir = args
         .workdir
         .as_deref()
-        .or(defaults.workdir.as_deref())
+        .or(kept.workdir.as_deref())
         .unwrap_or(Path::new("/"));
     change_directory_in_root(workdir).map_err(|e| Error::file(workdir, e))?;
     // The user is looked up in the container's own /etc/passwd, as the run did.
@@ -192,8 +193,8 @@ pub fn exec(root: &Path, args: ExecArgs) -> Result<u8> {
             env.push(c_string(format!("HOME={home}").as_ref(), "HOME")?);
         }
     }
-    defaults
-        .capabilities
+    kept.capabilities
+        .for_exec()
         .apply(ids.as_ref())
         .map_err(Error::Failed)?;
     // SAFETY: restoring the default disposition installs no handler.

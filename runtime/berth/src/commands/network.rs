@@ -109,9 +109,12 @@ fn inspect(root: &Path, name: &str) -> Result<u8> {
     let mut value = describe(&record);
     value["containers"] = users(root, &record.name)
         .iter()
-        .map(
-            |s| json!({ "name": s.name, "id": s.id, "address": s.address, "address6": s.address6 }),
-        )
+        .map(|s| {
+            let on_it = s.attachments.iter().find(|a| a.network == record.name);
+            let address = on_it.map(|a| a.address.as_str());
+            let address6 = on_it.and_then(|a| a.address6.as_deref());
+            json!({ "name": s.name, "id": s.id, "address": address, "address6": address6 })
+        })
         .collect();
     println!("{}", serde_json::to_string_pretty(&value).expect("JSON"));
     Ok(0)

@@ -21,7 +21,7 @@ pub fn ps(root: &Path, args: PsArgs) -> Result<u8> {
             Ok(state) => {
                 let status = state.status();
                 if args.all || status == Status::Running {
-                    states.push((state, status));
+                    states.push((dir, state, status));
                 }
             }
             // Never hidden: said, and left for the administrator (or berth gc) to deal with.
@@ -37,7 +37,7 @@ pub fn ps(root: &Path, args: PsArgs) -> Result<u8> {
         PsFormat::Json => {
             let list: Vec<_> = states
                 .iter()
-                .map(|(state, status)| describe(state, *status))
+                .map(|(_, state, status)| describe(state, *status))
                 .collect();
             println!("{}", serde_json::Value::Array(list));
         }
@@ -48,22 +48,31 @@ pub fn ps(root: &Path, args: PsArgs) -> Result<u8> {
             ]
             .map(String::from)
             .to_vec()];
-            for (state, status) in &states {
+            for (_, state, status) in &states {
                 let status = *status;
                 rows.push(vec![
                     state.name.clone(),
                     state.short_id().to_owned(),
                     state.pid.map_or("-".into(), |p| p.to_string()),
                     state.network.clone(),
-                    state.address.clone().unwrap_or_else(|| "-".into()),
+                    state
+                        .first_attachment()
+                        .map_or("-".into(), |a| a.address.clone()),
                     status.to_string(),
                     if status == Status::Running {
                         uptime(now.saturating_sub(state.created))
                     } else {
                         "-".into()
                     },
-                    if status == Status::Running && !state.ports.is_empty() {
-                        ports_column(&state.ports)
+                    if status == Status::Running
+                        && state.attachments.iter().any(|a| !a.ports.is_empty())
+                    {
+                        let ports: Vec<_> = state
+                            .attachments
+                            .iter()
+                            .flat_map(|a| a.ports.clone())
+                            .collect();
+                        ports_column(&ports)
                     } else {
                         "-".into()
                     },
@@ -85,9 +94,17 @@ pub fn inspect(root: &Path, name: &str) -> Result<u8> {
     Ok(0)
 }
 
-/// A container as `ps --format json` and `inspect` show it: its record, its status.
+/// A container as `inspect` and `ps --format json` show it: its record, with its first
+/// attachment's address, ports and veth where they always were, and its status.
 fn describe(state: &State, status: Status) -> serde_json::Value {
     let mut value = serde_json::to_value(state).unwrap_or_else(|_| json!({}));
+    let first = state.first_attachment();
+    value["address"] = json!(first.map(|a| &a.address));
+    if let Some(address6) = first.and_then(|a| a.address6.as_ref()) {
+        value["address6"] = json!(address6);
+    }
+    value["ports"] = json!(first.map_or(&[][..], |a| &a.ports));
+    value["host_interface"] = json!(first.map(|a| &a.host_interface));
     value["status"] = json!(status.to_string());
     value["running"] = json!(status == Status::Running);
     value

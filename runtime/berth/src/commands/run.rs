@@ -21,7 +21,7 @@ use crate::engine::networks;
 use crate::engine::oci;
 use crate::engine::ports::{self, Reservation};
 use crate::engine::spec::{Network, RunSpec};
-use crate::engine::state::{claim_name, release_name, ContainerDir, State};
+use crate::engine::state::{claim_name, release_name, Attachment, ContainerDir, State};
 use crate::error::{Error, Result};
 use crate::fault;
 use crate::trace;
@@ -128,8 +128,8 @@ fn launch(
 }
 
 /// Step 2, the owner on record: the container's directory appears with its state in it,
-/// before anything is made for it; then its name is claimed. Returns the record and the
-/// directory.
+/// before anything is made for it, then its kept config; then its name is claimed. Returns
+/// the record and the directory.
 fn record(
     root: &Path,
     spec: &RunSpec,
@@ -148,21 +148,22 @@ fn record(
         launcher_pid: owner.pid,
         launcher_start: owner.start,
         boot_id: owner.boot.clone(),
-        address: None,
-        address6: None,
-        ports: Vec::new(),
-        host_interface: None,
+        attachments: Vec::new(),
+        earlier_address: None,
+        earlier_address6: None,
+        earlier_ports: Vec::new(),
+        earlier_host_interface: None,
         pid: None,
         mount_namespace: None,
         network_namespace: None,
         detached: spec.detached,
-        // The run's process is kept in config.json (see `start`).
-        capabilities: Vec::new(),
-        no_new_privs: false,
-        capability_sets: None,
-        user: None,
-        workdir: None,
-        host_root: false,
+        kept_config: true,
+        capabilities: spec.plan.capabilities.names(),
+        no_new_privs: spec.plan.capabilities.no_new_privs,
+        capability_sets: spec.plan.capabilities.set_names(),
+        user: spec.plan.process.user.as_ref().map(|user| user.to_string()),
+        workdir: spec.plan.process.workdir.clone(),
+        host_root: spec.plan.filesystem.rootfs.is_none(),
         exit_code: None,
         lifecycle: Some(Lifecycle::Creating),
     };
@@ -170,6 +171,8 @@ fn record(
         .container_dir
         .insert(ContainerDir::create(root, &state)?)
         .clone();
+    // Beside it, what the run was asked: `berth exec` takes the workload's process from it.
+    dir.write_config(&spec.config)?;
     fault::point("after-state");
     if spec.named {
         claim_name(root, &spec.name, &spec.id)?;
@@ -266,12 +269,13 @@ fn attach<'a>(
         made.member = Some(MemberLine { hosts, addr });
     }
     let addresses = network.container_addresses(addr);
+    let mut published = Vec::new();
     if !publish.is_empty() {
         let _lock = ports::lock(root)?;
         let ips: Vec<IpAddr> = addresses.iter().map(|net| net.addr()).collect();
         let reservation = ports::reserve(publish, &ips, &network.name, root)?;
         ports::publish(root, &spec.id, &reservation.mappings)?;
-        state.ports = reservation.mappings.clone();
+        published = reservation.mappings.clone();
         made.ports = Some(PublishedPorts {
             reservation,
             root: root.to_path_buf(),
@@ -279,12 +283,17 @@ fn attach<'a>(
         trace::step("published its ports");
     }
     fault::point("after-network");
-    state.address = Some(addr.to_string());
-    state.address6 = addresses
-        .iter()
-        .find(|net| matches!(net, netsetup::IpNet::V6(_)))
-        .map(|net| net.addr().to_string());
-    state.host_interface = Some(netsetup::host_interface_name(&spec.id));
+    state.attachments.push(Attachment {
+        network: network.name.clone(),
+        interface: CONTAINER_INTERFACE.into(),
+        address: addr.to_string(),
+        address6: addresses
+            .iter()
+            .find(|net| matches!(net, netsetup::IpNet::V6(_)))
+            .map(|net| net.addr().to_string()),
+        host_interface: netsetup::host_interface_name(&spec.id),
+        ports: published,
+    });
     Ok(Some(Attached {
         network,
         addr,
@@ -420,7 +429,8 @@ fn start(
 
     // 7. The veth.
     let mut host_netlink = None;
-    if let (Some(mut attached), Some(host_name)) = (wired, &state.host_interface) {
+    let host_interface = state.first_attachment().map(|a| a.host_interface.clone());
+    if let (Some(mut attached), Some(host_name)) = (wired, &host_interface) {
         let wired = netsetup::attach(
             &mut attached.netlink,
             attached.bridge_index,
@@ -443,9 +453,6 @@ fn start(
     }
     trace::step("created the veth");
 
-    // While the child sets itself up: the effective config, kept before `berth exec` may
-    // enter (once the record says running), which takes its defaults from it.
-    dir.write_config(&spec.config)?;
     // Still 7: the child sets its hostname, mounts and capabilities and execs; wait for that.
     container.wait_for_exec(&spec.command_name())?;
     // Made, and its workload executed: from here `berth exec` may enter it (not before: its

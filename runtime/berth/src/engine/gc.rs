@@ -279,7 +279,8 @@ impl<'a> Sweep<'a> {
                     });
                 }
             }
-            if let Some(interface) = &state.host_interface {
+            for attachment in &state.attachments {
+                let interface = &attachment.host_interface;
                 if self.netlink.delete_link(interface)? {
                     (self.report)(Swept::Interface {
                         name: interface.clone(),
@@ -374,9 +375,10 @@ impl<'a> Sweep<'a> {
 /// The leases the running containers of `network` hold, by their own records.
 fn live_leases(live: &[State], network: &str) -> BTreeMap<Ipv4Addr, LeaseOwner> {
     live.iter()
-        .filter(|s| s.network == network && s.exit_code.is_none())
+        .filter(|s| s.exit_code.is_none())
         .filter_map(|s| {
-            let addr = s.address.as_deref()?.parse().ok()?;
+            let on_it = s.attachments.iter().find(|a| a.network == network)?;
+            let addr = on_it.address.parse().ok()?;
             let owner = LeaseOwner {
                 container: s.id.clone(),
                 pid: s.launcher_pid,

@@ -1,55 +1,63 @@
-//! What a container's run keeps for the commands that join it later: its effective OCI
-//! config beside its state record, read back as `berth exec`'s defaults.
+//! What a container's run keeps of its process for the commands that come later: its
+//! effective OCI config beside its state record, read back as `berth exec`'s defaults and
+//! `berth inspect`'s fields.
 
 use std::path::PathBuf;
 
 use crate::engine::spec::process_of;
 use crate::engine::state::{ContainerDir, State};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use berth_container::capabilities::CapabilityPolicy;
 use oci_spec::runtime::Spec;
 
-/// What `berth exec` takes from the container's run.
+/// The process of a container's run, as it was asked for.
 #[derive(Debug, PartialEq, Eq)]
-pub struct ExecDefaults {
+pub struct KeptProcess {
     /// The workload's user in `-u`'s form, looked up again in the container; `None`:
     /// berth's own.
     pub user: Option<String>,
     /// The workload's working directory.
     pub workdir: Option<PathBuf>,
-    /// The workload's capabilities, as a command joining it gets them.
+    /// The workload's capabilities (a command that joins it gets them as
+    /// [`CapabilityPolicy::for_exec`] says).
     pub capabilities: CapabilityPolicy,
     /// Whether the container runs in the host's root (no root filesystem of its own), and so
     /// shares the host's files, berth's binary among them.
     pub host_root: bool,
 }
 
-impl ExecDefaults {
-    /// The defaults of the container in `dir`: from its kept config, or, for a container of
+impl KeptProcess {
+    /// The process of the container in `dir`: from its kept config, or, for a container of
     /// a berth that kept none, from its state record.
     pub fn of(dir: &ContainerDir, state: &State) -> Result<Self> {
-        let Some(config) = dir.read_config()? else {
-            return Ok(ExecDefaults {
-                user: state.user.clone(),
-                workdir: state.workdir.clone(),
-                capabilities: CapabilityPolicy::from_names(
-                    &state.capabilities,
-                    state.capability_sets.as_ref(),
-                    state.no_new_privs,
-                ),
-                host_root: state.host_root,
-            });
-        };
-        Self::from_config(&config)
+        if state.kept_config {
+            let Some(config) = dir.read_config()? else {
+                return Err(Error::Failed(format!(
+                    "{}: the record says the run kept its config, but there is none",
+                    dir.path().join("config.json").display()
+                )));
+            };
+            return Self::from_config(&config);
+        }
+        Ok(KeptProcess {
+            user: state.user.clone(),
+            workdir: state.workdir.clone(),
+            capabilities: CapabilityPolicy::from_names(
+                &state.capabilities,
+                state.capability_sets.as_ref(),
+                state.no_new_privs,
+            ),
+            host_root: state.host_root,
+        })
     }
 
-    /// The defaults of a run of `config` (a config berth kept).
+    /// The process of a run of `config` (a config berth kept).
     pub fn from_config(config: &Spec) -> Result<Self> {
         let (process, capabilities) = process_of(config)?;
-        Ok(ExecDefaults {
+        Ok(KeptProcess {
             user: process.user.as_ref().map(ToString::to_string),
             workdir: process.workdir,
-            capabilities: capabilities.for_exec(),
+            capabilities,
             host_root: config.root().is_none(),
         })
     }
@@ -73,18 +81,15 @@ mod tests {
             "SYS_ADMIN",
             "true",
         ]);
-        let defaults = ExecDefaults::from_config(&spec.config).unwrap();
-        assert_eq!(defaults.user.as_deref(), Some("1000:100"));
-        assert_eq!(
-            defaults.workdir.as_deref(),
-            Some(std::path::Path::new("/srv"))
-        );
-        assert_eq!(defaults.capabilities, spec.plan.capabilities);
-        assert_eq!(defaults.capabilities.sets, None);
-        assert!(defaults.host_root);
+        let kept = KeptProcess::from_config(&spec.config).unwrap();
+        assert_eq!(kept.user.as_deref(), Some("1000:100"));
+        assert_eq!(kept.workdir.as_deref(), Some(std::path::Path::new("/srv")));
+        assert_eq!(kept.capabilities, spec.plan.capabilities);
+        assert_eq!(kept.capabilities.sets, None);
+        assert!(kept.host_root);
         let own_user = planned(&["--net", "none", "true"]);
         assert_eq!(
-            ExecDefaults::from_config(&own_user.config).unwrap().user,
+            KeptProcess::from_config(&own_user.config).unwrap().user,
             None,
             "berth's own"
         );
@@ -101,14 +106,19 @@ mod tests {
             "root": {"path": "rootfs"}
         }))
         .unwrap();
-        let defaults = ExecDefaults::from_config(&config).unwrap();
-        assert_eq!(defaults.user.as_deref(), Some("1000:100"));
-        assert!(!defaults.host_root);
-        let sets = defaults.capabilities.sets.unwrap();
+        let kept = KeptProcess::from_config(&config).unwrap();
+        assert_eq!(kept.user.as_deref(), Some("1000:100"));
+        assert!(!kept.host_root);
         assert_eq!(
-            sets.ambient,
+            kept.capabilities.sets.as_ref().unwrap().ambient.len(),
+            2,
+            "as it says"
+        );
+        let for_exec = kept.capabilities.for_exec().sets.unwrap();
+        assert_eq!(
+            for_exec.ambient,
             [caps::Capability::CAP_KILL].into_iter().collect(),
-            "allowed only"
+            "allowed"
         );
     }
 }

@@ -65,7 +65,7 @@ pub fn spec_from_bundle(dir: &Path, args: &RunArgs, root: &Path) -> Result<RunSp
     }
     let bundle = std::fs::canonicalize(dir)
         .map_err(|e| Error::Invalid(format!("--bundle {}: {e}", dir.display())))?;
-    let config = plan::read_config(&bundle)?;
+    let mut config = plan::read_config(&bundle)?;
 
     // The annotations: berth's own are checked, the rest is metadata.
     let annotations = config.annotations().clone().unwrap_or_default();
@@ -173,6 +173,13 @@ pub fn spec_from_bundle(dir: &Path, args: &RunArgs, root: &Path) -> Result<RunSp
         ));
     }
 
+    // Kept as the run was asked: the flags won over the bundle's annotations.
+    if !matches!(network, Network::Join) {
+        let mut kept = annotations.clone();
+        network.annotate(&mut kept, &publish, init);
+        config.set_annotations(Some(kept));
+    }
+
     let id = berth_state::new_id()?;
     let (name, named) = name_of(args.name.as_deref(), &id)?;
     let engine = Engine {
@@ -226,7 +233,7 @@ fn default_config(rootfs: &Path) -> Value {
         })
         .collect();
     serde_json::json!({
-        "ociVersion": "1.0.2",
+        "ociVersion": crate::engine::spec::OCI_VERSION,
         "process": {
             "terminal": false,
             "user": {"uid": 0, "gid": 0},

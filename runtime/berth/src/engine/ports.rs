@@ -431,14 +431,17 @@ pub fn republish_running(root: &Path) -> Result<usize> {
         let Ok(state) = state else { continue };
         // One being torn down has no workload left, and has unpublished (or is about to,
         // once it gets this lock).
-        if state.ports.is_empty()
-            || state.status() != Status::Running
-            || state.live_workload().is_none()
+        let ports: Vec<PortMapping> = state
+            .attachments
+            .iter()
+            .flat_map(|a| a.ports.iter().cloned())
+            .collect();
+        if ports.is_empty() || state.status() != Status::Running || state.live_workload().is_none()
         {
             continue;
         }
-        match publish(root, &state.id, &state.ports) {
-            Ok(()) => count += state.ports.len(),
+        match publish(root, &state.id, &ports) {
+            Ok(()) => count += ports.len(),
             Err(e) => eprintln!("berth: publishing the ports of {} again: {e}", state.name),
         }
     }

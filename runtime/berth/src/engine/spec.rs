@@ -62,7 +62,7 @@ impl Network {
 }
 
 /// Annotations that berth's own front end writes, for what its flags ask and an OCI config
-/// cannot say; a bundle may not set them (it says the same in OCI's terms).
+/// cannot say; a bundle may not set them (they are refused as unknown).
 pub mod annotation {
     /// `flags`: the config was made from `berth run`'s flags. Its capabilities then follow
     /// docker's rule: the bounding set is the permitted and effective one for root only
@@ -75,25 +75,28 @@ pub mod annotation {
     pub const HOME: &str = "org.berth.run.home";
 }
 
-/// The process and capabilities of `config` as berth runs them: a config made from the flags
-/// (see [`annotation`]) as its annotations say, any other as it is.
+/// The process and capabilities of a config berth kept (see `engine::kept`): one made from
+/// the flags as its annotations say (berth wrote them; a bundle could not), any other as it is.
 pub fn process_of(config: &Spec) -> Result<(ProcessPlan, CapabilityPolicy)> {
     let (mut process, mut capabilities) = plan::process_and_capabilities(config)?;
-    from_flags(config, &mut process, &mut capabilities)?;
+    if annotation_of(config, annotation::FRONT) == Some("flags") {
+        apply_flags_annotations(config, &mut process, &mut capabilities)?;
+    }
     Ok((process, capabilities))
 }
 
+/// The annotation `key` of `config`.
+fn annotation_of<'a>(config: &'a Spec, key: &str) -> Option<&'a str> {
+    config.annotations().as_ref()?.get(key).map(String::as_str)
+}
+
 /// What berth's annotations of a config made from the flags say of its process.
-fn from_flags(
+fn apply_flags_annotations(
     config: &Spec,
     process: &mut ProcessPlan,
     capabilities: &mut CapabilityPolicy,
 ) -> Result<()> {
-    let annotations = config.annotations().as_ref();
-    let given = |key: &str| annotations.and_then(|a| a.get(key)).map(String::as_str);
-    if given(annotation::FRONT) != Some("flags") {
-        return Ok(());
-    }
+    let given = |key: &str| annotation_of(config, key);
     process.user = given(annotation::USER).map(User::parse).transpose()?;
     process.home_is_default = given(annotation::HOME) == Some("passwd");
     capabilities.sets = None;
@@ -121,8 +124,13 @@ pub struct Engine {
 
 impl Network {
     /// Records this network (published as `publish` says) and `init` in `annotations` as a
-    /// bundle would ask for them.
-    fn annotate(&self, annotations: &mut HashMap<String, String>, publish: &[String], init: bool) {
+    /// bundle would ask for them (for the kept config, which says what the run was asked).
+    pub fn annotate(
+        &self,
+        annotations: &mut HashMap<String, String>,
+        publish: &[String],
+        init: bool,
+    ) {
         let mut set = |key: &str, value: String| annotations.insert(key.to_owned(), value);
         set("org.berth.net", self.name().to_owned());
         if init {
@@ -316,7 +324,7 @@ impl RunSpec {
             detached: args.detach,
             log_options,
         };
-        let mut spec = RunSpec::plan(config, Origin::Engine, namespaces, engine)?;
+        let mut spec = RunSpec::plan(config, Origin::Flags, namespaces, engine)?;
         // A config's strings are UTF-8; the command line need not be, and runs as typed.
         spec.plan.argv = argv;
         Ok(spec)
@@ -324,16 +332,23 @@ impl RunSpec {
 
     /// The run of `config` (from `origin`), its namespaces (from [`plan::config_namespaces`])
     /// as the engine settled them: the mechanism's sections checked and planned, then what
-    /// berth's own annotations say (of a config made from the flags only).
+    /// berth's own annotations say (of the flags' config only); the config is kept with the
+    /// namespaces settled.
     pub fn plan(
-        config: Spec,
+        mut config: Spec,
         origin: Origin,
         namespaces: Namespaces,
         engine: Engine,
     ) -> Result<Self> {
         let mut plan = Plan::from_spec(&config, origin, namespaces)?;
         plan.process.init = engine.init;
-        from_flags(&config, &mut plan.process, &mut plan.capabilities)?;
+        if let Origin::Flags = origin {
+            apply_flags_annotations(&config, &mut plan.process, &mut plan.capabilities)?;
+        }
+        // Kept as it runs: the namespaces as the engine settled them (`--net host`).
+        if let Some(linux) = config.linux_mut() {
+            linux.set_namespaces(Some(plan.namespaces.to_oci()));
+        }
         let hostname = plan
             .hostname
             .clone()

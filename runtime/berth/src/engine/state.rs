@@ -18,6 +18,21 @@ pub use berth_state::private_dir;
 /// The name of the run's kept config in its container's directory.
 const CONFIG: &str = "config.json";
 
+/// `config` with every path of its root and mounts as UTF-8 text.
+fn as_text(config: &oci_spec::runtime::Spec) -> oci_spec::runtime::Spec {
+    let text = |path: &Path| PathBuf::from(path.to_string_lossy().into_owned());
+    let mut config = config.clone();
+    if let Some(root) = config.root_mut() {
+        root.set_path(text(root.path()));
+    }
+    for mount in config.mounts_mut().iter_mut().flatten() {
+        mount.set_destination(text(mount.destination()));
+        let source = mount.source().as_deref().map(text);
+        mount.set_source(source);
+    }
+    config
+}
+
 /// What berth records of a container, before it makes anything for it: enough for `berth gc`
 /// to find and remove all of it once its launcher is gone.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,16 +55,23 @@ pub struct State {
     pub launcher_start: u64,
     /// See `launcher_pid`.
     pub boot_id: String,
-    /// Its address on the network, once leased.
-    pub address: Option<String>,
-    /// Its IPv6 address on a dual-stack network, once leased.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub address6: Option<String>,
-    /// The ports it published on the host, once they are held.
-    #[serde(default)]
-    pub ports: Vec<netsetup::PortMapping>,
-    /// The host end of its veth, once named.
-    pub host_interface: Option<String>,
+    /// Its places on bridge networks, once leased and wired (its `--net`'s is the first; a
+    /// container on `host`, `none` or a joined namespace has none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+    /// Of an earlier berth's record, which held its one attachment in four fields: its
+    /// address (see [`State::parse`], which makes them an [`Attachment`]).
+    #[serde(default, rename = "address", skip_serializing)]
+    pub earlier_address: Option<String>,
+    /// Of an earlier berth's record: its IPv6 address.
+    #[serde(default, rename = "address6", skip_serializing)]
+    pub earlier_address6: Option<String>,
+    /// Of an earlier berth's record: its published ports.
+    #[serde(default, rename = "ports", skip_serializing)]
+    pub earlier_ports: Vec<netsetup::PortMapping>,
+    /// Of an earlier berth's record: the host end of its veth.
+    #[serde(default, rename = "host_interface", skip_serializing)]
+    pub earlier_host_interface: Option<String>,
     /// The workload's pid, once cloned.
     pub pid: Option<i32>,
     /// The inode of its mount namespace, once cloned: every process in that namespace is the
@@ -62,28 +84,31 @@ pub struct State {
     /// Whether it runs in the background (`run -d`), its output in `log`.
     #[serde(default)]
     pub detached: bool,
-    /// Of a record of a berth that kept no config.json (this one keeps the run's process there,
-    /// see `engine::kept`): the capabilities the workload keeps (by name), and whether
-    /// no_new_privs is set; `berth exec` gives its commands the same.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Whether the run keeps its effective config as `config.json` (see `engine::kept`),
+    /// where `berth exec` then takes the workload's process from (and refuses without it);
+    /// a record of a berth that kept none has the process in the fields below.
+    #[serde(default)]
+    pub kept_config: bool,
+    /// The capabilities the workload keeps (by name), and whether no_new_privs is set; read
+    /// only where no config is kept, and written for a berth of before config.json, which may
+    /// meet a running container's record (a downgrade).
+    #[serde(default)]
     pub capabilities: Vec<String>,
     /// See `capabilities`.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     pub no_new_privs: bool,
-    /// Of an earlier berth's record: a bundle's process capability sets.
+    /// A bundle's process capability sets (as `capabilities`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capability_sets: Option<SetNames>,
-    /// Of an earlier berth's record: the user the workload runs as (`-u`, or a bundle's
-    /// `uid:gid`).
+    /// The user the workload runs as, `-u`'s form (as `capabilities`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    /// Of an earlier berth's record: the workload's working directory.
+    /// The workload's working directory (as `capabilities`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workdir: Option<std::path::PathBuf>,
-    /// Of an earlier berth's record: whether the container runs in the host's root. A record
-    /// without it (of a berth before the hardening) is taken for a container with a root of
-    /// its own.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// Whether the container runs in the host's root (as `capabilities`). A record without it
+    /// (of a berth before the hardening) is taken for a container with a root of its own.
+    #[serde(default)]
     pub host_root: bool,
     /// The workload's exit code, once a detached container has ended (its record is kept
     /// for `berth logs` and `berth ps -a` until `berth rm`).
@@ -93,6 +118,25 @@ pub struct State {
     /// [`State::lifecycle`] for a record of a berth that did not write it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<Lifecycle>,
+}
+
+/// A container's place on a bridge network: its lease, its veth, its published ports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The network's name.
+    pub network: String,
+    /// The interface in the container (`eth0` for the first).
+    pub interface: String,
+    /// Its leased address.
+    pub address: String,
+    /// Its IPv6 address on a dual-stack network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<String>,
+    /// The host end of its veth.
+    pub host_interface: String,
+    /// The ports published to it on the host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<netsetup::PortMapping>,
 }
 
 /// Where a container stands.
@@ -117,6 +161,34 @@ impl std::fmt::Display for Status {
 }
 
 impl State {
+    /// A state record as `state.json` holds it; an earlier berth's one attachment, in four
+    /// fields of its own, becomes the first of [`State::attachments`].
+    pub fn parse(json: &[u8]) -> serde_json::Result<State> {
+        let mut state: State = serde_json::from_slice(json)?;
+        if let (Some(address), Some(host_interface)) = (
+            state.earlier_address.take(),
+            state.earlier_host_interface.take(),
+        ) {
+            state.attachments.insert(
+                0,
+                Attachment {
+                    network: state.network.clone(),
+                    interface: "eth0".into(),
+                    address,
+                    address6: state.earlier_address6.take(),
+                    host_interface,
+                    ports: std::mem::take(&mut state.earlier_ports),
+                },
+            );
+        }
+        Ok(state)
+    }
+
+    /// Its first attachment (its `--net`'s), if it has one.
+    pub fn first_attachment(&self) -> Option<&Attachment> {
+        self.attachments.first()
+    }
+
     /// Whether the launcher that owns the container still runs.
     pub fn launcher_alive(&self) -> bool {
         berth_state::process_alive(self.launcher_pid, self.launcher_start, &self.boot_id)
@@ -346,10 +418,12 @@ impl ContainerDir {
         self.write("state.json", &json, 0o600).map(drop)
     }
 
-    /// Keeps the run's effective OCI config (`config.json`, as runc keeps its bundle's).
+    /// Keeps the run's effective OCI config (`config.json`, as runc keeps its bundle's). JSON
+    /// holds only UTF-8: a root or a mount's host path that is not is kept as text with its
+    /// stray bytes replaced (what is read back of it is only whether there is a root).
     pub fn write_config(&self, config: &oci_spec::runtime::Spec) -> Result<()> {
-        let json = serde_json::to_vec_pretty(config)
-            .map_err(|e| Error::Failed(format!("encode config.json: {e}")))?;
+        let encoded = serde_json::to_vec(config).or_else(|_| serde_json::to_vec(&as_text(config)));
+        let json = encoded.map_err(|e| Error::Failed(format!("encode config.json: {e}")))?;
         self.write(CONFIG, &json, 0o600).map(drop)
     }
 
@@ -371,7 +445,7 @@ impl ContainerDir {
         let path = self.path.join("state.json");
         let text = files::read_regular(&path, files::CONFIG_LIMIT, files::Links::Refuse)
             .map_err(|e| Error::file(&path, e))?;
-        serde_json::from_slice(&text).map_err(|e| {
+        State::parse(&text).map_err(|e| {
             Error::Invalid(format!(
                 "{} is not a valid state record: {e}",
                 path.display()
@@ -401,7 +475,7 @@ mod tests {
     use super::*;
 
     fn record(text: &str) -> State {
-        serde_json::from_str(text).expect("an earlier release's record parses")
+        State::parse(text.as_bytes()).expect("an earlier release's record parses")
     }
 
     #[test]
@@ -411,8 +485,15 @@ mod tests {
             "../../../../tests/fixtures/a93e1a0/state-web.json"
         ));
         assert_eq!(before_hardening.name, "web");
-        assert_eq!(before_hardening.ports[0].host_port, 18080);
-        assert_eq!(before_hardening.address.as_deref(), Some("10.201.0.2"));
+        let first = before_hardening
+            .first_attachment()
+            .expect("its one attachment");
+        assert_eq!(first.ports[0].host_port, 18080);
+        assert_eq!(first.address, "10.201.0.2");
+        assert_eq!(
+            (first.network.as_str(), first.interface.as_str()),
+            ("bridge", "eth0")
+        );
         // A record without host_root is taken for a container with a root of its own (exec
         // then takes the read-only view of berth's binary): the safe side.
         assert!(!before_hardening.host_root);
@@ -424,7 +505,7 @@ mod tests {
         assert!(web.host_root && web.detached);
         assert!(web.network_namespace.is_some());
         assert_eq!(web.short_id(), "d232337070d6");
-        assert_eq!(web.host_interface.as_deref(), Some("bthd232337070d6"));
+        assert_eq!(web.attachments[0].host_interface, "bthd232337070d6");
         // Its launcher is gone (it ran in another boot, or long ended).
         assert_eq!(web.status(), Status::Dead);
 
@@ -439,6 +520,7 @@ mod tests {
         assert_eq!(worker.workdir.as_deref(), Some(Path::new("/tmp")));
         assert_eq!(worker.capabilities, ["CAP_NET_RAW"]);
         assert_eq!(worker.network, "none");
+        assert!(worker.attachments.is_empty());
 
         // They were written once the workload ran: running, none with a lifecycle of its own.
         for state in [&before_hardening, &web, &db, &worker] {
