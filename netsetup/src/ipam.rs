@@ -103,7 +103,8 @@ impl LeaseFile {
         &self.path
     }
 
-    /// Checks that `addr` may be leased at all (see [`check_address`]).
+    /// Checks that `addr` may be leased at all: a host address of the subnet that is not its
+    /// network, broadcast or gateway address.
     pub fn check_address(&self, addr: Ipv4Addr) -> Result<()> {
         check_address(self.subnet, self.gateway, addr)
     }

@@ -29,9 +29,10 @@ pub use network::NetworkSpec;
 pub use veth::{is_network_namespace, mac_for, Namespace};
 
 /// Makes sure `network` is ready for containers: the bridge exists, carries the gateway
-/// address and is up; IPv4 forwarding (and the bridge's route_localnet) is on; the network is installed in berth's nftables
-/// table. Cheap when all is in place (three netlink round trips and reads of two sysctls),
-/// idempotent, and safe when many callers race.
+/// addresses (a segment's bridge none) and is up; forwarding and the bridge's route_localnet
+/// are on where the network needs them (IPv6 forwarding too on a dual-stack network); the
+/// network is installed in berth's nftables table. Cheap when all is in place (a few netlink
+/// round trips and sysctl reads), idempotent, and safe when many callers race.
 ///
 /// When the network is not installed (the first run, or a firewall reload flushed berth's
 /// table), every network that `every_network` lists is installed with it, in one

@@ -233,7 +233,8 @@ impl Netlink {
     }
 
     /// Keeps the kernel from giving an interface an IPv6 link-local address (addrgenmode
-    /// none). berth's containers speak IPv4; a link-local address would only make every new
+    /// none). berth's containers need none: berth configures their addresses (IPv6 ones on a
+    /// dual-stack network) and routes itself. A link-local address would only make every new
     /// interface send duplicate address detection, router solicitation and MLD packets, which
     /// a bridge floods to every one of its ports: with a thousand containers, that flood is
     /// most of what a start costs. Must come before the interface has carrier.

@@ -485,8 +485,10 @@ fn delete_in_background(
     name: &str,
     netfilter: Option<std::os::fd::OwnedFd>,
 ) {
-    // SAFETY: berth-cni is single-threaded, so the child may run any code; it never returns
-    // from this function (it ends with `_exit`).
+    // SAFETY: berth-cni has one thread (neither it nor netsetup starts any; nft runs as a
+    // process of its own), so the child may run any code; it never returns from this function
+    // (it ends with `_exit`). Not checked here: berth-cni does not link berth-container, whose
+    // `sys::check_single_threaded` berth's own forks call.
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
             // Off the runtime's pipes (it reads stdout to its end) and out of its session.

@@ -64,8 +64,9 @@ impl ForwardDrop {
 /// Lists the forward-hook base chains of other `ip` and `inet` tables whose policy is drop
 /// (docker's and ufw's `FORWARD DROP` through iptables-nft) and none of whose rules names
 /// `bridge`: an accept in berth's table does not override them. One netlink dump when there
-/// are none. Not seen: iptables-legacy rules, a final reject rule, accepts in a chain that the
-/// forward chain jumps to (a rule that names the bridge counts as handled, whatever it does).
+/// are none. Not seen: `ip6` tables (whose drop policy a dual-stack network's IPv6 traffic
+/// meets), iptables-legacy rules, a final reject rule, accepts in a chain that the forward
+/// chain jumps to (a rule that names the bridge counts as handled, whatever it does).
 pub fn forward_drop_chains(bridge: &str) -> Result<Vec<ForwardDrop>> {
     dump_forward_drops(bridge).map_err(|source| Error::Netlink {
         op: "list",
@@ -116,7 +117,7 @@ fn chain_rules_mention(chain: &ForwardDrop, name: &str) -> io::Result<bool> {
 /// The chain described by `attributes` (of a table of `family`), if it is a forward-hook base
 /// chain with a drop policy in a table other than berth's.
 fn forward_drop(family: u8, attributes: &[u8]) -> Option<ForwardDrop> {
-    // Tables that see IPv4 only: an ip6 table's drop policy, which a dual-stack network's
+    // `inet` and `ip` tables only: an `ip6` table's drop policy, which a dual-stack network's
     // IPv6 traffic meets, is not reported (yet).
     let family = match family {
         NFPROTO_INET => "inet",
@@ -186,8 +187,8 @@ fn exists(request: Message, op: &'static str, object: &str) -> Result<bool> {
 ///   in `bridges`, whose source check would drop what br_netfilter hands the inet hooks from
 ///   one container to another (the host has no route back to a segment), but in `internal`
 ///   and `same_bridge`, so nothing is routed in or out.
-/// - `masq_subnets`: the subnets whose traffic is masqueraded when it leaves by another
-///   interface.
+/// - `masq_subnets` and `masq_subnets6`: the IPv4 and IPv6 subnets whose traffic is
+///   masqueraded when it leaves by another interface.
 ///
 /// An empty chain named after the network's subnets, kind and bridge (see
 /// [`InstalledNetwork::marker`]) marks it as installed (see [`installed`]) and says which
@@ -305,8 +306,9 @@ fn markers() -> Result<Vec<String>> {
 /// The prefix of this version's network markers: a table whose rules an older berth made
 /// lacks them, and so is made anew (its base chains refilled) by the first run.
 const MARKER_PREFIX: &str = "net2/";
-/// The prefixes of markers that older versions of berth made, still recognized by
-/// [`uninstall`].
+/// The prefixes of the markers this version and older ones made: all are read back (by
+/// [`uninstall`], [`reinstall`] and [`installed_networks`]), though only this version's counts
+/// for [`installed`].
 const MARKER_PREFIXES: [&str; 2] = [MARKER_PREFIX, "net/"];
 
 /// A network installed in berth's table, as its marker chain says (made by berth, by another

@@ -142,7 +142,8 @@ fn nest(buffer: &mut Vec<u8>, kind: u16, fill: impl FnOnce(Nest<'_>)) {
 }
 
 thread_local! {
-    /// This process's one NETLINK_NETFILTER socket, opened on first use and kept. The
+    /// This thread's NETLINK_NETFILTER socket (berth and berth-cni use it from their main
+    /// thread only, so it is the process's one), opened on first use and kept. The
     /// kernel's release of such a socket waits while any nftables object that anyone deleted
     /// is not yet freed (one RCU grace period, 5 to 15 ms on a small virtual machine): berth
     /// releases it once, at exit, or hands it on ([`take_socket`]).
@@ -197,7 +198,7 @@ fn with_socket<T>(
 pub const RELEASE_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Takes this process's netfilter socket, if it has one, for the caller to release where
-/// the wait that release may bring (see [`SOCKET`]) does no harm. The next request opens
+/// the wait that release may bring (see [`RELEASE_AFTER`]) does no harm. The next request opens
 /// another.
 pub fn take_socket() -> Option<OwnedFd> {
     let socket = SOCKET.with(|cell| cell.borrow_mut().take())?;

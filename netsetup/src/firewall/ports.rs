@@ -1,5 +1,5 @@
-//! Published ports: elements of two maps in berth's table, looked up by a fixed handful of
-//! rules however many ports are published.
+//! Published ports: elements of four maps in berth's table, two for each address family,
+//! looked up by a fixed handful of rules however many ports are published.
 //!
 //! - `ports_any` (`inet_proto . inet_service : ipv4_addr . inet_service`): ports published on
 //!   every address of the host.

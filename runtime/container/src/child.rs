@@ -162,7 +162,8 @@ fn prepare(plan: &ChildPlan, ends: &mut ChildEnds) -> Result<Option<Vec<CString>
     }
 
     // Mounts: first make every mount private (systemd mounts / shared), so nothing below
-    // propagates back to the host; then bind the generated files read-only.
+    // propagates back to the host; then the container's filesystem, step by step (its root,
+    // mounts, /etc files, working directory and masks: see `rootfs::enter`).
     mount(
         None::<&str>,
         "/",

@@ -15,8 +15,8 @@ pub struct Mount {
     pub destination: PathBuf,
     /// What is mounted there.
     pub source: Source,
-    /// Flags such as MS_RDONLY, MS_NOSUID or MS_NOEXEC (MS_NODEV is always added, see
-    /// `rootfs.rs`).
+    /// Flags such as MS_RDONLY, MS_NOSUID or MS_NOEXEC (`rootfs.rs` adds MS_NODEV to every
+    /// mount but a devpts).
     pub flags: MsFlags,
     /// A propagation to set after the mount (MS_PRIVATE, MS_SLAVE, ...; with MS_REC).
     pub propagation: Option<MsFlags>,

@@ -62,7 +62,7 @@ impl Report {
 }
 
 impl ExecFailure {
-    /// berth's error for `command` (exit 127 or 126, as docker's).
+    /// The mechanism's error for `command` (exit 127 or 126, as docker's).
     pub fn error(self, command: &str) -> Error {
         match self {
             ExecFailure::NotFound => Error::CommandNotFound(command.into()),

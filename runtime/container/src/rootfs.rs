@@ -17,7 +17,7 @@
 //! way on existing paths: berth makes nothing in the host's filesystem.
 //!
 //! The order is planned apart from the doing, as bubblewrap's list of setup operations is:
-//! `steps` turns the plan into a list of [`Step`]s (its rules unit-tested, without root), and
+//! `steps` turns the plan into a list of `Step`s (its rules unit-tested, without root), and
 //! `enter` carries them out one by one.
 
 use std::ffi::{CString, OsStr};
@@ -141,7 +141,7 @@ fn makes_dev(plan: &FilesystemPlan) -> bool {
 }
 
 /// Makes the container's filesystem (the mounts are private already) and changes to
-/// `workdir` (made if missing in a root filesystem), step by step (see [`steps`]).
+/// `workdir` (made if missing in a root filesystem), step by step (see `steps`).
 pub fn enter(plan: &FilesystemPlan, workdir: &Path) -> Result<(), String> {
     let mut making = Making {
         plan,

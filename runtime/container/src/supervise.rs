@@ -161,13 +161,9 @@ pub fn supervise(
     }
 }
 
-/// Gives back what a waiting supervisor no longer needs: free heap to the system, and the
-/// pages of the program's code and read-only data that setup touched (about 2 MiB of berth's
-/// and libc's text, shared with every other berth, so this is mostly what VmRSS attributes to
-/// the supervisor rather than memory the machine gets back). Only file-backed mappings that are
-/// not writable and hold no private page at all (none resident, none swapped out, no huge
-/// page) are dropped: their pages come back from the page cache, unchanged, when touched again.
-/// What stays resident is the little that waiting and teardown use.
+/// Gives back what a waiting supervisor no longer needs: free heap, and the pages of code and
+/// read-only data that setup touched (how much, and whose: ARCHITECTURE.md, "Where the time
+/// goes"). Only file-backed, non-writable mappings that hold no private page are dropped.
 fn trim_memory() {
     // SAFETY: malloc_trim only returns free memory of the allocator to the system.
     unsafe { libc::malloc_trim(0) };

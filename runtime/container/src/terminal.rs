@@ -116,7 +116,9 @@ impl Drop for Relay {
 }
 
 /// Copies berth's stdin to `to` on a thread of its own, until either ends. Not joined: it
-/// ends with berth, blocked in a read of berth's stdin.
+/// ends with berth, blocked in a read of berth's stdin. From here on berth has more than one
+/// thread: a later fork's child may only make async-signal-safe calls (a fork whose child does
+/// more calls `sys::check_single_threaded` first, which then refuses).
 fn forward_input(mut to: File) {
     std::thread::spawn(move || {
         let mut buffer = [0u8; 8192];

@@ -74,7 +74,7 @@ pub fn private_dir(root: &Path, parts: &[&str]) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Whether `path` is a directory itself, not a link to one nor another kind of file.
+/// Checks that `path` is a directory itself, not a link to one nor another kind of file.
 pub fn check_real_dir(path: &Path) -> Result<()> {
     let kind = fs::symlink_metadata(path)
         .map_err(|e| file_error(path, e))?
