@@ -8,6 +8,7 @@ pub mod detach;
 pub mod gc;
 pub mod host;
 pub mod kept;
+pub mod launch;
 pub mod networks;
 pub mod oci;
 pub mod ports;
