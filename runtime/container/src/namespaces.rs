@@ -138,7 +138,7 @@ pub fn namespace_inode(process: impl std::fmt::Display, kind: &str) -> Option<u6
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -156,9 +156,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn joined_namespaces_are_not_cloned_and_the_network_is_joined_first() {
-        let bundle = Namespaces {
+    /// A bundle's namespaces: some joined, some new, some the host's.
+    pub(crate) fn a_bundles() -> Namespaces {
+        Namespaces {
             network: Namespace::Join("/run/netns/a".into()),
             uts: Namespace::Join("/proc/7/ns/uts".into()),
             ipc: Namespace::New,
@@ -166,7 +166,12 @@ mod tests {
             cgroup: Namespace::Join("/proc/7/ns/cgroup".into()),
             // As config.json lists them: cgroup before uts.
             join_order: vec![CloneFlags::CLONE_NEWCGROUP, CloneFlags::CLONE_NEWUTS],
-        };
+        }
+    }
+
+    #[test]
+    fn joined_namespaces_are_not_cloned_and_the_network_is_joined_first() {
+        let bundle = a_bundles();
         assert_eq!(bundle.clone_flags(), libc::CLONE_NEWNS | libc::CLONE_NEWIPC);
         let kinds: Vec<CloneFlags> = bundle.joined().into_iter().map(|(k, _)| k).collect();
         assert_eq!(

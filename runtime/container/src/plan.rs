@@ -748,14 +748,7 @@ mod tests {
 
     #[test]
     fn namespaces_round_trip_through_the_oci_form() {
-        let bundle = Namespaces {
-            network: Namespace::Join("/run/netns/a".into()),
-            uts: Namespace::Join("/proc/7/ns/uts".into()),
-            ipc: Namespace::New,
-            pid: Namespace::Host,
-            cgroup: Namespace::Join("/proc/7/ns/cgroup".into()),
-            join_order: vec![CloneFlags::CLONE_NEWCGROUP, CloneFlags::CLONE_NEWUTS],
-        };
+        let bundle = crate::namespaces::tests::a_bundles();
         for made in [
             Namespaces::for_run(false, false),
             Namespaces::for_run(true, true),
