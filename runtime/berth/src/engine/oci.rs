@@ -65,7 +65,7 @@ pub fn spec_from_bundle(dir: &Path, args: &RunArgs, root: &Path) -> Result<RunSp
     }
     let bundle = std::fs::canonicalize(dir)
         .map_err(|e| Error::Invalid(format!("--bundle {}: {e}", dir.display())))?;
-    let mut config = plan::read_config(&bundle)?;
+    let mut config = Box::new(plan::read_config(&bundle)?);
 
     // The annotations: berth's own are checked, the rest is metadata.
     let annotations = config.annotations().clone().unwrap_or_default();

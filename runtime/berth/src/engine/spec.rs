@@ -172,8 +172,9 @@ pub struct RunSpec {
     pub log_options: LogOptions,
     /// Whether the name was given (`--name`), and so must be claimed.
     pub named: bool,
-    /// The run as an OCI config: the bundle's, or the one the flags make.
-    pub config: Spec,
+    /// The run as an OCI config: the bundle's, or the one the flags make (boxed: it is large,
+    /// and a supervisor's stack keeps what moving it by value touched).
+    pub config: Box<Spec>,
     /// What the mechanism will do: process, capabilities, namespaces, filesystem, sysctls.
     pub plan: Plan,
 }
@@ -335,7 +336,7 @@ impl RunSpec {
     /// berth's own annotations say (of the flags' config only); the config is kept with the
     /// namespaces settled.
     pub fn plan(
-        mut config: Spec,
+        mut config: Box<Spec>,
         origin: Origin,
         namespaces: Namespaces,
         engine: Engine,
@@ -403,7 +404,7 @@ struct FlagsConfig<'a> {
 
 /// The OCI config of checked flags: what a bundle would say for them, with berth's
 /// annotations for the rest; no `root` is the host's.
-fn flags_config(flags: FlagsConfig) -> Spec {
+fn flags_config(flags: FlagsConfig) -> Box<Spec> {
     let text = |c: &CString| c.to_string_lossy().into_owned();
     let mut user = oci_spec::runtime::User::default();
     user.set_uid(0);
@@ -438,7 +439,7 @@ fn flags_config(flags: FlagsConfig) -> Spec {
     linux.set_namespaces(Some(flags.namespaces.to_oci()));
     linux.set_masked_paths(paths(&filesystem.masked_paths));
     linux.set_readonly_paths(paths(&filesystem.read_only_paths));
-    let mut config = Spec::default();
+    let mut config = Box::<Spec>::default();
     config.set_version(OCI_VERSION.into());
     config.set_process(Some(process));
     config.set_root(filesystem.rootfs.as_ref().map(|dir| {
