@@ -522,6 +522,28 @@ mod tests {
         assert_eq!(worker.network, "none");
         assert!(worker.attachments.is_empty());
 
+        // The release before config.json and attachments: a lifecycle, the process's fields.
+        let web_e16 = record(include_str!(
+            "../../../../tests/fixtures/e16d442/state-web.json"
+        ));
+        assert_eq!(web_e16.lifecycle(), Lifecycle::Running);
+        assert!(
+            !web_e16.kept_config,
+            "exec takes the process from the record"
+        );
+        let first = web_e16.first_attachment().expect("its one attachment");
+        assert_eq!(
+            (first.address.as_str(), first.ports[0].host_port),
+            ("10.201.0.2", 18080)
+        );
+        assert_eq!(first.host_interface, "bth5154ca2c9d73");
+        let worker_e16 = record(include_str!(
+            "../../../../tests/fixtures/e16d442/state-worker.json"
+        ));
+        assert_eq!(worker_e16.user.as_deref(), Some("1000:1000"));
+        assert_eq!(worker_e16.capabilities, ["CAP_NET_RAW"]);
+        assert!(worker_e16.attachments.is_empty() && worker_e16.host_root);
+
         // They were written once the workload ran: running, none with a lifecycle of its own.
         for state in [&before_hardening, &web, &db, &worker] {
             assert_eq!(state.lifecycle, None);
