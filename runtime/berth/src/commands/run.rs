@@ -21,7 +21,7 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
         None => RunSpec::from_args(args, root)?,
     };
     check_privileges("run")?;
-    if matches!(spec.network, Network::Bridge { .. }) {
+    if matches!(spec.engine.network, Network::Bridge { .. }) {
         check_nft_installed()?;
     }
     trace::step("validated the spec");
@@ -33,8 +33,8 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
 
     // In the background, berth splits: the caller returns once the workload runs.
     let mut notifier = None;
-    if spec.detached {
-        match detach::split(&spec.id)? {
+    if spec.engine.detached {
+        match detach::split(&spec.engine.id)? {
             detach::Side::Caller(code) => return Ok(code),
             detach::Side::Supervisor(supervisor) => {
                 // SAFETY: the arguments were parsed, and the supervisor, just forked, has one
@@ -42,7 +42,7 @@ pub fn run(root: &Path, args: RunArgs) -> Result<u8> {
                 unsafe {
                     berth_container::sys::hide_command_line(&format!(
                         "berth supervisor {}",
-                        spec.name
+                        spec.engine.name
                     ))
                 };
                 notifier = Some(supervisor)

@@ -45,15 +45,16 @@ pub fn launch(
     signals: &BlockedSignals,
     mut notifier: Option<&mut detach::Notifier>,
 ) -> Result<u8> {
-    let owner = LeaseOwner::this_process(&spec.id)?;
+    let owner = LeaseOwner::this_process(&spec.engine.id)?;
     let mut made = Made::default();
     // 2. The owner on record before anything is made for the container.
     let (mut state, dir) = record(root, spec, &owner, &mut made)?;
     // A detached workload writes into pipes (or its terminal); the supervisor writes the log
     // (its own messages from here on go there too).
     let log_writer = spec
+        .engine
         .detached
-        .then(|| log::Writer::open(dir.path(), spec.log_options))
+        .then(|| log::Writer::open(dir.path(), spec.engine.log_options))
         .transpose()?;
     // 3. The lease, then 4. the network (bridge only).
     let mut attached = attach(root, spec, &owner, &mut state, &mut made)?;
@@ -93,10 +94,10 @@ fn record(
     made: &mut Made,
 ) -> Result<(State, ContainerDir)> {
     let state = State {
-        id: spec.id.clone(),
-        name: spec.name.clone(),
+        id: spec.engine.id.clone(),
+        name: spec.engine.name.clone(),
         hostname: spec.hostname.clone(),
-        network: spec.network.name().into(),
+        network: spec.engine.network.name().into(),
         command: spec.command_line(),
         created: SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -112,7 +113,7 @@ fn record(
         pid: None,
         mount_namespace: None,
         network_namespace: None,
-        detached: spec.detached,
+        detached: spec.engine.detached,
         kept_config: true,
         capabilities: spec.plan.capabilities.names(),
         no_new_privs: spec.plan.capabilities.no_new_privs,
@@ -130,12 +131,12 @@ fn record(
     // Beside it, what the run was asked: `berth exec` takes the workload's process from it.
     dir.write_config(&spec.config)?;
     fault::point("after-state");
-    if spec.named {
-        claim_name(root, &spec.name, &spec.id)?;
+    if spec.engine.named {
+        claim_name(root, &spec.engine.name, &spec.engine.id)?;
         made.name = Some(NameClaim {
             root: root.to_path_buf(),
-            name: spec.name.clone(),
-            id: spec.id.clone(),
+            name: spec.engine.name.clone(),
+            id: spec.engine.id.clone(),
         });
     }
     Ok((state, dir))
@@ -169,7 +170,7 @@ fn attach<'a>(
         requested,
         publish,
         ..
-    } = &spec.network
+    } = &spec.engine.network
     else {
         return Ok(None);
     };
@@ -190,7 +191,7 @@ fn attach<'a>(
         .map_err(crate::engine::host::with_repair_hint)?;
     made.lease = Some(Lease {
         file: leases,
-        container: spec.id.clone(),
+        container: spec.engine.id.clone(),
     });
     fault::point("after-lease");
     trace::step("leased an address");
@@ -216,8 +217,8 @@ fn attach<'a>(
     if network.name != networks::DEFAULT {
         // Members of a created network find each other by name in a shared hosts file.
         let hosts = networks::member_hosts(&state_dir);
-        let mut names = vec![spec.name.as_str()];
-        if spec.hostname != spec.name {
+        let mut names = vec![spec.engine.name.as_str()];
+        if spec.hostname != spec.engine.name {
             names.push(&spec.hostname);
         }
         hosts.add(addr, &names)?;
@@ -230,7 +231,7 @@ fn attach<'a>(
         let _lock = ports::lock(root)?;
         let ips: Vec<IpAddr> = addresses.iter().map(|net| net.addr()).collect();
         let reservation = ports::reserve(publish, &ips, &network.name, root)?;
-        ports::publish(root, &spec.id, &reservation.mappings)?;
+        ports::publish(root, &spec.engine.id, &reservation.mappings)?;
         published = reservation.mappings.clone();
         made.ports = Some(PublishedPorts {
             reservation,
@@ -247,7 +248,7 @@ fn attach<'a>(
             .iter()
             .find(|net| matches!(net, netsetup::IpNet::V6(_)))
             .map(|net| net.addr().to_string()),
-        host_interface: netsetup::host_interface_name(&spec.id),
+        host_interface: netsetup::host_interface_name(&spec.engine.id),
         ports: published,
     });
     Ok(Some(Attached {
@@ -297,11 +298,11 @@ fn start(
         .terminal
         .then(|| Terminal::open(spec.plan.process.console_size))
         .transpose()?;
-    let log_pipes = (spec.detached && terminal.is_none())
+    let log_pipes = (spec.engine.detached && terminal.is_none())
         .then(log::Pipes::new)
         .transpose()?;
     // A terminal as stdin is berth's to read, never the container's (see InputPipe).
-    let input = (!spec.detached && terminal.is_none() && stdin_is_a_terminal())
+    let input = (!spec.engine.detached && terminal.is_none() && stdin_is_a_terminal())
         .then(InputPipe::new)
         .transpose()?;
     let mut stdio = [None; 3];
@@ -321,7 +322,7 @@ fn start(
             };
             (Some(attached), Some(Box::new(hook) as Box<dyn NetworkHook>))
         }
-        None => match &spec.network {
+        None => match &spec.engine.network {
             Network::Host | Network::Join => (None, None),
             _ => (
                 None,
@@ -375,7 +376,7 @@ fn start(
     state.pid = Some(container.pid.as_raw());
     state.mount_namespace = namespace_inode(container.pid.as_raw(), "mnt");
     // Its own network namespace, where a process of the container could outlive it.
-    state.network_namespace = match spec.network {
+    state.network_namespace = match spec.engine.network {
         Network::Host | Network::Join => None,
         _ => namespace_inode(container.pid.as_raw(), "net"),
     };
@@ -462,14 +463,17 @@ fn tear_down(
         .as_ref()
         .and_then(ContainerDir::wait_for_execs);
     if let (Some(mount_namespace), Some(_execs)) = (state.mount_namespace, execs) {
-        if !supervise::kill_container_processes(mount_namespace, state.network_namespace, &spec.id)
-        {
+        if !supervise::kill_container_processes(
+            mount_namespace,
+            state.network_namespace,
+            &spec.engine.id,
+        ) {
             // Its address must not go to another container while they run: the lease and the
             // record stay, for berth gc.
             eprintln!(
                 "berth: processes of container {} are still running after SIGKILL; berth gc \
                  ends them later",
-                spec.name
+                spec.engine.name
             );
             made.keep_for_gc();
         }
@@ -483,7 +487,7 @@ fn tear_down(
     // A detached container's record stays for `berth logs` and `berth ps -a`, and its name
     // with it until `berth rm`; it says the container exited once everything else is undone,
     // so that `berth stop` returns when the network is free.
-    let kept = if spec.detached {
+    let kept = if spec.engine.detached {
         made.name = None;
         made.container_dir.take()
     } else {
@@ -509,7 +513,7 @@ fn write_etc_files(
     member_hosts: Option<PathBuf>,
 ) -> Result<Vec<(PathBuf, &'static str)>> {
     let host_resolv_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let (hosts, resolv_conf) = match &spec.network {
+    let (hosts, resolv_conf) = match &spec.engine.network {
         Network::Host => {
             let host_hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
             let own = format!("127.0.1.1\t{}\n", spec.hostname);
@@ -519,11 +523,11 @@ fn write_etc_files(
             )
         }
         Network::None | Network::Join => (
-            netsetup::hosts_file(&spec.hostname, &spec.name, None),
+            netsetup::hosts_file(&spec.hostname, &spec.engine.name, None),
             netsetup::container_resolv_conf(&host_resolv_conf, &[]),
         ),
         Network::Bridge { network, dns, .. } => (
-            netsetup::hosts_file(&spec.hostname, &spec.name, addr),
+            netsetup::hosts_file(&spec.hostname, &spec.engine.name, addr),
             if network.internal && dns.is_empty() {
                 netsetup::internal_resolv_conf(&host_resolv_conf)
             } else {

@@ -158,20 +158,10 @@ impl Network {
 /// plan of it.
 #[derive(Debug)]
 pub struct RunSpec {
-    /// 64 hex digits, random.
-    pub id: String,
-    /// The container's name.
-    pub name: String,
+    /// What the engine settled: id, name, network, how it runs.
+    pub engine: Engine,
     /// The hostname inside the container.
     pub hostname: String,
-    /// Its network.
-    pub network: Network,
-    /// Whether it runs in the background (`-d`).
-    pub detached: bool,
-    /// How large a detached container's log may grow.
-    pub log_options: LogOptions,
-    /// Whether the name was given (`--name`), and so must be claimed.
-    pub named: bool,
     /// The run as an OCI config: the bundle's, or the one the flags make (boxed: it is large,
     /// and a supervisor's stack keeps what moving it by value touched).
     pub config: Box<Spec>,
@@ -355,13 +345,8 @@ impl RunSpec {
             .clone()
             .unwrap_or_else(|| engine.name.replace('_', "-"));
         Ok(RunSpec {
-            id: engine.id,
-            name: engine.name,
+            engine,
             hostname,
-            network: engine.network,
-            detached: engine.detached,
-            log_options: engine.log_options,
-            named: engine.named,
             config,
             plan,
         })
